@@ -1,0 +1,55 @@
+"""The injectable environment a CLI command runs in (httpie's pattern).
+
+Tests build an :class:`Env` with in-memory streams, a fixed clock and a fake
+environment, then call :func:`credwatch.cli.main.program` directly.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO
+
+
+class ExitStatus(enum.IntEnum):
+    """Documented exit codes of every credwatch command."""
+
+    OK = 0  #: success, and for scan/run/watch: no alerts
+    ALERTS = 1  #: success, and at least one alert was produced
+    ERROR = 2  #: bad usage, bad rule, bad input under --strict, or an internal error
+    INTERRUPTED = 130  #: stopped by Ctrl-C
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Env:
+    """Streams, clock and environment variables for one command invocation."""
+
+    stdin: IO[bytes] = field(default_factory=lambda: sys.stdin.buffer)
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    clock: Callable[[], datetime] = _utcnow
+    stdout_isatty: bool | None = None
+    stderr_isatty: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.stdout_isatty is None:
+            self.stdout_isatty = _isatty(self.stdout)
+        if self.stderr_isatty is None:
+            self.stderr_isatty = _isatty(self.stderr)
+
+
+def _isatty(stream: object) -> bool:
+    fn = getattr(stream, "isatty", None)
+    try:
+        return bool(fn()) if fn else False
+    except (ValueError, OSError):
+        return False

@@ -1,0 +1,104 @@
+"""Entry point: ``credwatch <command> ...``.
+
+The CLI is thin. Each sub-command lives in its own module under
+:mod:`credwatch.cli.commands`, exposing ``register(subparsers)``; the module
+sets ``func(args, env) -> int`` as the parser default. Commands are discovered
+so that adding one never edits a shared list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from credwatch import __version__
+from credwatch.cli import commands
+from credwatch.cli.env import Env, ExitStatus
+from credwatch.errors import CredwatchError
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser that raises instead of exiting, so ``program`` stays pure."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: error: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if message:
+            sys.stderr.write(message)
+        raise _ParserExit(status)
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _ParserExit(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+EPILOG = """exit status:
+  0  success, no alerts
+  1  success, alerts were produced
+  2  error (bad usage, bad rule, bad input under --strict)
+  130 interrupted
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the full argument parser, discovering every command module."""
+    parser = _Parser(
+        prog="credwatch",
+        description="Detect Kubernetes and cloud credential access in Linux process telemetry, "
+        "with Elastic's detection semantics, without the Elastic Stack.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"credwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def program(argv: Sequence[str], env: Env | None = None) -> int:
+    """Run credwatch with ``argv`` (without the program name) in ``env``."""
+    env = env or Env()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv))
+    except _UsageError as exc:
+        env.stderr.write(f"{exc}\n")
+        return ExitStatus.ERROR
+    except _ParserExit as exc:
+        return exc.status
+    if not getattr(args, "func", None):
+        parser.print_help(env.stdout)
+        return ExitStatus.ERROR
+    try:
+        return int(args.func(args, env))
+    except CredwatchError as exc:
+        env.stderr.write(f"credwatch: {exc.render()}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        env.stderr.write("credwatch: interrupted\n")
+        return ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        return ExitStatus.OK
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(program(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
