@@ -11,8 +11,8 @@ excluded from equality, so a re-parsed tree equals the original.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Union
+import dataclasses
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +26,7 @@ class Literal:
 
     value: str | bool | None
     quoted: bool = False
-    pos: int = field(default=-1, compare=False, hash=False)
+    pos: int = dataclasses.field(default=-1, compare=False, hash=False)
 
     @property
     def text(self) -> str:
@@ -48,7 +48,7 @@ class Wildcard:
     """
 
     parts: tuple[str, ...]
-    pos: int = field(default=-1, compare=False, hash=False)
+    pos: int = dataclasses.field(default=-1, compare=False, hash=False)
 
     @property
     def is_lone(self) -> bool:
@@ -61,7 +61,7 @@ class Wildcard:
         return "*".join(self.parts)
 
 
-Value = Union[Literal, Wildcard]
+Value = Literal | Wildcard
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ class Is:
 
     field: Value | None
     value: Value
-    pos: int = field(default=-1, compare=False, hash=False)
+    pos: int = dataclasses.field(default=-1, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +82,14 @@ class Exists:
     """``field:*``: the field holds at least one non-null value."""
 
     field: Value
-    pos: int = field(default=-1, compare=False, hash=False)
+    pos: int = dataclasses.field(default=-1, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
 class MatchAll:
     """The empty query (and ``*:*``), which matches every document."""
 
-    pos: int = field(default=-1, compare=False, hash=False)
+    pos: int = dataclasses.field(default=-1, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ class Range:
     field: Value
     op: str
     value: Value
-    pos: int = field(default=-1, compare=False, hash=False)
+    pos: int = dataclasses.field(default=-1, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +108,7 @@ class Nested:
 
     field: Value
     query: Node
-    pos: int = field(default=-1, compare=False, hash=False)
+    pos: int = dataclasses.field(default=-1, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +116,7 @@ class And:
     """Conjunction of two or more sub-queries."""
 
     children: tuple[Node, ...]
-    pos: int = field(default=-1, compare=False, hash=False)
+    pos: int = dataclasses.field(default=-1, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,7 @@ class Or:
     """Disjunction of two or more sub-queries."""
 
     children: tuple[Node, ...]
-    pos: int = field(default=-1, compare=False, hash=False)
+    pos: int = dataclasses.field(default=-1, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +132,10 @@ class Not:
     """Negation of a sub-query."""
 
     child: Node
-    pos: int = field(default=-1, compare=False, hash=False)
+    pos: int = dataclasses.field(default=-1, compare=False, hash=False)
 
 
-Node = Union[Is, Exists, MatchAll, Range, Nested, And, Or, Not]
+Node = Is | Exists | MatchAll | Range | Nested | And | Or | Not
 
 #: Every node kind, so backends can check they cover the whole language.
 NODE_TYPES: tuple[type, ...] = (Is, Exists, MatchAll, Range, Nested, And, Or, Not)

@@ -1,0 +1,277 @@
+"""Typed value tests: how one Elasticsearch field type answers one KQL value.
+
+Each ``*_test`` function is built once per (field type, value) at compile time
+and returns a predicate over a single scalar taken from an event. They follow
+the query Kibana generates for that type (see ``kbn-es-query`` ``functions/is.ts``
+and ``range.ts``): ``term``/``wildcard`` on keywords, a numeric ``term`` on
+longs, CIDR on ``ip``, an instant on ``date``, and an analysed ``match`` /
+``match_phrase`` / ``query_string`` on text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from credwatch.errors import KqlCompileError
+from credwatch.kql.fields import KEYWORD_LIKE, NUMERIC_TYPES, TEXT_TYPES
+
+ValueTest = Callable[[Any], bool]
+
+
+def keyword_text(value: Any) -> str:
+    """The string Elasticsearch indexes for ``value`` in a keyword field."""
+    if isinstance(value, str):
+        return value
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        # JSON 1.0 is indexed from its source text; orjson gives 1.0 -> "1.0".
+        return repr(value)
+    return str(value)
+
+
+def wildcard_matcher(parts: Sequence[str]) -> Callable[[str], bool]:
+    """Return a linear-time matcher for a ``*``-only pattern split into ``parts``.
+
+    The pattern is anchored at both ends, ``*`` matches any run of characters
+    (``/`` and newlines included) and nothing else is special. Leftmost
+    greedy placement of the inner parts is correct for ``*``-only patterns,
+    so no backtracking is needed: a 1 MB value against 20 stars stays linear.
+    """
+    if len(parts) == 1:
+        exact = parts[0]
+        return lambda s: s == exact
+    first, last = parts[0], parts[-1]
+    middle = [p for p in parts[1:-1] if p]
+    min_len = len(first) + len(last) + sum(len(p) for p in middle)
+    if not middle:
+        if not first and not last:
+            return lambda s: True
+        return lambda s: len(s) >= min_len and s.startswith(first) and s.endswith(last)
+
+    def match(s: str) -> bool:
+        if len(s) < min_len or not s.startswith(first) or not s.endswith(last):
+            return False
+        pos = len(first)
+        end = len(s) - len(last)
+        for part in middle:
+            i = s.find(part, pos, end)
+            if i < 0:
+                return False
+            pos = i + len(part)
+        return True
+
+    return match
+
+
+# --- numbers ---------------------------------------------------------------------------------
+
+def to_number(value: Any) -> float | None:
+    """Coerce an event value the way a numeric mapping would index it (None if it cannot)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            num = float(value.strip())
+        except ValueError:
+            return None
+        return num if math.isfinite(num) else None
+    return None
+
+
+def _query_number(field: str, ftype: str, text: str) -> float:
+    num = to_number(text)
+    if num is None:
+        raise KqlCompileError(
+            f"field '{field}' is of type {ftype}, and '{text}' is not a number "
+            "(Elasticsearch rejects this query with a number_format_exception)"
+        )
+    return num
+
+
+# --- dates -----------------------------------------------------------------------------------
+
+_DATE_MATH = re.compile(r"^now(?:(?P<sign>[+-])(?P<n>\d+)(?P<unit>[smhdwMy]))?(?:/(?P<round>[smhdwMy]))?$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2592000, "y": 31536000}
+
+
+def parse_date(value: Any, now: datetime | None = None) -> datetime | None:
+    """Parse an ISO-8601 string, epoch milliseconds or ``now±N<unit>`` into an aware datetime."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text) / 1000.0, tz=UTC)
+    m = _DATE_MATH.match(text)
+    if m:
+        base = now or datetime.now(UTC)
+        if m.group("n"):
+            delta = timedelta(seconds=int(m.group("n")) * _UNITS[m.group("unit")])
+            base = base + delta if m.group("sign") == "+" else base - delta
+        return base
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _query_date(field: str, text: str) -> datetime:
+    parsed = parse_date(text)
+    if parsed is None:
+        raise KqlCompileError(f"field '{field}' is a date field, and '{text}' is not a date")
+    return parsed
+
+
+# --- ip --------------------------------------------------------------------------------------
+
+IpNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def to_ip(value: Any) -> IpAddr | None:
+    """Parse an event value as an IP address (None when it is not one)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def _ip_test(field: str, text: str) -> ValueTest:
+    try:
+        if "/" in text:
+            net: IpNet = ipaddress.ip_network(text, strict=False)
+            return lambda v: (ip := to_ip(v)) is not None and ip.version == net.version and ip in net
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        raise KqlCompileError(f"field '{field}' is an ip field, and '{text}' is not an IP or CIDR") from None
+    return lambda v: to_ip(v) == addr
+
+
+# --- text ------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def analyze(text: str) -> list[str]:
+    """Approximate Elasticsearch's standard analyzer: word tokens, lower-cased."""
+    return _TOKEN.findall(text.lower())
+
+
+def _text_test(value_text: str, quoted: bool) -> ValueTest:
+    tokens = analyze(value_text)
+    if not tokens:
+        return lambda v: False
+    if quoted:
+        n = len(tokens)
+
+        def phrase(v: Any) -> bool:
+            doc = analyze(keyword_text(v))
+            return any(doc[i : i + n] == tokens for i in range(len(doc) - n + 1))
+
+        return phrase
+    wanted = set(tokens)
+    # match with the default OR operator: any one query token is enough.
+    return lambda v: not wanted.isdisjoint(analyze(keyword_text(v)))
+
+
+def _text_wildcard_test(parts: Sequence[str]) -> ValueTest:
+    matcher = wildcard_matcher([p.lower() for p in parts])
+    return lambda v: any(matcher(tok) for tok in analyze(keyword_text(v)))
+
+
+# --- entry points ----------------------------------------------------------------------------
+
+def _bool_of(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    return None
+
+
+def equals_test(field: str, ftype: str, value: str | bool | None, quoted: bool) -> ValueTest:
+    """Predicate for ``field:value`` on one event scalar, typed by ``ftype``."""
+    if value is None:
+        # Kibana sends `term: {value: null}`, which Elasticsearch rejects; the
+        # reference Python evaluator treats it as never equal. Never match.
+        return lambda v: False
+    text = "true" if value is True else "false" if value is False else value
+    if ftype in KEYWORD_LIKE:
+        return lambda v: v == text if isinstance(v, str) else keyword_text(v) == text
+    if ftype in NUMERIC_TYPES:
+        num = _query_number(field, ftype, text)
+        return lambda v: to_number(v) == num
+    if ftype == "boolean":
+        want = _bool_of(text)
+        if want is None:
+            raise KqlCompileError(f"field '{field}' is boolean, and '{text}' is not true/false")
+        return lambda v: _bool_of(v) is want
+    if ftype == "ip":
+        return _ip_test(field, text)
+    if ftype in ("date", "date_nanos"):
+        when = _query_date(field, text)
+        return lambda v: parse_date(v) == when
+    if ftype in TEXT_TYPES:
+        return _text_test(text, quoted)
+    raise KqlCompileError(f"field '{field}' has unsupported type '{ftype}'")
+
+
+def wildcard_test(field: str, ftype: str, parts: Sequence[str]) -> ValueTest:
+    """Predicate for ``field:pat*tern`` on one event scalar."""
+    if ftype in KEYWORD_LIKE:
+        matcher = wildcard_matcher(parts)
+        return lambda v: matcher(v if isinstance(v, str) else keyword_text(v))
+    if ftype in TEXT_TYPES:
+        return _text_wildcard_test(parts)
+    raise KqlCompileError(
+        f"field '{field}' is of type {ftype}; Elasticsearch only runs wildcard queries "
+        "on keyword and text fields"
+    )
+
+
+def range_test(field: str, ftype: str, op: str, value: str | bool | None) -> ValueTest:
+    """Predicate for ``field <op> value`` on one event scalar."""
+    if value is None or isinstance(value, bool):
+        raise KqlCompileError(f"range on '{field}' needs a number, date or string, not {value!r}")
+    cmp: Callable[[Any, Any], bool] = {
+        "lt": lambda a, b: a < b,
+        "lte": lambda a, b: a <= b,
+        "gt": lambda a, b: a > b,
+        "gte": lambda a, b: a >= b,
+    }[op]
+    if ftype in NUMERIC_TYPES:
+        num = _query_number(field, ftype, value)
+        return lambda v: (n := to_number(v)) is not None and cmp(n, num)
+    if ftype in ("date", "date_nanos"):
+        when = _query_date(field, value)
+        return lambda v: (d := parse_date(v)) is not None and cmp(d, when)
+    if ftype == "ip":
+        try:
+            bound = ipaddress.ip_address(value)
+        except ValueError:
+            raise KqlCompileError(f"field '{field}' is an ip field, and '{value}' is not an IP") from None
+        return lambda v: (ip := to_ip(v)) is not None and ip.version == bound.version and cmp(ip, bound)
+    if ftype in KEYWORD_LIKE:
+        return lambda v: cmp(keyword_text(v), value)
+    if ftype in TEXT_TYPES:
+        low = value.lower()
+        return lambda v: any(cmp(t, low) for t in analyze(keyword_text(v)))
+    raise KqlCompileError(f"field '{field}' has unsupported type '{ftype}' for a range")

@@ -1,0 +1,109 @@
+"""Elasticsearch-style field access over nested, flat-dotted or mixed documents.
+
+Elasticsearch treats ``{"process": {"args": [..]}}`` and ``{"process.args": [..]}``
+as the same field, and arrays of objects contribute every element's values.
+These helpers reproduce that without copying the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+Scalar = str | int | float | bool
+
+
+def _collect(obj: Any, out: list[Any]) -> None:
+    if isinstance(obj, list):
+        for item in obj:
+            _collect(item, out)
+    elif obj is not None and not isinstance(obj, dict):
+        out.append(obj)
+
+
+def _resolve(obj: Any, parts: Sequence[str], i: int, out: list[Any], objects: bool) -> None:
+    if isinstance(obj, list):
+        for item in obj:
+            _resolve(item, parts, i, out, objects)
+        return
+    if i == len(parts):
+        if objects:
+            if isinstance(obj, dict):
+                out.append(obj)
+        else:
+            _collect(obj, out)
+        return
+    if not isinstance(obj, dict):
+        return
+    # Try every split of the remaining path: "a.b.c" may be stored as
+    # {"a": {"b.c": ..}}, {"a.b": {"c": ..}}, {"a.b.c": ..} or a mixture.
+    key = parts[i]
+    for j in range(i + 1, len(parts) + 1):
+        if j > i + 1:
+            key = key + "." + parts[j - 1]
+        if key in obj:
+            _resolve(obj[key], parts, j, out, objects)
+
+
+def get_values(event: Mapping[str, Any], path: str | Sequence[str]) -> list[Any]:
+    """Return every non-null scalar value of field ``path`` (``[]`` when missing)."""
+    parts = path.split(".") if isinstance(path, str) else path
+    out: list[Any] = []
+    _resolve(event, parts, 0, out, False)
+    return out
+
+
+def get_objects(event: Mapping[str, Any], path: str | Sequence[str]) -> list[dict[str, Any]]:
+    """Return the objects stored under ``path`` (arrays of objects are expanded)."""
+    parts = path.split(".") if isinstance(path, str) else path
+    out: list[Any] = []
+    _resolve(event, parts, 0, out, True)
+    return out
+
+
+def iter_leaves(event: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Yield ``(dotted field name, scalar value)`` for every non-null leaf."""
+    for key, value in event.items():
+        name = f"{prefix}.{key}" if prefix else key
+        yield from _leaves(name, value)
+
+
+def _leaves(name: str, value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        yield from iter_leaves(value, name)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(name, item)
+    elif value is not None:
+        yield name, value
+
+
+def flatten(event: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Flatten to ``{dotted field: [values]}``; nested and dotted keys merge."""
+    out: dict[str, list[Any]] = {}
+    for name, value in iter_leaves(event):
+        out.setdefault(name, []).append(value)
+    return out
+
+
+def unflatten(event: Mapping[str, Any]) -> dict[str, Any]:
+    """Expand dotted keys into nested objects (the inverse of flat-dotted export)."""
+    out: dict[str, Any] = {}
+    for key, value in event.items():
+        val = unflatten(value) if isinstance(value, dict) else value
+        if isinstance(val, list):
+            val = [unflatten(v) if isinstance(v, dict) else v for v in val]
+        parts = key.split(".")
+        cur = out
+        for part in parts[:-1]:
+            nxt = cur.get(part)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                cur[part] = nxt
+            cur = nxt
+        last = parts[-1]
+        if isinstance(cur.get(last), dict) and isinstance(val, dict):
+            cur[last].update(val)
+        else:
+            cur[last] = val
+    return out
