@@ -31,7 +31,9 @@ _WS_OUT = {"\t": "\\t", "\r": "\\r", "\n": "\\n"}
 # A keyword inside an unquoted value would end the value. `or`/`and` are
 # escaped as \or / \and. `\not` cannot be used, because Kibana reads `\n`
 # first, so the leading letter of `not` is written as a \u escape instead.
-_KEYWORD_IN_VALUE = re.compile(r"(?<=\s)(?i:or|and)(?=\s)|(?i:not)(?=\s)")
+# A value's end is followed by whitespace in context (` or `), so a keyword at
+# the very end must be escaped too.
+_KEYWORD_IN_VALUE = re.compile(r"(?<=\s)(?i:or|and)(?=\s|$)|(?i:not)(?=\s|$)")
 
 
 def _escape_unquoted(text: str) -> str:
