@@ -1,0 +1,86 @@
+"""Deterministic alert ids (``kibana.alert.uuid``), computed as Kibana computes them.
+
+Kibana's query rules call ``generateId(_index, _id, String(_version),
+"<space>:<rule saved-object id>")``, which is the hex SHA-256 of the four
+strings concatenated with nothing between them (``wrap_hits_factory.ts`` and
+``utils.ts`` in the security_solution plugin). Its rule searches do not ask for
+versions, so ``_version`` is normally absent and contributes the text
+``undefined``; credwatch does the same, so for a real Elasticsearch hit (same
+index, id, space and rule saved-object id) the id equals Kibana's.
+
+Events read from files rarely have ``_index`` and ``_id``. For those,
+:func:`event_identity` derives the id from the event's *content*: a SHA-256 of
+the event flattened ES-style (nested and flat-dotted keys give the same
+fields) and serialised canonically. Re-scanning the same data, in any order,
+from renamed or rotated files, gives the same ids, so alerts are not
+duplicated. Two byte-for-byte identical events collapse into one alert, which
+is what a duplicated log line deserves. The index of such an event is taken
+from its ``data_stream.*`` fields when present, else left empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from credwatch.normalize.flatten import flatten, get_values
+from credwatch.rules.defaults import DEFAULT_SPACE
+
+
+def _js_string(value: object) -> str:
+    if value is None:
+        return "undefined"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def kibana_alert_id(index: str, doc_id: str, version: object, rule_uuid: str,
+                    space: str = DEFAULT_SPACE) -> str:
+    """Kibana's ``generateId``: sha256(index + _id + String(_version) + "space:rule")."""
+    data = f"{index}{doc_id}{_js_string(version)}{space}:{rule_uuid}"
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def content_id(event: Mapping[str, Any]) -> str:
+    """A stable id for an event without ``_id``: SHA-256 of its canonical flattened form."""
+    flat = flatten(event)
+    canonical = json.dumps(sorted(flat.items()), ensure_ascii=False, separators=(",", ":"),
+                           default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def data_stream_index(event: Mapping[str, Any]) -> str | None:
+    """``<type>-<dataset>-<namespace>`` from the event's ``data_stream.*`` fields, if complete."""
+    parts = [get_values(event, f"data_stream.{k}") for k in ("type", "dataset", "namespace")]
+    if all(len(p) == 1 and isinstance(p[0], str) and p[0] for p in parts):
+        return "-".join(str(p[0]) for p in parts)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class EventIdentity:
+    """Where an event lives, as Kibana would name it: ``_index``, ``_id``, ``_version``."""
+
+    index: str
+    id: str
+    version: int | str | None = None
+    derived: bool = False  #: True when ``id`` is a content hash, not a real ``_id``
+
+    def alert_id(self, rule_uuid: str, space: str = DEFAULT_SPACE) -> str:
+        """The alert id for this event under rule ``rule_uuid``."""
+        return kibana_alert_id(self.index, self.id, self.version, rule_uuid, space)
+
+
+def event_identity(event: Mapping[str, Any], index: str | None = None,
+                   doc_id: str | None = None, version: int | str | None = None) -> EventIdentity:
+    """The identity of ``event``: real ``_index``/``_id`` when known, else derived (see module)."""
+    idx = index if index is not None else (data_stream_index(event) or "")
+    if doc_id is not None:
+        return EventIdentity(idx, doc_id, version)
+    return EventIdentity(idx, content_id(event), version, derived=True)

@@ -1,0 +1,248 @@
+"""The embedded alert store: SQLite, keyed by ``kibana.alert.uuid``.
+
+Alert ids are deterministic, so inserting the same alert twice is a no-op:
+re-scanning data, overlapping schedule windows and restarts never duplicate
+alerts. The schema is versioned (``PRAGMA user_version``) and indexed by
+time, rule, host and uuid. Other modules (run history, follow checkpoints)
+keep their own tables in the same database file through :attr:`AlertStore.conn`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from credwatch.errors import ConfigError
+from credwatch.normalize.flatten import get_values
+
+SCHEMA_VERSION = 1
+WORKFLOW_STATUSES = ("open", "acknowledged", "closed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    uuid        TEXT PRIMARY KEY,
+    rule_id     TEXT NOT NULL,
+    rule_name   TEXT NOT NULL,
+    severity    TEXT,
+    risk_score  REAL,
+    host        TEXT,
+    user_name   TEXT,
+    process     TEXT,
+    event_time  TEXT,
+    alert_time  TEXT NOT NULL,
+    workflow_status TEXT NOT NULL DEFAULT 'open',
+    updated_at  TEXT NOT NULL,
+    doc         BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts(alert_time);
+CREATE INDEX IF NOT EXISTS alerts_by_event_time ON alerts(event_time);
+CREATE INDEX IF NOT EXISTS alerts_by_rule ON alerts(rule_id, alert_time);
+CREATE INDEX IF NOT EXISTS alerts_by_host ON alerts(host, alert_time);
+"""
+
+
+def default_db_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/credwatch/alerts.db`` (``~/.local/share`` when unset)."""
+    env = environ if environ is not None else os.environ
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", str(Path.home()))) / ".local" / "share")
+    return Path(base) / "credwatch" / "alerts.db"
+
+
+def _first(doc: Mapping[str, Any], field: str) -> Any:
+    vals = get_values(doc, field)
+    return vals[0] if vals else None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class AlertStore:
+    """SQLite-backed alert store. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create the alert store folder {self.path.parent}: {exc}") from None
+        try:
+            self.conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot open the alert store {path}: {exc}") from None
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"alert store {self.path} has schema version {version}, newer than this "
+                f"credwatch understands ({SCHEMA_VERSION}); upgrade credwatch"
+            )
+        if version < 1:
+            self.conn.executescript(_SCHEMA)
+            self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # -- context management ----------------------------------------------------------------
+    def __enter__(self) -> AlertStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic transaction (alerts plus any caller tables, e.g. run history)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    # -- writes ----------------------------------------------------------------------------
+    def _row(self, alert: Mapping[str, Any]) -> tuple[Any, ...]:
+        uuid = _first(alert, "kibana.alert.uuid")
+        if not uuid:
+            raise ValueError("alert has no kibana.alert.uuid")
+        return (
+            uuid,
+            _first(alert, "kibana.alert.rule.rule_id") or "",
+            _first(alert, "kibana.alert.rule.name") or "",
+            _first(alert, "kibana.alert.severity"),
+            _first(alert, "kibana.alert.risk_score"),
+            _first(alert, "host.name"),
+            _first(alert, "user.name"),
+            _first(alert, "process.name"),
+            _first(alert, "kibana.alert.original_time"),
+            _first(alert, "@timestamp") or _now(),
+            _first(alert, "kibana.alert.workflow_status") or "open",
+            _now(),
+            orjson.dumps(alert, option=orjson.OPT_NON_STR_KEYS),
+        )
+
+    def insert(self, alerts: Iterable[Mapping[str, Any]]) -> list[bool]:
+        """Insert alerts; returns, per alert, True if new and False if already stored."""
+        out: list[bool] = []
+        own_txn = not self.conn.in_transaction
+        if own_txn:
+            self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for alert in alerts:
+                cur = self.conn.execute(
+                    "INSERT OR IGNORE INTO alerts (uuid, rule_id, rule_name, severity, risk_score,"
+                    " host, user_name, process, event_time, alert_time, workflow_status, updated_at,"
+                    " doc) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    self._row(alert),
+                )
+                out.append(cur.rowcount == 1)
+        except BaseException:
+            if own_txn:
+                self.conn.execute("ROLLBACK")
+            raise
+        if own_txn:
+            self.conn.execute("COMMIT")
+        return out
+
+    def replace(self, alert: Mapping[str, Any]) -> None:
+        """Overwrite a stored alert's document (used by suppression to bump counts)."""
+        row = self._row(alert)
+        self.conn.execute(
+            "UPDATE alerts SET doc=?, updated_at=?, event_time=COALESCE(event_time, ?) WHERE uuid=?",
+            (row[-1], row[-2], row[8], row[0]),
+        )
+
+    def set_status(self, uuid: str, status: str) -> bool:
+        """Set ``kibana.alert.workflow_status``; True if the alert exists."""
+        if status not in WORKFLOW_STATUSES:
+            raise ConfigError(f"unknown workflow status {status!r}; use one of {', '.join(WORKFLOW_STATUSES)}")
+        cur = self.conn.execute("UPDATE alerts SET workflow_status=?, updated_at=? WHERE uuid=?",
+                                (status, _now(), uuid))
+        return cur.rowcount == 1
+
+    # -- reads -----------------------------------------------------------------------------
+    def contains(self, uuid: str) -> bool:
+        """True if an alert with this id is stored."""
+        return self.conn.execute("SELECT 1 FROM alerts WHERE uuid=?", (uuid,)).fetchone() is not None
+
+    def get(self, uuid: str) -> dict[str, Any] | None:
+        """The stored alert document with its current workflow status, or None.
+
+        A unique prefix of the uuid (at least 8 characters) is accepted too.
+        """
+        row = self.conn.execute("SELECT doc, workflow_status FROM alerts WHERE uuid=?",
+                                (uuid,)).fetchone()
+        if row is None and len(uuid) >= 8:
+            rows = self.conn.execute(
+                "SELECT doc, workflow_status FROM alerts WHERE uuid LIKE ? LIMIT 2",
+                (uuid.replace("%", "").replace("_", "") + "%",)).fetchall()
+            row = rows[0] if len(rows) == 1 else None
+        return self._doc(row) if row else None
+
+    @staticmethod
+    def _doc(row: tuple[Any, ...]) -> dict[str, Any]:
+        doc: dict[str, Any] = orjson.loads(row[0])
+        _set_status(doc, row[1])
+        return doc
+
+    def query(self, *, rule: str | None = None, host: str | None = None,
+              since: str | None = None, until: str | None = None, status: str | None = None,
+              limit: int | None = None) -> list[dict[str, Any]]:
+        """Alerts filtered by rule (id or name), host, alert time range and status, newest first."""
+        sql = "SELECT doc, workflow_status FROM alerts WHERE 1=1"
+        args: list[Any] = []
+        if rule:
+            sql += " AND (rule_id=? OR rule_name=?)"
+            args += [rule, rule]
+        if host:
+            sql += " AND host=?"
+            args.append(host)
+        if since:
+            sql += " AND alert_time>=?"
+            args.append(since)
+        if until:
+            sql += " AND alert_time<=?"
+            args.append(until)
+        if status:
+            sql += " AND workflow_status=?"
+            args.append(status)
+        sql += " ORDER BY alert_time DESC, uuid"
+        if limit:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [self._doc(r) for r in self.conn.execute(sql, args)]
+
+    def count(self) -> int:
+        """Number of stored alerts."""
+        return int(self.conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
+
+    def uuids(self) -> set[str]:
+        """Every stored alert id."""
+        return {r[0] for r in self.conn.execute("SELECT uuid FROM alerts")}
+
+
+def _set_status(doc: dict[str, Any], status: str) -> None:
+    if "kibana.alert.workflow_status" in doc:
+        doc["kibana.alert.workflow_status"] = status
+        return
+    kibana = doc.setdefault("kibana", {})
+    if isinstance(kibana, dict):
+        alert = kibana.setdefault("alert", {})
+        if isinstance(alert, dict):
+            alert["workflow_status"] = status
