@@ -27,7 +27,7 @@ from credwatch.rules import builtin_rules, load_paths, resolve_rules
 from credwatch.rules.lint import lint_path, lint_rule
 from credwatch.rules.model import Rule
 from credwatch.rules.ndjson_format import dumps_ndjson, rule_to_export_object
-from credwatch.rules.schedule_math import lookback
+from credwatch.rules.schedule_math import format_duration, lookback
 from credwatch.rules.testing import run_rule_tests
 from credwatch.rules.toml_format import dumps_toml
 
@@ -170,7 +170,7 @@ def _show_text(console: Console, r: Rule) -> None:
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
     try:
-        extra = f" (look-back {lookback(r.interval, r.from_, r.to)})"
+        extra = f" (look-back {format_duration(lookback(r.interval, r.from_, r.to))})"
     except CredwatchError:
         extra = ""
     rows = [

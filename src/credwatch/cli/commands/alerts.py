@@ -1,0 +1,133 @@
+"""``credwatch alerts``: list, show and triage alerts in the embedded store."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from credwatch.alerts.sinks.table import matched_path
+from credwatch.alerts.store import WORKFLOW_STATUSES
+from credwatch.cli.common import open_store
+from credwatch.cli.env import Env, ExitStatus
+from credwatch.errors import ConfigError
+from credwatch.normalize.flatten import get_values
+
+EXAMPLES = """\
+examples:
+  credwatch alerts list --rule 5f0fff18-f340-444b-9a98-c49ade766ff4 --status open
+  credwatch alerts list --host node-1 --since 2026-12-01T00:00:00Z --format ndjson
+  credwatch alerts show 3f2a9c1b7d4e
+  credwatch alerts ack 3f2a9c1b7d4e --status closed
+"""
+
+
+def register(sub: Any) -> None:
+    """Add ``alerts list|show|ack``."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "alerts", help="list, show and acknowledge stored alerts", epilog=EXAMPLES,
+        description="Work with alerts in the embedded SQLite store.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--db", metavar="PATH", help="alert store (default in $XDG_DATA_HOME)")
+    asub = p.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
+
+    lp = asub.add_parser("list", help="list alerts, newest first", epilog=EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    lp.add_argument("--rule", help="rule_id or rule name")
+    lp.add_argument("--host", help="host.name")
+    lp.add_argument("--since", help="alerts created at or after this ISO time")
+    lp.add_argument("--until", help="alerts created at or before this ISO time")
+    lp.add_argument("--status", choices=WORKFLOW_STATUSES, help="workflow status")
+    lp.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    lp.add_argument("--format", choices=("table", "ndjson", "json"), default=None)
+    lp.set_defaults(func=run_list)
+
+    sp = asub.add_parser("show", help="print one alert with its explanation")
+    sp.add_argument("uuid", help="kibana.alert.uuid (or a unique prefix of 8+ characters)")
+    sp.add_argument("--format", choices=("text", "json"), default="text")
+    sp.set_defaults(func=run_show)
+
+    ap = asub.add_parser("ack", help="set an alert's workflow status")
+    ap.add_argument("uuid", nargs="+", help="alert uuid(s)")
+    ap.add_argument("--status", choices=WORKFLOW_STATUSES, default="acknowledged",
+                    help="new workflow status (default acknowledged)")
+    ap.set_defaults(func=run_ack)
+
+
+def _first(doc: Any, field: str) -> str:
+    vals = get_values(doc, field)
+    return str(vals[0]) if vals else ""
+
+
+def run_list(args: argparse.Namespace, env: Env) -> int:
+    with open_store(args, env) as store:
+        alerts = store.query(rule=args.rule, host=args.host, since=args.since, until=args.until,
+                             status=args.status, limit=args.limit)
+    fmt = args.format or ("table" if env.stdout_isatty else "ndjson")
+    if fmt == "ndjson":
+        for a in alerts:
+            env.stdout.write(orjson.dumps(a).decode() + "\n")
+    elif fmt == "json":
+        env.stdout.write(orjson.dumps(alerts, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        table = Table(title=f"{len(alerts)} alert(s)")
+        for col in ("uuid", "created", "status", "severity", "rule", "host", "process", "path"):
+            table.add_column(col, overflow="fold")
+        for a in alerts:
+            table.add_row(_first(a, "kibana.alert.uuid")[:12], _first(a, "@timestamp"),
+                          _first(a, "kibana.alert.workflow_status"),
+                          _first(a, "kibana.alert.severity"),
+                          escape(_first(a, "kibana.alert.rule.name")), _first(a, "host.name"),
+                          _first(a, "process.name"), escape(matched_path(a)))
+        Console(file=env.stdout, force_terminal=bool(env.stdout_isatty), width=None if env.stdout_isatty else 160).print(table)
+    return ExitStatus.OK
+
+
+def run_show(args: argparse.Namespace, env: Env) -> int:
+    with open_store(args, env) as store:
+        alert = store.get(args.uuid)
+    if alert is None:
+        raise ConfigError(f"no alert with uuid {args.uuid!r} in the store")
+    if args.format == "json":
+        env.stdout.write(orjson.dumps(alert, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return ExitStatus.OK
+    out = env.stdout
+    out.write(f"{_first(alert, 'kibana.alert.rule.name')}\n")
+    out.write(f"  uuid:      {_first(alert, 'kibana.alert.uuid')}\n")
+    out.write(f"  severity:  {_first(alert, 'kibana.alert.severity')} "
+              f"(risk {_first(alert, 'kibana.alert.risk_score')})\n")
+    out.write(f"  status:    {_first(alert, 'kibana.alert.workflow_status')}\n")
+    out.write(f"  event at:  {_first(alert, 'kibana.alert.original_time')}\n")
+    out.write(f"  reason:    {_first(alert, 'kibana.alert.reason')}\n")
+    args_v = get_values(alert, "process.args")
+    out.write(f"  command:   {' '.join(str(a) for a in args_v)}\n")
+    src = _first(alert, "credwatch.source.path")
+    if src:
+        out.write(f"  source:    {src}:{_first(alert, 'credwatch.source.line')}\n")
+    out.write("  why it matched:\n")
+    for line in alert.get("credwatch.explanation", []) or []:
+        out.write(f"    - {line}\n")
+    for field in ("kibana.alert.triage.summary",):
+        val = _first(alert, field)
+        if val:
+            out.write(f"  triage:    {val}\n")
+    return ExitStatus.OK
+
+
+def run_ack(args: argparse.Namespace, env: Env) -> int:
+    missing = []
+    with open_store(args, env) as store:
+        for uuid in args.uuid:
+            full = store.get(uuid)
+            target = _first(full, "kibana.alert.uuid") if full else uuid
+            if not store.set_status(target, args.status):
+                missing.append(uuid)
+            else:
+                env.stdout.write(f"{target} {args.status}\n")
+    if missing:
+        raise ConfigError(f"no alert with uuid {', '.join(missing)} in the store")
+    return ExitStatus.OK

@@ -1,0 +1,113 @@
+"""``credwatch scan``: hunt over telemetry files once and report alerts."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from credwatch.alerts.sinks.store import StoreSink
+from credwatch.cli.common import (
+    add_output_args,
+    add_rule_args,
+    open_store,
+    output_sinks,
+    select_rules,
+    write_all,
+)
+from credwatch.cli.env import Env, ExitStatus
+from credwatch.engine.scan import Scanner, compile_rules
+from credwatch.sources.ecs import INPUT_FORMATS, Diagnostics, Record, read_records
+
+DESCRIPTION = """\
+Scan telemetry once with one or more rules (default: Elastic's "Kubernetes and
+Cloud Credential Path Access via Process Arguments") and print alerts.
+
+Inputs are detected automatically: NDJSON of ECS events (nested or flat-dotted),
+a JSON array, an Elasticsearch _search response or its hits, Kibana/Discover
+NDJSON exports, raw audit.log (ENRICHED/RAW, ausearch -i), and gzip of any of
+them. PATH may be a file, a folder (recursive), or - for standard input.
+"""
+
+EXAMPLES = """\
+examples:
+  credwatch scan /var/log/audit/audit.log
+  credwatch scan --format ndjson exports/ > alerts.ndjson
+  credwatch scan --query 'process.args:*/.kube/config' events.ndjson.gz
+  zcat events.ndjson.gz | credwatch scan -
+"""
+
+
+def register(sub: Any) -> None:
+    """Add the ``scan`` sub-command."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "scan", help="hunt over telemetry files once", description=DESCRIPTION, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files, folders, or - for stdin")
+    p.add_argument("--input-format", choices=INPUT_FORMATS, default="auto",
+                   help="override input detection")
+    p.add_argument("--glob", metavar="PATTERN", help="only files whose name matches, in folders")
+    p.add_argument("--all-indices", action="store_true",
+                   help="evaluate every event, even when its index is outside the rule's patterns")
+    p.add_argument("--strict", action="store_true", help="stop at the first bad input line")
+    add_rule_args(p)
+    add_output_args(p)
+    p.set_defaults(func=run)
+
+
+def _with_progress(records: Iterator[Record], env: Env, enabled: bool) -> Iterator[Record]:
+    if not enabled:
+        yield from records
+        return
+    console = Console(file=env.stderr, force_terminal=True)
+    with Progress(TextColumn("scanning"), BarColumn(bar_width=None), TextColumn("{task.completed:,} events"),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
+                  transient=True) as progress:
+        task = progress.add_task("scan", total=None, rate="")
+        n = 0
+        for rec in records:
+            n += 1
+            if n % 5000 == 0:
+                elapsed = progress.tasks[0].elapsed or 1e-9
+                progress.update(task, completed=n, rate=f"{n / elapsed:,.0f} events/s")
+            yield rec
+        progress.update(task, completed=n)
+
+
+def run(args: argparse.Namespace, env: Env) -> int:
+    """Run a scan; exit 1 when alerts were produced, 0 when none, 2 on error."""
+    rules = select_rules(args, env)
+    compiled = compile_rules(rules)
+    diag = Diagnostics(strict=args.strict)
+    scanner = Scanner(compiled, all_indices=args.all_indices, clock=env.clock, diagnostics=diag)
+    sinks = output_sinks(args, env)
+    store = None if args.no_store else open_store(args, env)
+    store_sink = StoreSink(store) if store else None
+    alerts = 0
+    try:
+        records = read_records(args.paths, diag, input_format=args.input_format, glob=args.glob,
+                               stdin=env.stdin)
+        show_progress = bool(env.stderr_isatty) and not args.quiet
+        for alert in scanner.scan(_with_progress(records, env, show_progress)):
+            alerts += 1
+            write_all(sinks, alert)
+            if store_sink:
+                store_sink.write(alert)
+    finally:
+        for sink in sinks:
+            sink.close()
+        if store_sink:
+            store_sink.close()
+        if store:
+            store.close()
+    if not args.quiet:
+        for sample in diag.samples:
+            env.stderr.write(f"credwatch: {sample}\n")
+        line = f"credwatch: {diag.summary()}; {alerts} alert(s)"
+        if store_sink:
+            line += f" ({store_sink.new} new in store, {store_sink.duplicates} already stored)"
+        env.stderr.write(line + "\n")
+    return ExitStatus.ALERTS if alerts else ExitStatus.OK

@@ -1,0 +1,119 @@
+"""Argument groups and helpers shared by ``scan``, ``run`` and ``watch``.
+
+Rule selection (``--rule``/``--rules``/``--query``), output selection
+(``--format``/``--output``/``--bulk``) and the alert store (``--db``/``--no-store``)
+behave identically in every command that produces alerts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from collections.abc import Mapping
+from typing import IO, Any
+
+from credwatch.alerts.sinks.base import Sink
+from credwatch.alerts.sinks.bulk import BulkSink
+from credwatch.alerts.sinks.ndjson import JsonArraySink, NdjsonSink
+from credwatch.alerts.sinks.table import TableSink
+from credwatch.alerts.store import AlertStore, default_db_path
+from credwatch.cli.env import Env
+from credwatch.errors import ConfigError
+from credwatch.rules.loader import default_rule, load_folder, resolve_rules
+from credwatch.rules.model import Rule
+
+OUTPUT_FORMATS = ("table", "ndjson", "json")
+
+
+def add_rule_args(parser: argparse.ArgumentParser) -> None:
+    """``--rule`` (repeatable), ``--rules DIR`` and ``--query KQL``."""
+    group = parser.add_argument_group("rules (default: the built-in credential-path rule)")
+    group.add_argument("--rule", action="append", default=[], metavar="ID|PATH",
+                       help="a built-in rule_id or name, or a rule file (TOML or Kibana NDJSON); "
+                       "repeatable")
+    group.add_argument("--rules", action="append", default=[], metavar="DIR",
+                       help="a folder of rule files; skipped files are reported")
+    group.add_argument("--query", action="append", default=[], metavar="KQL",
+                       help="an ad-hoc KQL query, run as a rule over every index; repeatable")
+
+
+def adhoc_rule(query: str, n: int = 1) -> Rule:
+    """A rule wrapping an ad-hoc ``--query`` (medium severity, no index restriction)."""
+    digest = hashlib.sha256(query.encode("utf-8")).hexdigest()[:12]
+    return Rule(rule_id=f"adhoc-{digest}", name=f"Ad-hoc query {n}",
+                description=f"Ad-hoc KQL query: {query}", query=query, severity="medium",
+                risk_score=47, index=(), source="--query")
+
+
+def select_rules(args: argparse.Namespace, env: Env) -> list[Rule]:
+    """Resolve the rule arguments; the built-in seed rule when none is given."""
+    rules: list[Rule] = []
+    for ref in args.rule:
+        rules.extend(resolve_rules(ref))
+    for folder in args.rules:
+        result = load_folder(folder)
+        for skipped in result.skipped:
+            env.stderr.write(f"credwatch: skipped {skipped.path}: {skipped.reason}\n")
+        rules.extend(result.rules)
+    for i, query in enumerate(args.query, 1):
+        rules.append(adhoc_rule(query, i))
+    if not rules and not (args.rule or args.rules or args.query):
+        rules.append(default_rule())
+    if not rules:
+        raise ConfigError("no rules to run")
+    return rules
+
+
+def add_output_args(parser: argparse.ArgumentParser, *, store_optional: bool = True) -> None:
+    """``--format``, ``--output``, ``--bulk``, ``--db`` and (optionally) ``--no-store``."""
+    group = parser.add_argument_group("output")
+    group.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
+                       help="table on a terminal; ndjson (full alert documents) when piped")
+    group.add_argument("--output", "-o", metavar="FILE",
+                       help="write alerts to FILE instead of standard output")
+    group.add_argument("--bulk", metavar="FILE",
+                       help="also write an Elasticsearch _bulk file for .alerts-security.alerts-default")
+    group.add_argument("--db", metavar="PATH",
+                       help="alert store (SQLite); default $XDG_DATA_HOME/credwatch/alerts.db")
+    if store_optional:
+        group.add_argument("--no-store", action="store_true",
+                           help="do not write alerts to the store")
+    group.add_argument("--quiet", "-q", action="store_true",
+                       help="no progress bar and no summary on standard error")
+
+
+def open_store(args: argparse.Namespace, env: Env) -> AlertStore:
+    """Open the alert store named by ``--db`` (or the default)."""
+    return AlertStore(args.db or default_db_path(env.environ))
+
+
+def output_sinks(args: argparse.Namespace, env: Env) -> list[Sink]:
+    """Build the output sinks for ``--format``/``--output``/``--bulk``."""
+    sinks: list[Sink] = []
+    stream: IO[str] = env.stdout
+    owns = False
+    if args.output:
+        try:
+            stream = open(args.output, "w", encoding="utf-8")  # noqa: SIM115 - sink closes it
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.output}: {exc.strerror}") from None
+        owns = True
+    fmt = args.format or ("table" if (env.stdout_isatty and not args.output) else "ndjson")
+    if fmt == "table":
+        sinks.append(TableSink(stream, color=bool(env.stdout_isatty and not args.output)))
+    elif fmt == "json":
+        sinks.append(JsonArraySink(stream, owns=owns))
+    else:
+        sinks.append(NdjsonSink(stream, owns=owns))
+    if args.bulk:
+        try:
+            sinks.append(BulkSink(str(args.bulk)))
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.bulk}: {exc}") from None
+    return sinks
+
+
+def write_all(sinks: list[Sink], alert: Mapping[str, Any]) -> None:
+    """Send one alert to every sink."""
+    for sink in sinks:
+        sink.write(alert)

@@ -1,0 +1,141 @@
+"""One-shot scan: records and rules → alert documents.
+
+A :class:`CompiledRule` is a rule plus its compiled matcher and its index
+patterns. :class:`Scanner` runs every rule over each record once (several
+rules share one pass over the data), applying Kibana's index selection: when
+an event's index is known (``_index``, or ``data_stream.*``), the rule only
+sees it if one of its index patterns matches; otherwise every event is
+considered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from credwatch.alerts.build import EventOrigin, build_alert
+from credwatch.alerts.ids import EventIdentity, data_stream_index, event_identity
+from credwatch.backends.pymatch import wildcard_matcher
+from credwatch.backends.python import Matcher, compile_query
+from credwatch.errors import KqlCompileError, KqlSyntaxError, RuleLoadError
+from credwatch.rules.model import Rule
+from credwatch.sources.ecs import Diagnostics, Record
+
+# `.ds-<data stream>-<yyyy.mm.dd>-<generation>` is what Elasticsearch returns in
+# `_index` for documents in a data stream; Kibana's patterns name the stream.
+_BACKING_INDEX = re.compile(r"^\.ds-(?P<stream>.+)-\d{4}\.\d{2}\.\d{2}-\d{6}$")
+
+
+def index_names(index: str) -> list[str]:
+    """The names an index answers to: itself, and its data stream if it is a backing index."""
+    m = _BACKING_INDEX.match(index)
+    return [index, m.group("stream")] if m else [index]
+
+
+class IndexSelector:
+    """Kibana's index patterns (``*`` wildcards, ``-`` exclusions, comma lists)."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        include: list[Callable[[str], bool]] = []
+        exclude: list[Callable[[str], bool]] = []
+        for raw in patterns:
+            for pat in raw.split(","):
+                pat = pat.strip()
+                if not pat:
+                    continue
+                # Cross-cluster prefixes (`remote:logs-*`) address the remote index name.
+                pat = pat.split(":", 1)[-1]
+                target = exclude if pat.startswith("-") else include
+                target.append(wildcard_matcher(pat.lstrip("-").split("*")))
+        self.include = include
+        self.exclude = exclude
+
+    def selects(self, index: str) -> bool:
+        """True if ``index`` (or its data stream) is selected by the patterns."""
+        names = index_names(index)
+        if not self.include:
+            return True
+        if not any(m(n) for m in self.include for n in names):
+            return False
+        return not any(m(n) for m in self.exclude for n in names)
+
+
+@dataclass
+class CompiledRule:
+    """A rule ready to evaluate: matcher and index selector built once."""
+
+    rule: Rule
+    matcher: Matcher
+    selector: IndexSelector
+    matched: int = 0
+
+    @classmethod
+    def compile(cls, rule: Rule) -> CompiledRule:
+        """Compile ``rule``; a bad query becomes a :class:`RuleLoadError` naming the rule."""
+        try:
+            matcher = compile_query(rule.query)
+        except KqlSyntaxError as exc:
+            raise RuleLoadError(f"query does not parse: {exc.message}", rule.source or rule.rule_id,
+                                "query", exc.render()) from None
+        except KqlCompileError as exc:
+            raise RuleLoadError(f"query cannot be evaluated: {exc}", rule.source or rule.rule_id,
+                                "query") from None
+        return cls(rule, matcher, IndexSelector(rule.index))
+
+
+def record_identity(rec: Record) -> EventIdentity:
+    """The event's index/id/version: real ones from Elasticsearch, else derived from content."""
+    if rec.id is not None:
+        index = rec.index or data_stream_index(rec.event) or ""
+        return EventIdentity(index, rec.id, rec.version, derived=False)
+    ident = event_identity(rec.event, index=rec.index)
+    return ident
+
+
+def record_index(rec: Record) -> str | None:
+    """The index an event belongs to, if the input says."""
+    return rec.index or data_stream_index(rec.event)
+
+
+@dataclass
+class Scanner:
+    """Evaluate compiled rules over records and build alert documents."""
+
+    rules: list[CompiledRule]
+    all_indices: bool = False
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+
+    def alerts_for(self, rec: Record) -> list[dict[str, object]]:
+        """Alerts produced by every rule for one record."""
+        out: list[dict[str, object]] = []
+        index = None if self.all_indices else record_index(rec)
+        for crule in self.rules:
+            if index is not None and not crule.selector.selects(index):
+                continue
+            if not crule.matcher.matches(rec.event):
+                continue
+            crule.matched += 1
+            hits = crule.matcher.explain(rec.event)
+            out.append(build_alert(
+                rec.event, crule.rule, now=self.clock(), identity=record_identity(rec),
+                hits=hits, origin=EventOrigin(rec.source, rec.line),
+            ))
+        return out
+
+    def scan(self, records: Iterable[Record]) -> Iterator[dict[str, object]]:
+        """Yield alerts for ``records`` in input order; counts go to ``diagnostics``."""
+        diag = self.diagnostics
+        for rec in records:
+            diag.events += 1
+            alerts = self.alerts_for(rec)
+            if alerts:
+                diag.matched += 1
+                yield from alerts
+
+
+def compile_rules(rules: Iterable[Rule]) -> list[CompiledRule]:
+    """Compile every rule (the first bad one raises with its location)."""
+    return [CompiledRule.compile(r) for r in rules]
