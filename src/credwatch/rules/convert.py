@@ -394,6 +394,8 @@ def rule_to_api(rule: Rule, *, full: bool = True) -> dict[str, Any]:
         return _drop_none(obj)
     optional_defaults: dict[str, Any] = {"to": defaults.DEFAULT_TO, "enabled": True,
                                          "max_signals": defaults.DEFAULT_MAX_SIGNALS}
+    # extra fields are written verbatim (even empty), so they survive a round-trip
     return {k: v for k, v in obj.items()
-            if v is not None and v != [] and v != {} and
-            not (k in optional_defaults and v == optional_defaults[k] and k not in rule.extra)}
+            if k in rule.extra or (
+                v is not None and v != [] and v != {} and
+                not (k in optional_defaults and v == optional_defaults[k]))}

@@ -6,7 +6,8 @@ in the API's snake_case form, followed by a summary line such as
 line, and exception-list lines an export may also carry, are recognised and
 skipped. Blank lines are ignored.
 
-credwatch keeps a rule's detection-rules ``[metadata]`` and embedded tests in
+credwatch keeps a rule's detection-rules ``[metadata]``, its other top-level
+TOML tables (``sections``) and its embedded tests in
 Kibana's free-form ``meta`` object under ``meta.credwatch``, which Kibana
 stores and exports unchanged, so writing then reading gives an equal rule.
 """
@@ -84,8 +85,12 @@ def rule_from_export_object(obj: Mapping[str, Any], path: str | None = None) -> 
     md = cw.get("metadata", {})
     if not isinstance(md, Mapping):
         raise RuleLoadError("expected a table", path=path, field="meta.credwatch.metadata")
+    sections = cw.get("sections", {})
+    if not isinstance(sections, Mapping):
+        raise RuleLoadError("expected a table", path=path, field="meta.credwatch.sections")
     return rule_from_api(obj, path=path, metadata=metadata_from_table(md, path),
-                         tests=tests_from_table(cw, path, prefix="meta.credwatch."))
+                         tests=tests_from_table(cw, path, prefix="meta.credwatch."),
+                         other_sections=sections)
 
 
 def loads_ndjson(text: str, path: str | None = None) -> list[Rule]:
@@ -105,6 +110,8 @@ def rule_to_export_object(rule: Rule) -> dict[str, Any]:
     md = metadata_to_table(rule.metadata)
     if md:
         cw["metadata"] = md
+    if rule.other_sections:
+        cw["sections"] = dict(rule.other_sections)
     if cw:
         obj["meta"] = {**dict(rule.meta), _META_KEY: cw}
     return obj
