@@ -1,0 +1,64 @@
+"""Durations and date math as Kibana rules use them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from credwatch.rules.schedule_math import (
+    DateMathError,
+    format_duration,
+    lookback,
+    parse_date_math,
+    parse_duration,
+)
+
+NOW = datetime(2026, 1, 31, 10, 17, 42, 500000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("5m", timedelta(minutes=5)), ("30s", timedelta(seconds=30)), ("1h", timedelta(hours=1)),
+    ("2d", timedelta(days=2)), (" 10m ", timedelta(minutes=10)),
+])
+def test_parse_duration(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+    assert parse_duration(format_duration(expected)) == expected
+
+
+@pytest.mark.parametrize("text", ["", "5", "m", "-5m", "5M", "1.5h", "5 minutes", "0s"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(DateMathError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("now", NOW),
+    ("now-9m", NOW - timedelta(minutes=9)),
+    ("now+1h", NOW + timedelta(hours=1)),
+    ("now-1d-2h", NOW - timedelta(days=1, hours=2)),
+    ("now-500ms", NOW - timedelta(milliseconds=500)),
+    ("now-1M", datetime(2025, 12, 31, 10, 17, 42, 500000, tzinfo=UTC)),
+    ("now+1M", datetime(2026, 2, 28, 10, 17, 42, 500000, tzinfo=UTC)),  # clamps to month end
+    ("now-1y", datetime(2025, 1, 31, 10, 17, 42, 500000, tzinfo=UTC)),
+    ("now/d", datetime(2026, 1, 31, tzinfo=UTC)),
+    ("now-1d/h", datetime(2026, 1, 30, 10, tzinfo=UTC)),
+    ("now/w", datetime(2026, 1, 26, tzinfo=UTC)),  # Monday
+])
+def test_date_math_resolves(text: str, expected: datetime) -> None:
+    assert parse_date_math(text).resolve(NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["", "now-", "now-9", "now-9x", "2026-01-01", "now/q",
+                                  "now - 9m"])
+def test_bad_date_math(text: str) -> None:
+    with pytest.raises(DateMathError):
+        parse_date_math(text)
+
+
+def test_lookback_is_window_minus_interval() -> None:
+    assert lookback("5m", "now-9m") == timedelta(minutes=4)
+    assert lookback("5m", "now-6m") == timedelta(minutes=1)
+    assert lookback("1h", "now-1h", "now") == timedelta(0)
+    with pytest.raises(DateMathError):
+        parse_date_math("now-1M").offset()
