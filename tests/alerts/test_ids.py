@@ -1,0 +1,64 @@
+"""Alert ids as Kibana's generateId computes them, and stable ids for file events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from credwatch.alerts.ids import content_id, event_identity, kibana_alert_id
+
+CASES = [
+    (".ds-logs-endpoint.events.process-default-2026.11.20-000001", "aBc123", None, "rule-uuid",
+     "default"),
+    ("auditbeat-8.15.0-2026.11.20", "Xy_9", 3, "5f0fff18-f340-444b-9a98-c49ade766ff4", "secops"),
+    ("idx", "id", 2.0, "r", "default"),
+]
+
+
+@pytest.mark.parametrize(("index", "doc_id", "version", "rule", "space"), CASES)
+def test_concatenation_matches_kibana(index: str, doc_id: str, version: object, rule: str,
+                                      space: str) -> None:
+    js_version = "undefined" if version is None else str(int(version))  # type: ignore[call-overload]
+    expected = hashlib.sha256(f"{index}{doc_id}{js_version}{space}:{rule}".encode()).hexdigest()
+    assert kibana_alert_id(index, doc_id, version, rule, space) == expected
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node.js not installed")
+@pytest.mark.parametrize(("index", "doc_id", "version", "rule", "space"), CASES)
+def test_same_id_as_nodejs_crypto(index: str, doc_id: str, version: object, rule: str,
+                                  space: str) -> None:
+    # Kibana: createHash('sha256').update(index.concat(id, String(version), `${space}:${rule}`))
+    script = ("const c=require('crypto');const a=JSON.parse(process.argv[1]);"
+              "const v=a[2]===null?undefined:a[2];"
+              "process.stdout.write(c.createHash('sha256').update(a[0].concat(a[1],String(v),"
+              "`${a[4]}:${a[3]}`)).digest('hex'))")
+    out = subprocess.run(["node", "-e", script, json.dumps([index, doc_id, version, rule, space])],
+                         capture_output=True, text=True, check=True).stdout
+    assert kibana_alert_id(index, doc_id, version, rule, space) == out
+
+
+def test_content_id_ignores_shape_and_key_order() -> None:
+    nested = {"process": {"name": "cat", "args": ["cat", "/etc/shadow"]}, "host": {"name": "h"}}
+    flat = {"host.name": "h", "process.args": ["cat", "/etc/shadow"], "process.name": "cat"}
+    mixed = {"process": {"args": ["cat", "/etc/shadow"]}, "process.name": ["cat"],
+             "host": {"name": "h"}}
+    assert content_id(nested) == content_id(flat) == content_id(mixed)
+    assert content_id(nested) != content_id({**flat, "process.args": ["cat", "/etc/shadow2"]})
+    # argument order is meaningful
+    assert content_id(nested) != content_id({**flat, "process.args": ["/etc/shadow", "cat"]})
+
+
+def test_event_identity_real_and_derived() -> None:
+    ev = {"data_stream": {"type": "logs", "dataset": "endpoint.events.process",
+                          "namespace": "default"}, "process": {"name": "cat"}}
+    derived = event_identity(ev)
+    assert derived.derived and derived.index == "logs-endpoint.events.process-default"
+    assert derived.id == content_id(ev)
+    real = event_identity(ev, index="my-index", doc_id="abc", version=1)
+    assert not real.derived and (real.index, real.id, real.version) == ("my-index", "abc", 1)
+    assert real.alert_id("r") == kibana_alert_id("my-index", "abc", 1, "r", "default")
+    assert event_identity({"process": {"name": "cat"}}).index == ""
