@@ -18,8 +18,11 @@ from typing import IO
 class ExitStatus(enum.IntEnum):
     """Documented exit codes of every credwatch command."""
 
-    OK = 0  #: success, and for scan/run/watch: no alerts
-    ALERTS = 1  #: success, and at least one alert was produced
+    # Like grep: 0 when something was found, 1 when nothing was, 2 on error.
+    # So `credwatch scan ... && page-someone` reads naturally, and a hunt that
+    # finds alerts is a successful hunt.
+    OK = 0  #: success (for scan/run: alerts were produced)
+    NO_ALERTS = 1  #: scan/run succeeded and produced no alerts
     ERROR = 2  #: bad usage, bad rule, bad input under --strict, or an internal error
     INTERRUPTED = 130  #: stopped by Ctrl-C
 

@@ -42,10 +42,10 @@ class _ParserExit(Exception):
         self.status = status
 
 
-EPILOG = """exit status:
-  0  success, no alerts
-  1  success, alerts were produced
-  2  error (bad usage, bad rule, bad input under --strict)
+EPILOG = """exit status (like grep):
+  0  success; for scan and run: alerts were produced
+  1  scan or run succeeded and produced no alerts
+  2  error (bad usage, bad rule, unreadable input, bad input under --strict)
   130 interrupted
 """
 

@@ -78,7 +78,7 @@ def _with_progress(records: Iterator[Record], env: Env, enabled: bool) -> Iterat
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
-    """Run a scan; exit 1 when alerts were produced, 0 when none, 2 on error."""
+    """Run a scan; exit 0 when alerts were produced, 1 when none, 2 on error (like grep)."""
     rules = select_rules(args, env)
     compiled = compile_rules(rules)
     diag = Diagnostics(strict=args.strict)
@@ -110,4 +110,4 @@ def run(args: argparse.Namespace, env: Env) -> int:
         if store_sink:
             line += f" ({store_sink.new} new in store, {store_sink.duplicates} already stored)"
         env.stderr.write(line + "\n")
-    return ExitStatus.ALERTS if alerts else ExitStatus.OK
+    return ExitStatus.OK if alerts else ExitStatus.NO_ALERTS
