@@ -110,6 +110,8 @@ class Follower:
         try:
             st = self.path.stat()
         except OSError:
+            # Everything in a file that appears later is new: read it from its start.
+            self._start_mode = "beginning"
             return False
         if self._pending_start is not None:
             inode, offset = self._pending_start
