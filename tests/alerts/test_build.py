@@ -53,10 +53,10 @@ def test_golden_alert_document() -> None:
 
 def test_event_namespace_copied_and_kind_replaced() -> None:
     rule = default_rule()
-    nested = {"@timestamp": "2026-11-20T10:00:00Z",
-              "event": {"kind": "event", "action": "exec", "category": ["process"]}}
-    flat = {"@timestamp": "2026-11-20T10:00:00Z", "event.kind": "event", "event.action": "exec",
-            "event.category": ["process"]}
+    nested: dict[str, Any] = {"@timestamp": "2026-11-20T10:00:00Z",
+                              "event": {"kind": "event", "action": "exec", "category": ["process"]}}
+    flat: dict[str, Any] = {"@timestamp": "2026-11-20T10:00:00Z", "event.kind": "event",
+                            "event.action": "exec", "event.category": ["process"]}
     for event in (nested, flat):
         alert = build_alert(event, rule, now=NOW)
         assert alert["event.kind"] == "signal"
