@@ -101,7 +101,7 @@ def open_binary(path: str, stdin: IO[bytes] | None = None) -> IO[bytes]:
         raw = stdin if isinstance(stdin, io.BufferedReader) else io.BufferedReader(_RawWrap(stdin))
     else:
         try:
-            raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+            raw = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 - the caller closes it
         except OSError as exc:
             raise SourceError(f"cannot open: {exc.strerror or exc}", path) from None
     try:
@@ -180,6 +180,10 @@ def sniff(head: bytes) -> str:
     if text[:1] == b"[":
         return "json"
     if text[:1] == b"{":
+        if b"\n" not in text:
+            # The first line is longer than what we peeked (or the only line):
+            # a pretty-printed document would have broken the line already.
+            return "ndjson"
         first = text.split(b"\n", 1)[0].strip()
         try:
             orjson.loads(first)
