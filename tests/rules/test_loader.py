@@ -112,3 +112,14 @@ def test_json_file_with_a_list_of_rules(tmp_path: Path) -> None:
     path = tmp_path / "rules.json"
     path.write_text(json.dumps([BASE, {**BASE, "rule_id": "r-9"}]))
     assert [r.rule_id for r in load_file(path)] == ["r-1", "r-9"]
+
+
+def test_adhoc_rule_for_query_hunting() -> None:
+    from credwatch.rules import adhoc_rule
+
+    a = adhoc_rule("process.name:cat")
+    assert a == adhoc_rule("process.name:cat") and a.rule_id != adhoc_rule("process.name:ls").rule_id
+    assert (a.type, a.language, a.interval, a.from_) == ("query", "kuery", "5m", "now-6m")
+    with pytest.raises(RuleLoadError) as info:
+        adhoc_rule("process.name:(cat")
+    assert info.value.field == "query" and info.value.path == "<query>"

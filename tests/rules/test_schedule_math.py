@@ -62,3 +62,17 @@ def test_lookback_is_window_minus_interval() -> None:
     assert lookback("1h", "now-1h", "now") == timedelta(0)
     with pytest.raises(DateMathError):
         parse_date_math("now-1M").offset()
+
+
+def test_window_and_time_fields() -> None:
+    from dataclasses import replace
+
+    from credwatch.rules import default_rule
+    from credwatch.rules.schedule_math import window
+
+    rule = default_rule()
+    assert window(rule.from_, rule.to, NOW) == (NOW - timedelta(minutes=9), NOW)
+    assert rule.time_fields == ("event.ingested", "@timestamp")
+    assert replace(rule, timestamp_override_fallback_disabled=True).time_fields == \
+        ("event.ingested", None)
+    assert replace(rule, timestamp_override=None).time_fields == ("@timestamp", None)

@@ -17,9 +17,11 @@ its reason.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
@@ -296,6 +298,21 @@ def resolve_rules(ref: str) -> list[Rule]:
     raise RuleLoadError(
         "no such rule: not a built-in rule_id or name, and no such file or folder "
         "(try `credwatch rules list`)", path=ref)
+
+
+def adhoc_rule(query: str, *, name: str | None = None, index: Sequence[str] = (),
+               severity: str = "low", risk_score: int = 21) -> Rule:
+    """A rule for an ad-hoc KQL hunt (``--query``), validated like a rule file.
+
+    Its rule_id is derived from the query text, so re-running the same hunt
+    gives the same alert ids (and a store does not duplicate them).
+    """
+    digest = hashlib.sha256(query.encode("utf-8")).hexdigest()
+    rule_id = str(uuid.UUID(digest[:32], version=5))
+    return validate(Rule(
+        rule_id=rule_id, name=name or "Ad-hoc KQL query", description=f"Ad-hoc query: {query}",
+        query=query, severity=severity, risk_score=risk_score, index=tuple(index),
+        author=("credwatch",), source="<query>"))
 
 
 def load_rule(ref: str | None = None) -> Rule:

@@ -213,3 +213,17 @@ class Rule:
         (a detection-rules TOML file) uses its stable ``rule_id`` instead.
         """
         return self.id or self.rule_id
+
+    @property
+    def time_fields(self) -> tuple[str, str | None]:
+        """The (primary, secondary) time fields of the rule's search window.
+
+        As Kibana's ``buildTimeRangeFilter``: the primary field is
+        ``timestamp_override`` or ``@timestamp``; ``@timestamp`` is the fallback
+        (used only when the primary is missing) unless the override is
+        ``@timestamp`` itself or ``timestamp_override_fallback_disabled`` is set.
+        """
+        primary = self.timestamp_override or "@timestamp"
+        if primary == "@timestamp" or self.timestamp_override_fallback_disabled:
+            return primary, None
+        return primary, "@timestamp"

@@ -122,6 +122,11 @@ def lookback(interval: str, from_: str, to: str = "now") -> timedelta:
     return window - parse_duration(interval)
 
 
+def window(from_: str, to: str, now: datetime) -> tuple[datetime, datetime]:
+    """The absolute ``[from, to]`` search window of a run at ``now``."""
+    return parse_date_math(from_).resolve(now), parse_date_math(to).resolve(now)
+
+
 def _add(t: datetime, amount: int, unit: str) -> datetime:
     if unit in _FIXED_UNITS:
         return t + amount * _FIXED_UNITS[unit]
