@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table
 
 from credwatch.cli.env import Env, ExitStatus
@@ -137,9 +138,10 @@ def run_list(args: argparse.Namespace, env: Env) -> int:
         for col in ("rule_id", "name", "severity", "risk", "schedule", "tests", "source"):
             table.add_column(col, overflow="fold")
         for r in rules:
-            table.add_row(r.rule_id, r.name, r.severity, str(r.risk_score),
-                          f"every {r.interval} over {r.from_}..{r.to}", str(len(r.tests.tests)),
-                          "built-in" if r.rule_id in builtin_ids else (r.source or ""))
+            cells = (r.rule_id, r.name, r.severity, str(r.risk_score),
+                     f"every {r.interval} over {r.from_}..{r.to}", str(len(r.tests.tests)),
+                     "built-in" if r.rule_id in builtin_ids else (r.source or ""))
+            table.add_row(*(escape(c) for c in cells))
         _console(env).print(table)
     for s in skipped:
         env.stderr.write(f"credwatch: skipped {s.path}: {s.reason}\n")
@@ -165,7 +167,7 @@ def run_show(args: argparse.Namespace, env: Env) -> int:
 
 
 def _show_text(console: Console, r: Rule) -> None:
-    console.rule(f"[bold]{r.name}")
+    console.rule(f"[bold]{escape(r.name)}")
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
@@ -191,7 +193,7 @@ def _show_text(console: Console, r: Rule) -> None:
         rows.append(("threat", f"{t.tactic.id} {t.tactic.name}: {techs}"))
     for key, value in rows:
         if value:
-            grid.add_row(key, value)
+            grid.add_row(key, escape(value))
     console.print(grid)
     console.print("[bold]description")
     console.print(r.description.strip(), markup=False)
