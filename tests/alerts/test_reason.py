@@ -65,3 +65,8 @@ def test_network_and_file_parts_and_quirks() -> None:
 def test_empty_dash_and_non_string_values_are_left_out(value: object) -> None:
     assert build_reason({"user": {"name": value}}, "R", "medium") == \
         "event created medium alert R."
+
+
+def test_text_null_is_dropped_like_icu_select_does() -> None:
+    assert build_reason({"process": {"name": "null"}, "user": {"name": "null"}}, "R", "low") == \
+        "event with created low alert R."

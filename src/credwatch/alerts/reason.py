@@ -17,6 +17,8 @@ Behaviour reproduced here, quirks included:
 * ``with`` appears only when one of the process, parent, file, source or
   destination parts is present; the category, user and host parts do not
   count;
+* a value whose text is ``null`` is dropped too (ICU ``select`` treats it as
+  the ``null`` branch), though it still brings in ``with``;
 * fields are looked up as lodash ``get`` does on ``_source``: a top-level
   flat-dotted key first, otherwise a walk through nested objects.
 """
@@ -89,6 +91,12 @@ def build_reason(source: Mapping[str, Any], rule_name: str, severity: str) -> st
     host = part("host.name")
     interesting = any(v is not None for v in (process, parent, file_name, src_ip, src_port,
                                               dst_ip, dst_port))
+    # ICU `select` picks the `null {}` branch for the *text* "null" too, so a value
+    # that reads "null" is dropped from the sentence (but still counts for "with")
+    category, process, parent, file_name, src_ip, src_port, dst_ip, dst_port, user, host = (
+        None if v == "null" else v
+        for v in (category, process, parent, file_name, src_ip, src_port, dst_ip, dst_port,
+                  user, host))
     out = [f"{category} " if category is not None else "", "event"]
     if interesting:
         out.append(" with")
