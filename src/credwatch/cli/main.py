@@ -9,6 +9,7 @@ so that adding one never edits a shared list.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
 import sys
@@ -28,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
     def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
         if message:
-            sys.stderr.write(message)
+            sys.stderr.write(message)  # redirected to env.stderr by program()
         raise _ParserExit(status)
 
 
@@ -74,7 +75,9 @@ def program(argv: Sequence[str], env: Env | None = None) -> int:
     env = env or Env()
     parser = build_parser()
     try:
-        args = parser.parse_args(list(argv))
+        # argparse prints --help and usage errors to sys.stdout/sys.stderr.
+        with contextlib.redirect_stdout(env.stdout), contextlib.redirect_stderr(env.stderr):
+            args = parser.parse_args(list(argv))
     except _UsageError as exc:
         env.stderr.write(f"{exc}\n")
         return ExitStatus.ERROR
