@@ -113,6 +113,11 @@ class AuditEvent:
     lineno: int  #: line of the first record seen
 
     @property
+    def id(self) -> str:
+        """Stable identity ``node:stamp:serial``: the same event read twice has the same id."""
+        return f"{self.node or ''}:{self.stamp}:{self.serial}"
+
+    @property
     def interpreted(self) -> bool:
         """True when the records came from ``ausearch -i`` output."""
         return any(r.interpreted for r in self.records)
@@ -376,6 +381,10 @@ class Reassembler:
     def pending(self) -> int:
         """Events currently buffered."""
         return len(self._pending)
+
+    def is_pending(self, key: EventKey) -> bool:
+        """True while the event ``(node, stamp, serial)`` is buffered."""
+        return key in self._pending
 
     def feed(self, rec: AuditRecord) -> list[AuditEvent]:
         """Add one record; return the events this closes (possibly none)."""

@@ -203,6 +203,10 @@ class Follower:
             self.dropped_partials += 1
             self._buf = b""
 
+    def wait(self) -> None:
+        """Sleep one poll interval (between empty polls)."""
+        self._sleep(self.poll_interval)
+
     def iter_batches(self, stop: threading.Event | Callable[[], bool] | None = None,
                      ) -> Iterator[list[FollowedLine]]:
         """Yield one batch per poll (empty when nothing new) until ``stop`` is set.
@@ -222,7 +226,7 @@ class Follower:
                 batch = self.poll()
                 yield batch
                 if not batch:
-                    self._sleep(self.poll_interval)
+                    self.wait()
         finally:
             self.close()
 
