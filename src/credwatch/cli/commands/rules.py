@@ -168,9 +168,6 @@ def run_show(args: argparse.Namespace, env: Env) -> int:
 
 def _show_text(console: Console, r: Rule) -> None:
     console.rule(f"[bold]{escape(r.name)}")
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column(overflow="fold")
     try:
         extra = f" (look-back {format_duration(lookback(r.interval, r.from_, r.to))})"
     except CredwatchError:
@@ -191,10 +188,13 @@ def _show_text(console: Console, r: Rule) -> None:
             f"{x.id} {x.name}" + "".join(f", {s.id} {s.name}" for s in x.subtechnique)
             for x in t.technique)
         rows.append(("threat", f"{t.tactic.id} {t.tactic.name}: {techs}"))
+    # plain key/value lines: no padding to the terminal width, easy to grep
     for key, value in rows:
         if value:
-            grid.add_row(key, escape(value))
-    console.print(grid)
+            lines = value.splitlines()
+            console.print(f"[bold]{key:<16}[/bold] {escape(lines[0])}")
+            for more in lines[1:]:
+                console.print(f"{'':<16} {escape(more)}")
     console.print("[bold]description")
     console.print(r.description.strip(), markup=False)
     console.print("[bold]query")
