@@ -1,0 +1,263 @@
+"""Run history and scheduler state, in the alert store's SQLite file.
+
+Each rule execution is committed in **one transaction** together with the
+alerts it created, the suppressed alerts it updated, its run-history row and
+the rule's scheduler state (last start time and suppression bucket history).
+A ``kill -9`` before the commit leaves no trace of the execution, so the
+restarted scheduler runs it again from the same state; a kill after it leaves
+everything. Either way no alert is duplicated (ids are deterministic and the
+store is keyed by them) and none is missed (the state only moves forward with
+the alerts).
+
+Tables (``CREATE TABLE IF NOT EXISTS``; version in ``credwatch_schema``):
+
+* ``rule_runs``: one row per execution: rule, start/end, windows, status
+  (``succeeded`` / ``partial failure`` / ``failed``), message, warnings,
+  errors, events searched/matched/excluded, alerts created/updated, gap, duration;
+* ``rule_schedule_state``: per rule, the last execution start and the
+  suppression bucket history;
+* ``suppression_instances``: suppressed alerts by ``kibana.alert.instance.id``,
+  so a later execution can find the alert to update within the duration.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from credwatch.alerts.build import iso_ms, parse_event_time
+from credwatch.alerts.store import AlertStore
+from credwatch.errors import ConfigError
+
+__all__ = ["SCHEMA_VERSION", "STATUSES", "RuleState", "RunRecord", "RunStore"]
+
+COMPONENT = "runs"
+SCHEMA_VERSION = 1
+STATUSES = ("succeeded", "partial failure", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS credwatch_schema (
+    component TEXT PRIMARY KEY,
+    version   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rule_runs (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    execution_uuid  TEXT NOT NULL UNIQUE,
+    rule_uuid       TEXT NOT NULL,
+    rule_id         TEXT NOT NULL,
+    rule_name       TEXT NOT NULL,
+    started_at      TEXT NOT NULL,
+    finished_at     TEXT NOT NULL,
+    windows         TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    message         TEXT NOT NULL,
+    warnings        TEXT NOT NULL,
+    errors          TEXT NOT NULL,
+    events_searched INTEGER NOT NULL,
+    events_matched  INTEGER NOT NULL,
+    events_excluded INTEGER NOT NULL,
+    alerts_created  INTEGER NOT NULL,
+    alerts_updated  INTEGER NOT NULL,
+    suppressed      INTEGER NOT NULL,
+    gap_ms          INTEGER NOT NULL,
+    duration_ms     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rule_runs_by_rule ON rule_runs(rule_uuid, started_at);
+CREATE INDEX IF NOT EXISTS rule_runs_by_start ON rule_runs(started_at);
+CREATE TABLE IF NOT EXISTS rule_schedule_state (
+    rule_uuid       TEXT PRIMARY KEY,
+    rule_id         TEXT NOT NULL,
+    last_started_at TEXT NOT NULL,
+    last_status     TEXT NOT NULL,
+    bucket_history  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS suppression_instances (
+    alert_uuid      TEXT PRIMARY KEY,
+    instance_id     TEXT NOT NULL,
+    rule_uuid       TEXT NOT NULL,
+    alert_time      TEXT NOT NULL,
+    execution_uuid  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS suppression_by_instance ON suppression_instances(instance_id, alert_time);
+"""
+
+
+@dataclass
+class RunRecord:
+    """One rule execution, as stored in ``rule_runs``."""
+
+    execution_uuid: str
+    rule_uuid: str
+    rule_id: str
+    rule_name: str
+    started_at: datetime
+    finished_at: datetime
+    windows: list[dict[str, Any]]
+    status: str
+    message: str
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    events_searched: int = 0
+    events_matched: int = 0
+    events_excluded: int = 0
+    alerts_created: int = 0
+    alerts_updated: int = 0
+    suppressed: int = 0
+    gap_ms: int = 0
+    duration_ms: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (``credwatch runs --format json``)."""
+        return {
+            "execution_uuid": self.execution_uuid, "rule_uuid": self.rule_uuid,
+            "rule_id": self.rule_id, "rule_name": self.rule_name,
+            "started_at": iso_ms(self.started_at), "finished_at": iso_ms(self.finished_at),
+            "windows": self.windows, "status": self.status, "message": self.message,
+            "warnings": self.warnings, "errors": self.errors,
+            "events_searched": self.events_searched, "events_matched": self.events_matched,
+            "events_excluded": self.events_excluded, "alerts_created": self.alerts_created,
+            "alerts_updated": self.alerts_updated, "suppressed": self.suppressed,
+            "gap_ms": self.gap_ms, "duration_ms": self.duration_ms,
+        }
+
+
+@dataclass
+class RuleState:
+    """The scheduler's memory of one rule."""
+
+    rule_uuid: str
+    rule_id: str
+    last_started_at: datetime
+    last_status: str
+    bucket_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _time(text: str) -> datetime:
+    t = parse_event_time(text)
+    if t is None:
+        raise ConfigError(f"corrupt time {text!r} in the run history")
+    return t
+
+
+class RunStore:
+    """Run history and scheduler state in an :class:`AlertStore`'s database."""
+
+    def __init__(self, store: AlertStore) -> None:
+        self.store = store
+        self.conn: sqlite3.Connection = store.conn
+        try:
+            self.conn.executescript(_SCHEMA)
+            row = self.conn.execute("SELECT version FROM credwatch_schema WHERE component=?",
+                                    (COMPONENT,)).fetchone()
+            if row is None:
+                self.conn.execute("INSERT OR IGNORE INTO credwatch_schema VALUES (?, ?)",
+                                  (COMPONENT, SCHEMA_VERSION))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise ConfigError(f"the run history in {store.path} has schema version {row[0]}, "
+                                  f"newer than this credwatch understands ({SCHEMA_VERSION})")
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot prepare the run history in {store.path}: {exc}") from None
+
+    # -- state ------------------------------------------------------------------------------
+    def state(self, rule_uuid: str) -> RuleState | None:
+        """The scheduler state of a rule, or None if it never ran."""
+        row = self.conn.execute(
+            "SELECT rule_uuid, rule_id, last_started_at, last_status, bucket_history "
+            "FROM rule_schedule_state WHERE rule_uuid=?", (rule_uuid,)).fetchone()
+        if row is None:
+            return None
+        return RuleState(row[0], row[1], _time(row[2]), row[3], json.loads(row[4]))
+
+    def runs_at(self, rule_uuid: str, started_at: datetime) -> int:
+        """How many executions of the rule are recorded with this start time."""
+        return int(self.conn.execute(
+            "SELECT COUNT(*) FROM rule_runs WHERE rule_uuid=? AND started_at=?",
+            (rule_uuid, iso_ms(started_at))).fetchone()[0])
+
+    def latest_instance(self, instance_id: str, since: datetime) -> tuple[str, str] | None:
+        """Newest suppressed alert ``(uuid, execution uuid)`` of an instance created ≥ ``since``.
+
+        Closed alerts are skipped, as Kibana's suppression search excludes them.
+        """
+        rows = self.conn.execute(
+            "SELECT s.alert_uuid, s.execution_uuid FROM suppression_instances s "
+            "JOIN alerts a ON a.uuid = s.alert_uuid "
+            "WHERE s.instance_id=? AND s.alert_time>=? AND a.workflow_status != 'closed' "
+            "ORDER BY s.alert_time DESC LIMIT 1", (instance_id, iso_ms(since))).fetchall()
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    # -- the atomic commit ------------------------------------------------------------------
+    def commit(self, record: RunRecord, *, created: Sequence[Mapping[str, Any]] = (),
+               updated: Sequence[Mapping[str, Any]] = (),
+               instances: Sequence[tuple[str, str, str]] = (),
+               bucket_history: Sequence[Mapping[str, Any]] = ()) -> list[bool]:
+        """Store one execution and everything it produced in a single transaction.
+
+        Returns, per created alert, whether it was new to the store.
+        """
+        with self.store.transaction() as conn:
+            flags = self.store.insert(created)
+            for doc in updated:
+                self.store.replace(doc)
+            conn.executemany(
+                "INSERT OR IGNORE INTO suppression_instances VALUES (?, ?, ?, ?, ?)",
+                [(uuid, iid, record.rule_uuid, when, record.execution_uuid)
+                 for iid, uuid, when in instances])
+            conn.execute(
+                "INSERT INTO rule_runs (execution_uuid, rule_uuid, rule_id, rule_name, started_at,"
+                " finished_at, windows, status, message, warnings, errors, events_searched,"
+                " events_matched, events_excluded, alerts_created, alerts_updated, suppressed,"
+                " gap_ms, duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (record.execution_uuid, record.rule_uuid, record.rule_id, record.rule_name,
+                 iso_ms(record.started_at), iso_ms(record.finished_at),
+                 json.dumps(record.windows), record.status, record.message,
+                 json.dumps(record.warnings), json.dumps(record.errors), record.events_searched,
+                 record.events_matched, record.events_excluded, record.alerts_created,
+                 record.alerts_updated, record.suppressed, record.gap_ms, record.duration_ms))
+            conn.execute(
+                "INSERT INTO rule_schedule_state VALUES (?, ?, ?, ?, ?) ON CONFLICT(rule_uuid) "
+                "DO UPDATE SET rule_id=excluded.rule_id, last_started_at=excluded.last_started_at,"
+                " last_status=excluded.last_status, bucket_history=excluded.bucket_history",
+                (record.rule_uuid, record.rule_id, iso_ms(record.started_at), record.status,
+                 json.dumps(list(bucket_history))))
+        return flags
+
+    # -- history ----------------------------------------------------------------------------
+    def history(self, *, rule: str | None = None, status: str | None = None,
+                since: str | None = None, limit: int | None = None,
+                newest_first: bool = True) -> list[RunRecord]:
+        """Recorded executions, filtered by rule (uuid, rule_id or name), status and start."""
+        sql = ("SELECT execution_uuid, rule_uuid, rule_id, rule_name, started_at, finished_at,"
+               " windows, status, message, warnings, errors, events_searched, events_matched,"
+               " events_excluded, alerts_created, alerts_updated, suppressed, gap_ms, duration_ms"
+               " FROM rule_runs WHERE 1=1")
+        args: list[Any] = []
+        if rule:
+            sql += " AND (rule_uuid=? OR rule_id=? OR rule_name=?)"
+            args += [rule, rule, rule]
+        if status:
+            sql += " AND status=?"
+            args.append(status)
+        if since:
+            sql += " AND started_at>=?"
+            args.append(since)
+        sql += f" ORDER BY started_at {'DESC' if newest_first else 'ASC'}, id"
+        if limit:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return list(self._records(self.conn.execute(sql, args)))
+
+    @staticmethod
+    def _records(rows: Iterator[tuple[Any, ...]]) -> Iterator[RunRecord]:
+        for r in rows:
+            yield RunRecord(
+                execution_uuid=r[0], rule_uuid=r[1], rule_id=r[2], rule_name=r[3],
+                started_at=_time(r[4]), finished_at=_time(r[5]), windows=json.loads(r[6]),
+                status=r[7], message=r[8], warnings=json.loads(r[9]), errors=json.loads(r[10]),
+                events_searched=r[11], events_matched=r[12], events_excluded=r[13],
+                alerts_created=r[14], alerts_updated=r[15], suppressed=r[16], gap_ms=r[17],
+                duration_ms=r[18])
