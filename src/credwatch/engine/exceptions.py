@@ -590,3 +590,64 @@ class ExceptionSet:
             keys.append(key)
         items = [item for k in keys for item in self.lists[k].items]
         return ExceptionFilter(items, self.value_lists), warnings
+
+
+# --- lists imported into the alert store ---------------------------------------------------
+
+_STORE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS credwatch_schema (
+    component TEXT PRIMARY KEY,
+    version   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS exception_lists (
+    list_id        TEXT NOT NULL,
+    namespace_type TEXT NOT NULL,
+    doc            TEXT NOT NULL,
+    PRIMARY KEY (list_id, namespace_type)
+);
+CREATE TABLE IF NOT EXISTS exception_items (
+    item_id        TEXT NOT NULL,
+    namespace_type TEXT NOT NULL,
+    list_id        TEXT NOT NULL,
+    doc            TEXT NOT NULL,
+    PRIMARY KEY (item_id, namespace_type)
+);
+"""
+
+
+class ExceptionStore:
+    """Exception lists imported into the alert store's database (``credwatch exceptions import``)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        conn.executescript(_STORE_SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO credwatch_schema VALUES ('exceptions', 1)")
+
+    def import_lists(self, lists: Iterable[ExceptionList]) -> tuple[int, int]:
+        """Store lists and their items (same ids are overwritten); returns (lists, items)."""
+        n_lists = n_items = 0
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for lst in lists:
+                raw = dict(lst.raw) or list_container(lst.list_id, lst.name)
+                self.conn.execute("INSERT OR REPLACE INTO exception_lists VALUES (?, ?, ?)",
+                                  (lst.list_id, lst.namespace_type, json.dumps(raw)))
+                n_lists += 1
+                for item in lst.items:
+                    self.conn.execute("INSERT OR REPLACE INTO exception_items VALUES (?, ?, ?, ?)",
+                                      (item.item_id, item.namespace_type, item.list_id,
+                                       json.dumps(dict(item.raw))))
+                    n_items += 1
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+        return n_lists, n_items
+
+    def lists(self) -> list[ExceptionList]:
+        """Every stored list with its items (parsed and validated again)."""
+        lines = [row[0] for row in self.conn.execute(
+            "SELECT doc FROM exception_lists ORDER BY list_id, namespace_type")]
+        lines += [row[0] for row in self.conn.execute(
+            "SELECT doc FROM exception_items ORDER BY list_id, item_id")]
+        return parse_export("\n".join(lines), "<alert store>")
