@@ -8,11 +8,11 @@ lives) without orjson or msgspec.
 
 Contenders:
 
-* ``lines``    – a plain ``for line in file`` loop (binary), counting lines.
-* ``orjson``   – ``orjson.loads`` on every line plus the hand-written seed-rule predicate.
-* ``msgspec``  – msgspec typed structs that decode only the fields the rule reads.
-* ``duckdb``   – DuckDB ``read_ndjson`` with the equivalent SQL filter, 2 threads.
-* ``auparse``  – libauparse (``python3-audit``) over a raw audit log: decode every
+* ``lines``    - a plain ``for line in file`` loop (binary), counting lines.
+* ``orjson``   - ``orjson.loads`` on every line plus the hand-written seed-rule predicate.
+* ``msgspec``  - msgspec typed structs that decode only the fields the rule reads.
+* ``duckdb``   - DuckDB ``read_ndjson`` with the equivalent SQL filter, 2 threads.
+* ``auparse``  - libauparse (``python3-audit``) over a raw audit log: decode every
   exec event's arguments, apply the predicate, and digest the decoded arguments
   the same way ``gen_audit`` does, so decoding can be compared with the truth.
 """

@@ -164,7 +164,7 @@ def ensure_ecs(n: int, seed: int) -> tuple[Path, dict[str, Any]]:
     side = gen_ecs.sidecar_path(path)
     if path.exists() and side.exists():
         truth: dict[str, Any] = json.loads(side.read_bytes())
-        if truth.get("count") == n and truth.get("seed") == seed and truth.get("version") == 1:
+        if truth.get("count") == n and truth.get("seed") == seed and truth.get("version") == gen_ecs.VERSION:
             return path, truth
     t0 = time.perf_counter()
     truth = gen_ecs.generate(path, n, seed)
@@ -178,7 +178,7 @@ def ensure_audit(n: int, seed: int) -> tuple[Path, dict[str, Any]]:
     side = gen_audit.sidecar_path(path)
     if path.exists() and side.exists():
         truth: dict[str, Any] = json.loads(side.read_bytes())
-        if truth.get("count") == n and truth.get("seed") == seed and truth.get("version") == 1:
+        if truth.get("count") == n and truth.get("seed") == seed and truth.get("version") == gen_audit.VERSION:
             return path, truth
     t0 = time.perf_counter()
     truth = gen_audit.generate(path, n, seed)
@@ -447,7 +447,7 @@ def table(title: str, results: list[Result], anchors: dict[str, float | None]) -
     t.add_column("events/s", justify="right")
     t.add_column("peak RSS MB", justify="right")
     for a in anchors:
-        t.add_column(f"× {a}", justify="right")
+        t.add_column(f"x {a}", justify="right")
     t.add_column("count", justify="right")
     t.add_column("check")
     for r in results:
@@ -537,12 +537,12 @@ def main(argv: list[str] | None = None) -> int:
         summary: dict[str, Any] = {}
         if small and big and small.peak_rss and big.peak_rss:
             summary["rss_growth_10x"] = big.peak_rss / small.peak_rss
-            console.print(f"peak RSS {small.peak_rss:.1f} MB → {big.peak_rss:.1f} MB for 10× the input (×{summary['rss_growth_10x']:.2f})")
+            console.print(f"peak RSS {small.peak_rss:.1f} MB → {big.peak_rss:.1f} MB for 10x the input (x{summary['rss_growth_10x']:.2f})")
         one = by_name.get("credwatch 1 rule")
         fifty = next((r for r in res if r.name.startswith("credwatch 50 rules")), None)
         if one and fifty and one.median and fifty.median:
             summary["fifty_vs_one"] = fifty.median / one.median
-            console.print(f"50 rules / 1 rule wall time: ×{summary['fifty_vs_one']:.2f}")
+            console.print(f"50 rules / 1 rule wall time: x{summary['fifty_vs_one']:.2f}")
         report["suites"]["scaling"] = {"summary": summary, "results": [asdict(r) | {"median": r.median, "peak_rss": r.peak_rss} for r in res]}
 
     RESULTS.mkdir(parents=True, exist_ok=True)

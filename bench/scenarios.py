@@ -11,8 +11,9 @@ any matcher.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import seedrule
 
@@ -355,27 +356,33 @@ DECOY_KINDS: tuple[str, ...] = (
 def make_decoy(r: R, k: int, kinds: tuple[str, ...] = DECOY_KINDS) -> Exec:
     """Decoy number ``k``: cycles through ``kinds``."""
     kind = kinds[k % len(kinds)]
-    home = r.choice(HOMES[:5])
+
+    # The first decoy of each kind uses the canonical variant (first option), so
+    # even a small file holds e.g. "credentials.bak" and "/ETC/SHADOW" verbatim.
+    def pick(options: Sequence[Any]) -> Any:
+        return options[0] if k < len(kinds) else r.choice(options)
+
+    home = pick(HOMES[:5])
     name, exe = "cat", "/usr/bin/cat"
     args: list[str]
     if kind == "credentials_bak":
-        args = ["cat", home + "/.aws/credentials" + r.choice((".bak", ".old", "~", ".swp"))]
+        args = ["cat", home + "/.aws/credentials" + pick((".bak", ".old", "~", ".swp"))]
     elif kind == "aws_config":
         args = ["cat", home + "/.aws/config"]
     elif kind == "id_rsa_pub":
         args = ["cat", home + "/.ssh/id_rsa.pub"]
     elif kind == "run_secrets_no_var":
-        args = ["cat", r.choice(("/run/secrets/kubernetes.io/serviceaccount/token", "/run/secrets/kubernetes.io/serviceaccount/ca.crt", "/run/secrets/eks.amazonaws.com/serviceaccount/token"))]
+        args = ["cat", pick(("/run/secrets/kubernetes.io/serviceaccount/token", "/run/secrets/kubernetes.io/serviceaccount/ca.crt", "/run/secrets/eks.amazonaws.com/serviceaccount/token"))]
     elif kind == "sh_c_string":
-        name, exe = r.choice((("sh", "/usr/bin/dash"), ("bash", "/usr/bin/bash")))
-        args = [name, "-c", r.choice(("cat /etc/shadow", "cat /var/run/secrets/kubernetes.io/serviceaccount/token", f"cat {home}/.aws/credentials | base64"))]
+        name, exe = pick((("sh", "/usr/bin/dash"), ("bash", "/usr/bin/bash")))
+        args = [name, "-c", pick(("cat /etc/shadow", "cat /var/run/secrets/kubernetes.io/serviceaccount/token", f"cat {home}/.aws/credentials | base64"))]
     elif kind == "upper_path":
-        args = ["cat", r.choice(("/ETC/SHADOW", "/Etc/Shadow", home.upper() + "/.AWS/CREDENTIALS", "/VAR/RUN/SECRETS/KUBERNETES.IO/SERVICEACCOUNT/TOKEN"))]
+        args = ["cat", pick(("/ETC/SHADOW", "/Etc/Shadow", home.upper() + "/.AWS/CREDENTIALS", "/VAR/RUN/SECRETS/KUBERNETES.IO/SERVICEACCOUNT/TOKEN"))]
     elif kind == "upper_tool":
-        name, exe = r.choice((("CAT", "/usr/bin/CAT"), ("Cat", "/usr/local/bin/Cat"), ("GREP", "/usr/bin/GREP")))
+        name, exe = pick((("CAT", "/usr/bin/CAT"), ("Cat", "/usr/local/bin/Cat"), ("GREP", "/usr/bin/GREP")))
         args = [name, "/etc/shadow"]
     elif kind == "no_tool":
-        name, exe, args = r.choice((
+        name, exe, args = pick((
             ("vim", "/usr/bin/vim", ["vim", "/etc/shadow"]),
             ("kubectl", "/usr/local/bin/kubectl", ["kubectl", "--kubeconfig", "/root/.kube/config", "get", "pods"]),
             ("aws", "/usr/local/bin/aws", ["aws", "s3", "ls", "--profile", "default", "/root/.aws/credentials"]),
@@ -383,19 +390,19 @@ def make_decoy(r: R, k: int, kinds: tuple[str, ...] = DECOY_KINDS) -> Exec:
             ("vault", "/usr/bin/vault", ["vault", "login", "-method=kubernetes", "/var/run/secrets/kubernetes.io/serviceaccount/token"]),
         ))
     elif kind == "ed25519_not_root":
-        args = ["cat", r.choice(("/home/bob/.ssh/id_ed25519", "/home/ubuntu/.ssh/id_ed25519", "/var/lib/jenkins/.ssh/id_ed25519"))]
+        args = ["cat", pick(("/home/bob/.ssh/id_ed25519", "/home/ubuntu/.ssh/id_ed25519", "/var/lib/jenkins/.ssh/id_ed25519"))]
     elif kind == "prefixed_exact":
         name, exe = "curl", "/usr/bin/curl"
-        args = ["curl", "-H", "@/var/run/secrets/kubernetes.io/serviceaccount/token", r.choice(("--token-file=/etc/kubernetes/admin.conf", "https://10.96.0.1/api"))]
+        args = ["curl", "-H", "@/var/run/secrets/kubernetes.io/serviceaccount/token", pick(("--token-file=/etc/kubernetes/admin.conf", "https://10.96.0.1/api"))]
     elif kind == "extended_suffix":
-        args = ["cat", r.choice(("/etc/shadow-", "/etc/gshadow", "/etc/shadow.bak", home + "/.kube/config.lock", home + "/.docker/config.json.bak", home + "/.ssh/id_rsa.old"))]
+        args = ["cat", pick(("/etc/shadow-", "/etc/gshadow", "/etc/shadow.bak", home + "/.kube/config.lock", home + "/.docker/config.json.bak", home + "/.ssh/id_rsa.old"))]
     elif kind == "relative_path":
-        args = ["cat", r.choice((".ssh/id_rsa", ".kube/config", ".aws/credentials", "etc/shadow"))]
+        args = ["cat", pick((".ssh/id_rsa", ".kube/config", ".aws/credentials", "etc/shadow"))]
     elif kind == "wrapper_fullpath_tool":
         name, exe = "sudo", "/usr/bin/sudo"
-        args = ["sudo", r.choice(("/usr/bin/cat", "/bin/cat", "/usr/bin/tail")), "/etc/shadow"]
+        args = ["sudo", pick(("/usr/bin/cat", "/bin/cat", "/usr/bin/tail")), "/etc/shadow"]
     elif kind == "aws_cache_not_json":
-        args = ["cat", home + r.choice(("/.aws/cli/cache/", "/.aws/sso/cache/")) + _hexid(r, 40) + r.choice((".json.tmp", ".jsonl", ".yaml"))]
+        args = ["cat", home + pick(("/.aws/cli/cache/", "/.aws/sso/cache/")) + _hexid(r, 40) + pick((".json.tmp", ".jsonl", ".yaml"))]
     else:  # wrong_action / wrong_os: a real positive body, but the event is not an exec on linux
         args = ["cat", "/etc/shadow" if kind == "wrong_action" else "/Users/alice/.aws/credentials"]
     ex = _base(r, name, exe, args, ROOT if r.random() < 0.6 else r.choice(USERS[1:5]))

@@ -63,16 +63,13 @@ QUERY = """host.os.type:linux and event.category:process and event.action:(exec 
 
 #: ``process.name`` values matched exactly.
 NAME_EXACT: frozenset[str] = frozenset(
-    """busybox cat head tail more less sed awk find grep ls whereis cp mv ln
-    curl wget scp rsync tar zip gzip base64 xxd od dd tee strings xargs jq yq
-    openssl ssh sftp nc ncat netcat socat node""".split()
+    ["busybox", "cat", "head", "tail", "more", "less", "sed", "awk", "find", "grep", "ls", "whereis", "cp", "mv", "ln", "curl", "wget", "scp", "rsync", "tar", "zip", "gzip", "base64", "xxd", "od", "dd", "tee", "strings", "xargs", "jq", "yq", "openssl", "ssh", "sftp", "nc", "ncat", "netcat", "socat", "node"]
 )
 #: ``process.name`` prefixes (``python*``, ..., ``.*``).
 NAME_PREFIXES: tuple[str, ...] = ("python", "perl", "ruby", "php", "lua", ".")
 #: ``process.args`` elements that count as a tool.
 ARG_TOOLS: frozenset[str] = frozenset(
-    """cat head tail more less sed awk find grep cp mv curl wget base64
-    tar scp dd strings xargs""".split()
+    ["cat", "head", "tail", "more", "less", "sed", "awk", "find", "grep", "cp", "mv", "curl", "wget", "base64", "tar", "scp", "dd", "strings", "xargs"]
 )
 #: ``process.executable`` prefixes (``/tmp/*`` ...).
 EXEC_PREFIXES: tuple[str, ...] = ("/tmp/", "/var/tmp/", "/dev/shm/", "/home/", "/run/user/")
