@@ -75,7 +75,8 @@ class AlertStore:
             except OSError as exc:
                 raise ConfigError(f"cannot create the alert store folder {self.path.parent}: {exc}") from None
         try:
-            self.conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+            self.conn = sqlite3.connect(str(path), timeout=30, isolation_level=None,
+                                        check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
