@@ -171,3 +171,36 @@ def test_console_script_runs_once(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode in (0, 1), proc.stderr
     assert "execution at 2026-03-01T00:07:00.000Z" in proc.stderr
+
+
+def test_rule_exceptions_list_resolves_against_imported_lists(tmp_path: Path) -> None:
+    import dataclasses
+    import random
+
+    from credwatch.rules.loader import default_rule
+    from credwatch.rules.model import ExceptionListRef
+    from credwatch.rules.toml_format import dumps_toml
+
+    export = Path(__file__).parent.parent / "fixtures" / "exceptions" / "kibana_export.ndjson"
+    refs = (ExceptionListRef(id="7d1b5c60-0e9b-11f0-9a9e-3f1f1c0b6a01",
+                             list_id="k8s-cred-automation"),
+            ExceptionListRef(id="x", list_id="not-imported"),
+            ExceptionListRef(id="endpoint_list", list_id="endpoint_list", type="endpoint",
+                             namespace_type="agnostic"))
+    rule_file = tmp_path / "rule.toml"
+    rule_file.write_text(dumps_toml(dataclasses.replace(default_rule(), exceptions_list=refs)))
+    rng = random.Random(8)
+    at = DAY.replace(hour=10)
+    ci = make_event(1, at, positive=True, rng=rng, ingested=at, user="ci",
+                    parent=("runner", "/opt/ci/bin/runner"))
+    dev = make_event(2, at, positive=True, rng=rng, ingested=at, user="dev",
+                     parent=("runner", "/opt/ci/bin/runner"))
+    src = write_ndjson(tmp_path / "e.ndjson", [ci, dev])
+    db = str(tmp_path / "a.db")
+    assert cli("exceptions", "import", str(export), "--db", db)[0] == 0
+    code, out, err = cli("run", "--once", "--now", iso(at + timedelta(minutes=1)), "--db", db,
+                         "--format", "ndjson", "--rule", str(rule_file), str(src))
+    assert code == ExitStatus.OK
+    assert [a["labels"]["seq"] for a in alerts(out)] == [2]  # type: ignore[index]
+    assert "exception list 'not-imported' (single) referenced by the rule was not found" in err
+    assert "endpoint_list" not in err

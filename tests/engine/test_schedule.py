@@ -6,6 +6,7 @@ import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,7 +88,7 @@ def test_max_signals_above_the_alerting_limit_warns_and_is_lowered() -> None:
 
 # --- event time and order ---------------------------------------------------------------
 
-def _rec(event: dict[str, object], line: int) -> Record:
+def _rec(event: dict[str, Any], line: int) -> Record:
     return Record(event=event, source="mem", line=line)
 
 
@@ -99,7 +100,7 @@ def test_time_fields_follow_timestamp_override_and_fallback() -> None:
 
 
 def test_window_membership_uses_override_then_fallback_inclusively() -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {"@timestamp": iso(t(9, 0)), "event": {"ingested": iso(t(10, 0))}, "n": "in-by-ingested"},
         {"@timestamp": iso(t(10, 0)), "event": {"ingested": iso(t(11, 0))}, "n": "out-by-ingested"},
         {"@timestamp": iso(t(10, 0)), "n": "in-by-fallback"},
@@ -121,7 +122,7 @@ def test_window_membership_uses_override_then_fallback_inclusively() -> None:
 
 
 def test_events_are_sorted_by_override_then_timestamp_with_missing_override_last() -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {"@timestamp": iso(t(10, 1)), "n": "fallback-late"},
         {"@timestamp": iso(t(10, 3)), "event": {"ingested": iso(t(10, 4))}, "n": "b"},
         {"@timestamp": iso(t(10, 0)), "n": "fallback-early"},

@@ -25,9 +25,9 @@ def ev(seq: int, at: datetime, host: str | None, **kw: Any) -> dict[str, Any]:
     return e
 
 
-def suppressed(r: Rig) -> dict[str, dict[str, Any]]:
+def suppressed(r: Rig) -> dict[str | None, dict[str, Any]]:
     """Stored alerts by their host term (None for the missing-field group)."""
-    out = {}
+    out: dict[str | None, dict[str, Any]] = {}
     for a in r.store.query():
         if "kibana.alert.suppression.terms" in a:
             out[a["kibana.alert.suppression.terms"][0]["value"]] = a

@@ -385,7 +385,6 @@ class RuleRunner:
 
     crule: CompiledRule
     exceptions: ExceptionFilter = field(default_factory=lambda: ExceptionFilter(()))
-    exception_warnings: list[str] = field(default_factory=list)
     all_indices: bool = False
     space: str = DEFAULT_SPACE
 
@@ -435,7 +434,7 @@ def execute(runner: RuleRunner, source: EventSource, store: AlertStore, runs: Ru
     state = runs.state(rule.uuid)
     plan = plan_windows(rule, now, state.last_started_at if state else None)
     exec_id = execution_uuid(rule.uuid, now, runs.runs_at(rule.uuid, now))
-    warnings = [w for w in (plan.warning,) if w] + list(runner.exception_warnings)
+    warnings = [w for w in (plan.warning,) if w]
     errors = [e for e in (plan.error,) if e]
     exceptions = runner.exceptions.active(now)
     index = source.index(TimeFields.of(rule))

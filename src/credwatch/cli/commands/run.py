@@ -33,6 +33,9 @@ from credwatch.errors import ConfigError
 from credwatch.rules.model import Rule
 from credwatch.sources.ecs import INPUT_FORMATS
 
+#: Kibana's Endpoint exception list, enforced by Elastic Defend rather than by rules.
+ENDPOINT_LIST_ID = "endpoint_list"
+
 DESCRIPTION = """\
 Run rules the way Kibana schedules them: every `interval` (5m for the seed
 rule) each rule searches [now+from, now] (now-9m..now), so executions overlap
@@ -102,8 +105,13 @@ def parse_timestamp(text: str, option: str) -> datetime:
 
 
 def build_runners(rules: list[Rule], store: AlertStore, exception_files: list[str],
-                  value_lists: list[str], *, all_indices: bool = False) -> list[RuleRunner]:
-    """Compile rules and attach their exception lists (store-imported, then files)."""
+                  value_lists: list[str], env: Env, *, all_indices: bool = False,
+                  quiet: bool = False) -> list[RuleRunner]:
+    """Compile rules and attach their exception lists (store-imported, then files).
+
+    A referenced list that is not found is reported once on standard error (Kibana
+    silently applies no items for it).
+    """
     exset = ExceptionSet()
     exset.add(ExceptionStore(store.conn).lists())
     for path in value_lists:
@@ -112,9 +120,14 @@ def build_runners(rules: list[Rule], store: AlertStore, exception_files: list[st
         exset.add(load_export(path), attach_to_all=True)
     runners: list[RuleRunner] = []
     for crule in compile_rules(rules):
-        refs = [(r.list_id, r.namespace_type) for r in crule.rule.exceptions_list]
+        # Kibana's rule executor skips the Endpoint list: Elastic Defend applies it on the host.
+        refs = [(r.list_id, r.namespace_type) for r in crule.rule.exceptions_list
+                if r.list_id != ENDPOINT_LIST_ID]
         flt, warnings = exset.for_rule(refs)
-        runners.append(RuleRunner(crule, flt, warnings, all_indices=all_indices))
+        if not quiet:
+            for w in warnings:
+                env.stderr.write(f"credwatch: warning: rule {crule.rule.name!r}: {w}\n")
+        runners.append(RuleRunner(crule, flt, all_indices=all_indices))
     return runners
 
 
@@ -143,8 +156,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
     created = 0
     try:
         runs = RunStore(store)
-        runners = build_runners(rules, store, args.exceptions, args.value_list,
-                                all_indices=args.all_indices)
+        runners = build_runners(rules, store, args.exceptions, args.value_list, env,
+                                all_indices=args.all_indices, quiet=args.quiet)
         source = EventSource(args.paths, input_format=args.input_format, glob=args.glob,
                              stdin=env.stdin)
         clock: Clock
