@@ -263,3 +263,34 @@ def test_started_at_is_truncated_to_milliseconds(tmp_path: Path) -> None:
     r = rig(tmp_path, [])
     e = r.at(datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=UTC))
     assert e.record.started_at == datetime(2026, 3, 1, 10, 0, 0, 123000, tzinfo=UTC)
+
+
+def test_a_day_with_skipped_executions_and_an_outage_misses_only_the_gap(
+        tmp_path: Path) -> None:
+    """Skips are caught up; only events inside the reported uncovered range are missed."""
+    day = generate_day(seed=31, events=1500)
+    r = rig(tmp_path, day)
+    skipped = {t(3, 5), t(7, 5), t(7, 10), t(7, 15)}
+    outage = (t(12, 0), t(14, 0))  # no execution strictly between these
+    at = DAY
+    while at <= DAY + timedelta(days=1):
+        if at not in skipped and not outage[0] < at < outage[1]:
+            r.at(at)
+        at += 5 * M
+    failed = [e for e in r.executions if e.record.status == "failed"]
+    assert [e.record.started_at for e in failed] == [t(14, 0)]
+    assert failed[0].plan.gap_range == (t(12, 0), t(13, 31))
+    caught_up = {e.record.started_at: len(e.plan.windows) for e in r.executions
+                 if len(e.plan.windows) > 1}
+    assert caught_up == {t(3, 10): 2, t(7, 20): 4, t(14, 0): 5}
+
+    def event_time(e: dict[str, Any]) -> datetime:
+        text = e["event"].get("ingested") or e["@timestamp"]
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    lo, hi = failed[0].plan.gap_range
+    expected = sorted(e["labels"]["seq"] for e in day if e["labels"]["truth"] == "positive"
+                      and not lo < event_time(e) < hi)
+    missed = [e for e in day if e["labels"]["truth"] == "positive" and lo < event_time(e) < hi]
+    assert missed  # the outage really lost something
+    assert r.seqs() == expected
