@@ -18,6 +18,7 @@ from credwatch.engine.exceptions import (
     write_export,
 )
 from credwatch.errors import ConfigError
+from credwatch.normalize.flatten import get_values
 
 DEFAULT_FIELDS = ("process.executable", "process.parent.executable")
 DEFAULT_LIST_ID = "credwatch-tuning"
@@ -82,7 +83,12 @@ def run_add(args: argparse.Namespace, env: Env) -> int:
         store.close()
     if alert is None:
         raise ConfigError(f"no stored alert with uuid {args.uuid!r}")
-    fields = args.field or [f for f in DEFAULT_FIELDS if f]
+    # Explicit fields must exist on the alert; defaults are used where present
+    # (auditd events, for instance, carry no process.parent.executable).
+    fields = args.field or [f for f in DEFAULT_FIELDS if get_values(alert, f)]
+    if not fields:
+        raise ConfigError(f"the alert has none of {', '.join(DEFAULT_FIELDS)}; choose fields "
+                          "with --field (e.g. user.name, host.name, process.args)")
     entries = entries_from_alert(alert, fields)
     lists: list[ExceptionList] = load_export(args.file) if os.path.exists(args.file) else []
     list_id = args.list_id or (lists[0].list_id if len(lists) == 1 else DEFAULT_LIST_ID)

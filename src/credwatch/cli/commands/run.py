@@ -177,14 +177,13 @@ def run(args: argparse.Namespace, env: Env) -> int:
                 env.stderr.flush()
 
         scheduler = Scheduler(runners, source, store, runs, clock, on_execution=report)
-        if args.once:
-            scheduler.run_once()
-        else:
-            scheduler.run(until=until)
+        executions = len(scheduler.run_once()) if args.once else scheduler.run(until=until)
         if not args.quiet:
             diag = source.diagnostics()
             for sample in diag.samples[:20]:
                 env.stderr.write(f"credwatch: {sample}\n")
+            env.stderr.write(f"credwatch: {executions} execution(s) of {len(runners)} rule(s) "
+                             f"over {diag.events} event(s); {created} alert(s) created\n")
     finally:
         for sink in sinks:
             sink.close()
