@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -294,3 +295,30 @@ def test_a_day_with_skipped_executions_and_an_outage_misses_only_the_gap(
     missed = [e for e in day if e["labels"]["truth"] == "positive" and lo < event_time(e) < hi]
     assert missed  # the outage really lost something
     assert r.seqs() == expected
+
+
+def test_event_source_rereads_files_that_grow_and_forgets_removed_ones(tmp_path: Path) -> None:
+    from credwatch.engine.schedule import EventSource
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    rng = random.Random(12)
+    first = folder / "a.ndjson"
+    first.write_text(json.dumps(make_event(1, t(10, 0), positive=True, rng=rng,
+                                           ingested=t(10, 0))) + "\n")
+    src = EventSource([str(folder)])
+    fields = TimeFields.of(seed_rule())
+    assert src.refresh() and len(src.index(fields).window(t(9, 0), t(11, 0))) == 1
+    assert not src.refresh()  # unchanged: not re-read
+    with first.open("a") as fh:
+        fh.write(json.dumps(make_event(2, t(10, 1), positive=True, rng=rng,
+                                       ingested=t(10, 1))) + "\n")
+    second = folder / "b.ndjson"
+    second.write_text(json.dumps(make_event(3, t(10, 2), positive=True, rng=rng,
+                                            ingested=t(10, 2))) + "\n")
+    assert src.refresh()
+    got = [e.event["labels"]["seq"] for e in src.index(fields).window(t(9, 0), t(11, 0))]
+    assert got == [1, 2, 3]
+    first.unlink()
+    assert src.refresh()
+    assert [e.event["labels"]["seq"] for e in src.index(fields).window(t(9, 0), t(11, 0))] == [3]

@@ -317,7 +317,7 @@ class EventSource:
         self.input_format = input_format
         self.glob = glob
         self.stdin = stdin
-        self._files: dict[str, tuple[tuple[int, int, int], list[Record], Diagnostics]] = {}
+        self._files: dict[str, tuple[tuple[int, ...], list[Record], Diagnostics]] = {}
         self._indexes: dict[TimeFields, EventIndex] = {}
         self._stdin_done = False
 
@@ -331,13 +331,13 @@ class EventSource:
                 if self._stdin_done:
                     continue
                 self._stdin_done = True
-                stamp = (0, 0, 0)
+                stamp = (0, 0, 0, 0)
             else:
                 try:
                     st = os.stat(path)
                 except OSError:
                     continue
-                stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+                stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
                 old = self._files.get(path)
                 if old is not None and old[0] == stamp:
                     continue
@@ -521,16 +521,17 @@ def execute(runner: RuleRunner, source: EventSource, store: AlertStore, runs: Ru
         warnings.extend(w for w in outcome.warnings if w not in warnings)
 
     status, message = _status(errors, warnings)
+    elapsed_ms = int((monotonic() - t0) * 1000)
     record = RunRecord(
         execution_uuid=exec_id, rule_uuid=rule.uuid, rule_id=rule.rule_id, rule_name=rule.name,
-        started_at=now, finished_at=now, windows=[w.to_json() for w in plan.windows],
+        started_at=now, finished_at=now + elapsed_ms * _MS, windows=[w.to_json() for w in plan.windows],
         status=status, message=message, warnings=warnings, errors=errors,
         events_searched=len(searched), events_matched=len(matched),
         events_excluded=len(excluded), alerts_created=len(created),
         alerts_updated=len(suppressor.updated) if suppressor else 0,
         suppressed=suppressor.suppressed_events if suppressor else 0,
         gap_ms=max(int(plan.gap / _MS), 0),
-        duration_ms=int((monotonic() - t0) * 1000))
+        duration_ms=elapsed_ms)
     return Execution(
         record=record, plan=plan, created=created,
         updated=list(suppressor.updated.values()) if suppressor else [],
