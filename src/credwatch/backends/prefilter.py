@@ -1,0 +1,315 @@
+"""A sound literal prefilter derived from a rule's AST.
+
+:func:`derive_literals` walks the AST and returns a set of strings such that
+every event the rule can match contains at least one of them *as a value
+substring*, or ``None`` when no such set exists ("cannot prefilter"):
+
+* ``f:value`` on a keyword-like field → ``{value}`` (a number-looking value
+  gives ``None``: ``5`` may be written ``5.0`` or ``5e0``; an empty value
+  gives ``None``; ``null`` never matches and gives the empty set);
+* ``f:a*b*c`` → the longest run between stars, if it is at least
+  :data:`MIN_FRAGMENT` characters, else ``None``;
+* ``and`` → the most selective child set (longest shortest literal, then
+  fewest literals); ``or`` → the union (``None`` if any child is ``None``);
+* ``not``, ``exists``, ranges, free text, wildcard field names, and typed
+  (number, ip, date, boolean, text) fields → ``None``;
+* ``f:{q}`` → the set of ``q``.
+
+:class:`Prefilter` turns the set into byte patterns for one input *format*
+and scans with an Aho-Corasick automaton (pyahocorasick works on ``str``,
+so bytes are decoded as latin-1, which maps each byte to one code point).
+
+The soundness contract, per format:
+
+``ndjson``
+    A JSON string holds the literal's UTF-8 bytes unless the serializer
+    escaped a character (``\\/``, ``\\uXXXX``, ``\\"``, ``\\\\``, control
+    characters; JSON lets a writer escape *any* character). Escapes always
+    contain a backslash and a JSON text has no backslash outside strings, so
+    **every line containing a ``\\`` byte is a candidate** (routed to the full
+    evaluator). Without a backslash, string contents are their raw UTF-8.
+
+``audit``
+    ``aN=`` values are either quoted raw text or uppercase hex of the whole
+    argument (the kernel hex-encodes a value containing a space, a quote, a
+    control or a non-ASCII byte), so each literal is also emitted as
+    uppercase hex. A long argument is split into ``aN[k]=`` hex chunks and a
+    literal can straddle a chunk boundary, so **every record containing
+    ``_len=`` is a candidate**. Only fields copied verbatim from a record
+    (:data:`AUDIT_VERBATIM_FIELDS`) contribute literals; derived fields such as
+    ``event.action`` or ``host.os.type`` never appear in the raw bytes. An
+    event is a candidate when *any* of its records is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import BinaryIO, ClassVar
+from typing import Literal as TypingLiteral
+
+import ahocorasick
+
+from credwatch.backends.base import Visitor
+from credwatch.backends.pymatch import to_number
+from credwatch.kql.ast import (
+    And,
+    Exists,
+    Is,
+    Literal,
+    MatchAll,
+    Nested,
+    Node,
+    Not,
+    Or,
+    Range,
+    Wildcard,
+)
+from credwatch.kql.fields import KEYWORD_LIKE, field_type
+from credwatch.kql.parser import parse
+
+Literals = frozenset[str] | None
+Format = TypingLiteral["ndjson", "audit"]
+
+#: Shortest wildcard fragment worth scanning for (shorter ones give ``None``).
+MIN_FRAGMENT = 3
+
+#: ECS fields whose values the audit normalizer copies verbatim from one record.
+AUDIT_VERBATIM_FIELDS: frozenset[str] = frozenset({
+    "process.args", "process.executable", "process.name", "process.working_directory",
+    "file.path", "process.command_line",
+})
+
+#: Extra patterns that make a raw line a candidate regardless of the literals.
+ROUTE_TO_FULL: Mapping[str, tuple[bytes, ...]] = {"ndjson": (b"\\",), "audit": (b"_len=",)}
+
+
+class LiteralDeriver(Visitor[Literals]):
+    """Compute the literal set of each node (see the module docstring)."""
+
+    name: ClassVar[str] = "prefilter"
+
+    def __init__(self, field_types: Mapping[str, str] | None = None,
+                 fields: Collection[str] | None = None, prefix: str = "") -> None:
+        self.field_types = dict(field_types or {})
+        self.fields = fields
+        self.prefix = prefix
+
+    def _usable_field(self, node: Is) -> str | None:
+        field = node.field
+        if not isinstance(field, Literal) or not isinstance(field.value, str):
+            return None  # free text or a wildcard field name: any field, any type
+        name = self.prefix + field.value
+        if self.fields is not None and name not in self.fields:
+            return None
+        if field_type(name, self.field_types) not in KEYWORD_LIKE:
+            return None
+        return name
+
+    def visit_is(self, node: Is) -> Literals:
+        if self._usable_field(node) is None:
+            return None
+        value = node.value
+        if isinstance(value, Wildcard):
+            best = max(value.parts, key=len)
+            return frozenset({best}) if len(best) >= MIN_FRAGMENT else None
+        if value.value is None:
+            return frozenset()  # `f:null` never matches (see pymatch.equals_test)
+        text = value.text
+        if not text or to_number(text) is not None:
+            return None
+        return frozenset({text})
+
+    def visit_exists(self, node: Exists) -> Literals:
+        return None
+
+    def visit_matchall(self, node: MatchAll) -> Literals:
+        return None
+
+    def visit_range(self, node: Range) -> Literals:
+        return None
+
+    def visit_not(self, node: Not) -> Literals:
+        return None
+
+    def visit_nested(self, node: Nested) -> Literals:
+        if not isinstance(node.field, Literal):
+            return None
+        inner = LiteralDeriver(self.field_types, self.fields, f"{self.prefix}{node.field.text}.")
+        return inner.visit(node.query)
+
+    def visit_or(self, node: Or) -> Literals:
+        out: set[str] = set()
+        for child in node.children:
+            sub = self.visit(child)
+            if sub is None:
+                return None
+            out |= sub
+        return frozenset(out)
+
+    def visit_and(self, node: And) -> Literals:
+        sets = [s for s in (self.visit(c) for c in node.children) if s is not None]
+        return max(sets, key=selectivity) if sets else None
+
+
+def selectivity(literals: frozenset[str]) -> tuple[float, int]:
+    """Sort key: larger is more selective (longest shortest literal, then fewest)."""
+    if not literals:
+        return (math.inf, 0)
+    return (min(len(s.encode()) for s in literals), -len(literals))
+
+
+def derive_literals(query: str | Node, field_types: Mapping[str, str] | None = None,
+                    fields: Collection[str] | None = None) -> Literals:
+    """The literal set of ``query`` (``None``: every event must be evaluated)."""
+    ast = parse(query) if isinstance(query, str) else query
+    return LiteralDeriver(field_types, fields).visit(ast)
+
+
+def encodings(literal: str, fmt: Format) -> set[bytes]:
+    """The byte forms ``literal`` can take in a raw line of format ``fmt``."""
+    raw = literal.encode("utf-8")
+    return {raw, raw.hex().upper().encode("ascii")} if fmt == "audit" else {raw}
+
+
+@dataclass(frozen=True)
+class ScanStats:
+    """Counts from a bulk scan (for benchmarks and ``--stats``)."""
+
+    lines: int
+    candidates: int
+
+
+class Prefilter:
+    """A compiled prefilter for one rule and one input format.
+
+    ``literals is None`` means the rule cannot be prefiltered: every line is a
+    candidate. An empty literal set means no event can match.
+    """
+
+    #: Bytes scanned per automaton call (see :meth:`candidate_spans`).
+    block_size: ClassVar[int] = 64 << 10
+
+    def __init__(self, literals: Literals, fmt: Format = "ndjson") -> None:
+        self.literals = literals
+        self.format: Format = fmt
+        self.patterns: frozenset[bytes] = frozenset()
+        self._automaton: ahocorasick.Automaton | None = None
+        if literals is None:
+            return
+        pats: set[bytes] = set(ROUTE_TO_FULL[fmt])
+        for lit in literals:
+            pats |= encodings(lit, fmt)
+        self.patterns = frozenset(pats)
+        automaton = ahocorasick.Automaton()
+        for pat in self.patterns:
+            automaton.add_word(pat.decode("latin-1"), len(pat))
+        automaton.make_automaton()
+        self._automaton = automaton
+
+    @classmethod
+    def for_query(cls, query: str | Node, fmt: Format = "ndjson",
+                  field_types: Mapping[str, str] | None = None) -> Prefilter:
+        """Derive and compile the prefilter of ``query`` for ``fmt``."""
+        fields = AUDIT_VERBATIM_FIELDS if fmt == "audit" else None
+        return cls(derive_literals(query, field_types, fields), fmt)
+
+    @property
+    def active(self) -> bool:
+        """True when the prefilter can reject anything at all."""
+        return self.literals is not None
+
+    def may_match(self, line: bytes) -> bool:
+        """False only when no event in ``line`` can match the rule."""
+        automaton = self._automaton
+        if automaton is None:
+            return self.literals is None
+        for _ in automaton.iter(line.decode("latin-1")):
+            return True
+        return False
+
+    def candidate_spans(self, buffer: bytes) -> list[tuple[int, int]]:
+        """``(start, end)`` of every line of ``buffer`` that may match (end excludes ``\\n``).
+
+        The buffer is scanned in line-aligned blocks of :attr:`block_size`
+        bytes: pyahocorasick copies its input into a wide string per ``iter``
+        call, so cache-sized blocks are about twice as fast as one huge call.
+        Hits inside a line already reported are skipped. The last line need
+        not end in a newline.
+        """
+        automaton = self._automaton
+        if automaton is None:
+            return _all_spans(buffer) if self.literals is None else []
+        out: list[tuple[int, int]] = []
+        size = len(buffer)
+        base = 0
+        while base < size:
+            cut = buffer.find(b"\n", min(base + self.block_size, size) - 1)
+            block_end = size if cut < 0 else cut + 1
+            text = buffer[base:block_end].decode("latin-1")
+            stop = -1
+            for end_idx, length in automaton.iter(text):
+                if end_idx < stop:
+                    continue
+                start = text.rfind("\n", 0, end_idx - length + 1) + 1
+                stop = text.find("\n", end_idx + 1)
+                if stop < 0:
+                    stop = len(text)
+                out.append((base + start, base + stop))
+            base = block_end
+        return out
+
+    def candidate_lines(self, buffer: bytes) -> list[bytes]:
+        """The candidate lines of ``buffer`` as bytes."""
+        return [buffer[a:b] for a, b in self.candidate_spans(buffer)]
+
+    def scan_file(self, fh: BinaryIO, chunk_size: int = 8 << 20
+                  ) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(line number, line)`` (1-based) of each candidate line of a file."""
+        carry = b""
+        line_no = 0
+        while True:
+            chunk = fh.read(chunk_size)
+            if not chunk:
+                break
+            buf = carry + chunk
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                carry = buf
+                continue
+            body, carry = buf[: cut + 1], buf[cut + 1:]
+            yield from self._numbered(body, line_no)
+            line_no += body.count(b"\n")
+        if carry:
+            yield from self._numbered(carry, line_no)
+
+    def _numbered(self, body: bytes, base: int) -> Iterator[tuple[int, bytes]]:
+        last = 0
+        line_no = base
+        for start, stop in self.candidate_spans(body):
+            line_no += body.count(b"\n", last, start)
+            last = start
+            yield line_no + 1, body[start:stop]
+
+
+def _all_spans(buffer: bytes) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    pos = 0
+    size = len(buffer)
+    while pos < size:
+        stop = buffer.find(b"\n", pos)
+        if stop < 0:
+            stop = size
+        out.append((pos, stop))
+        pos = stop + 1
+    return out
+
+
+def count_candidates(prefilter: Prefilter, lines: Iterable[bytes]) -> ScanStats:
+    """Count how many of ``lines`` pass ``prefilter.may_match``."""
+    total = passed = 0
+    for line in lines:
+        total += 1
+        passed += prefilter.may_match(line)
+    return ScanStats(total, passed)
