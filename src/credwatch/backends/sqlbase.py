@@ -118,6 +118,7 @@ class SqlBackend(Visitor[str]):
     #: Exact integers (ES long fields compare whole values, beyond double precision).
     int_type: ClassVar[str] = "HUGEINT"
     try_cast_tpl: ClassVar[str] = "TRY_CAST({expr} AS {type})"
+    trunc_tpl: ClassVar[str] = "trunc({expr})"
     try_ts_tpl: ClassVar[str] = "TRY_CAST({expr} AS TIMESTAMPTZ)"
     ts_literal_tpl: ClassVar[str] = "TIMESTAMPTZ '{iso}'"
     tokens_tpl: ClassVar[str] = r"regexp_extract_all(lower({expr}), '[\p{{L}}\p{{N}}_]+')"
@@ -309,7 +310,7 @@ class SqlBackend(Visitor[str]):
         if kind == "int":
             return self.try_cast_tpl.format(expr=expr, type=self.int_type)
         n = self.number_of(expr, kind)
-        trunc = self.try_cast_tpl.format(expr=f"trunc({n})", type=self.int_type)
+        trunc = self.try_cast_tpl.format(expr=self.trunc_tpl.format(expr=n), type=self.int_type)
         if kind != "str":
             return f"(CASE WHEN {self.finite_tpl.format(expr=n)} THEN {trunc} END)"
         t = f"trim({expr})"
