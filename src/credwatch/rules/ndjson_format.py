@@ -56,7 +56,9 @@ def parse_ndjson(text: str, path: str | None = None) -> tuple[list[tuple[int, di
     """Split an export into ``(line number, rule object)`` pairs and skipped lines."""
     rules: list[tuple[int, dict[str, Any]]] = []
     skipped: list[NdjsonLine] = []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    # split on "\n" only: str.splitlines() would also split inside JSON strings that
+    # hold U+0085, U+2028 and the like, which JSON leaves unescaped
+    for lineno, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         try:

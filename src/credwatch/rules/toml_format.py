@@ -87,6 +87,16 @@ def rule_to_toml_document(rule: Rule) -> dict[str, Any]:
     return doc
 
 
+def _has_cr(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\r" in value
+    if isinstance(value, Mapping):
+        return any(_has_cr(k) or _has_cr(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_cr(v) for v in value)
+    return False
+
+
 def dumps_toml(rule: Rule, header: str | None = None) -> str:
     """Serialise ``rule`` as detection-rules TOML.
 
@@ -94,7 +104,10 @@ def dumps_toml(rule: Rule, header: str | None = None) -> str:
     Multi-line strings (the query, the guide) are written as TOML multi-line
     strings so the file stays readable and diffable.
     """
-    body = tomli_w.dumps(rule_to_toml_document(rule), multiline_strings=True)
+    doc = rule_to_toml_document(rule)
+    # TOML readers normalise CRLF inside multi-line strings to LF; a value holding a
+    # carriage return is only preserved by the escaped single-line form
+    body = tomli_w.dumps(doc, multiline_strings=not _has_cr(doc))
     if not header:
         return body
     lines = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
