@@ -40,3 +40,41 @@ def all_runs() -> list[Run]:
     """Every case in every event shape."""
     return [Run(case, form, event) for case in load_cases()
             for form, event in event_forms(case.event).items()]
+
+
+def _kinds(value: Any, path: str, out: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        out[path] = "object"
+        for k, v in value.items():
+            _kinds(v, f"{path}.{k}", out)
+    elif isinstance(value, list):
+        out[path] = "array"
+        for v in value:
+            _kinds(v, f"{path}[]", out)
+    elif value is not None:
+        out.setdefault(path, "scalar")
+
+
+def _compatible(a: dict[str, str], b: dict[str, str]) -> bool:
+    return all(a.get(k, v) == v for k, v in b.items())
+
+
+def packs(runs: list[Run]) -> list[list[Run]]:
+    """Group runs into tables whose events never give one field two shapes.
+
+    (Spark widens a field that is a scalar in one row and an object or array
+    in another into a raw JSON string.) Packing also makes each case run in a
+    table where other rows hold other columns, which NULL handling must survive.
+    """
+    packs: list[tuple[dict[str, str], list[Run]]] = []
+    for run in runs:
+        kinds: dict[str, str] = {}
+        _kinds(run.event, "", kinds)
+        for sig, members in packs:
+            if _compatible(sig, kinds):
+                sig.update(kinds)
+                members.append(run)
+                break
+        else:
+            packs.append((kinds, [run]))
+    return [members for _, members in packs]

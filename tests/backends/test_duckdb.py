@@ -23,7 +23,7 @@ from credwatch.backends.duckdb import (
 from credwatch.errors import UnsupportedError
 from credwatch.rules.loader import default_rule
 
-from .conformance_run import IPV6_CASES, Run, all_runs
+from .conformance_run import IPV6_CASES, Run, all_runs, packs
 
 RUNS = all_runs()
 
@@ -111,3 +111,25 @@ def test_show_sql_is_runnable(tmp_path: Path, con: duckdb.DuckDBPyConnection) ->
     assert sql.startswith("SELECT *")
     assert len(con.execute(sql).fetchall()) == 1
     assert compile_duckdb("process.name:cat", {}) == "FALSE"
+
+
+def test_conformance_in_shared_tables(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    """Every case again, with its event as one row among hundreds of unrelated rows.
+
+    Other rows add columns that are NULL in this one (missing objects, flat
+    keys, other types); the answer for this row must not change.
+    """
+    wrong: list[str] = []
+    for n, pack in enumerate(packs([r for r in RUNS if r.case.id not in IPV6_CASES])):
+        path = _write(tmp_path / f"p{n}.ndjson", [r.event for r in pack])
+        source = read_sql(path)
+        schema = schema_of(con.sql(f"SELECT * FROM {source}"))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE t AS SELECT row_number() OVER () - 1 "
+                    f"AS __cw_row, * FROM {source}")
+        for i, run in enumerate(pack):
+            where = compile_duckdb(run.case.query, schema, run.case.field_types)
+            hit = con.execute(f"SELECT count(*) FROM t WHERE __cw_row = {i} AND {where}"
+                              ).fetchone()
+            if bool(hit and hit[0]) is not run.case.expected:
+                wrong.append(run.label)
+    assert wrong == []

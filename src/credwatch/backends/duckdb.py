@@ -86,7 +86,8 @@ def read_sql(path: str | os.PathLike[str]) -> str:
     """The ``read_ndjson`` call credwatch uses (whole-file schema, no date guessing)."""
     # A format with no placeholders never parses, which turns date detection off.
     return (f"read_ndjson({_quote(os.fspath(path))}, format='newline_delimited', "
-            "sample_size=-1, dateformat='NODATE', timestampformat='NOTIMESTAMP')")
+            "sample_size=-1, map_inference_threshold=-1, field_appearance_threshold=0, "
+            "dateformat='NODATE', timestampformat='NOTIMESTAMP')")
 
 
 def connect() -> duckdb.DuckDBPyConnection:

@@ -38,6 +38,8 @@ class SparkBackend(SqlBackend):
     lambda_tpl: ClassVar[str] = "{var} -> {body}"
     any_tpl: ClassVar[str] = "exists({list}, {fn})"
     transform_tpl: ClassVar[str] = "transform({list}, {fn})"
+    # Spark's flatten is NULL when any inner array is NULL; drop those first.
+    flatten_tpl: ClassVar[str] = "flatten(filter({list}, _fl -> _fl IS NOT NULL))"
     text_tpl: ClassVar[str] = "CAST({expr} AS STRING)"
     try_double_tpl: ClassVar[str] = "try_cast({expr} AS DOUBLE)"
     finite_tpl: ClassVar[str] = "(NOT isnan({expr}) AND abs({expr}) < double('infinity'))"

@@ -546,7 +546,9 @@ class SqlBackend(Visitor[str]):
         for acc in self.accesses(path):
             t = acc.type
             if t.kind == "struct":
-                out.append(self._inner(node.query, path, acc.expr, stype=t))
+                # A NULL struct is a missing object: the inner query must not run on it.
+                inner = self._inner(node.query, path, acc.expr, stype=t)
+                out.append(f"({acc.expr} IS NOT NULL AND {inner})")
             elif t.kind == "list" and t.elem is not None and t.elem.kind == "struct":
                 out.append(self._coalesce(self._any(
                     acc.expr, functools.partial(self._inner, node.query, path, stype=t.elem))))
@@ -557,7 +559,9 @@ class SqlBackend(Visitor[str]):
         under = path + "."
         synthetic = [(n[len(under):], e, t) for n, e, t in self.roots if n.startswith(under)]
         if synthetic:
-            out.append(self._inner_roots(node.query, path, synthetic))
+            # The object exists only in rows that hold one of its dotted keys.
+            present = self._or([self._exists(Access(e, t)) for _, e, t in synthetic])
+            out.append(f"({present} AND {self._inner_roots(node.query, path, synthetic)})")
         return self._or(out)
 
     def _inner(self, query: Node, path: str, expr: str, *, stype: SType) -> str:
