@@ -53,6 +53,7 @@ class Run:
 
     wall: float
     rss_mb: float
+    cpu: float | None
     exit_code: int
     stdout: bytes
     stderr: str
@@ -68,6 +69,8 @@ class Result:
     events: int
     times: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)
     count: int | None = None
     check: str = ""
     skipped: str = ""
@@ -77,6 +80,11 @@ class Result:
     def median(self) -> float | None:
         """Median wall time in seconds."""
         return statistics.median(self.times) if self.times else None
+
+    @property
+    def median_cpu(self) -> float | None:
+        """Median CPU seconds (user + system) of the child."""
+        return statistics.median(self.cpu) if self.cpu else None
 
     @property
     def peak_rss(self) -> float | None:
@@ -98,7 +106,7 @@ def timed(cmd: Sequence[str], timeout: float) -> Run:
     use_time = os.access(TIME_BIN, os.X_OK)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
-        full = [TIME_BIN, "-f", "%M", "-o", tf.name, *cmd] if use_time else list(cmd)
+        full = [TIME_BIN, "-f", "%M %U %S", "-o", tf.name, *cmd] if use_time else list(cmd)
         t0 = time.perf_counter()
         proc = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         deadline = t0 + timeout
@@ -119,13 +127,16 @@ def timed(cmd: Sequence[str], timeout: float) -> Run:
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
         rss_kb = float(ru.ru_maxrss)
+        cpu: float | None = ru.ru_utime + ru.ru_stime
         if use_time:
             text = tf.read().strip().splitlines()
-            if text and text[-1].isdigit():
-                rss_kb = float(text[-1])
+            parts = text[-1].split() if text else []
+            if len(parts) == 3 and parts[0].isdigit():
+                rss_kb = float(parts[0])
+                cpu = float(parts[1]) + float(parts[2])
         out.seek(0)
         err.seek(0)
-        return Run(wall, rss_kb / 1024.0, proc.returncode, out.read(),
+        return Run(wall, rss_kb / 1024.0, cpu, proc.returncode, out.read(),
                    err.read().decode("utf-8", "replace")[-2000:], timed_out)
 
 
@@ -133,6 +144,7 @@ def repeat(res: Result, cmd: Sequence[str], reps: int, timeout: float) -> Run | 
     """Run ``cmd`` ``reps`` times into ``res``; return the last run (None if it failed)."""
     last: Run | None = None
     for _ in range(reps):
+        res.load.append(os.getloadavg()[0])
         run = timed(cmd, timeout)
         if run.timed_out:
             res.skipped = f"timed out after {timeout:.0f}s"
@@ -142,6 +154,8 @@ def repeat(res: Result, cmd: Sequence[str], reps: int, timeout: float) -> Run | 
             return None
         res.times.append(run.wall)
         res.rss_mb.append(run.rss_mb)
+        if run.cpu is not None:
+            res.cpu.append(run.cpu)
         last = run
     return last
 
@@ -444,6 +458,7 @@ def table(title: str, results: list[Result], anchors: dict[str, float | None]) -
     t = Table(title=title, title_justify="left")
     t.add_column("contender")
     t.add_column("median s", justify="right")
+    t.add_column("CPU s", justify="right")
     t.add_column("events/s", justify="right")
     t.add_column("peak RSS MB", justify="right")
     for a in anchors:
@@ -452,13 +467,13 @@ def table(title: str, results: list[Result], anchors: dict[str, float | None]) -
     t.add_column("check")
     for r in results:
         if r.skipped:
-            t.add_row(r.name, "-", "-", "-", *["-" for _ in anchors], "-", f"[yellow]skipped: {r.skipped}[/]")
+            t.add_row(r.name, "-", "-", "-", "-", *["-" for _ in anchors], "-", f"[yellow]skipped: {r.skipped}[/]")
             continue
         med = r.median
         eps = r.events / med if med else None
         ratios = [_fmt(med / base, ".2f") if med and base else "-" for base in anchors.values()]
         check = r.check if "MISMATCH" not in r.check and "DIFFER" not in r.check else f"[red]{r.check}[/]"
-        t.add_row(r.name, _fmt(med, ".3f"), _fmt(eps, ",.0f"), _fmt(r.peak_rss, ".1f"), *ratios,
+        t.add_row(r.name, _fmt(med, ".3f"), _fmt(r.median_cpu, ".2f"), _fmt(eps, ",.0f"), _fmt(r.peak_rss, ".1f"), *ratios,
                   "-" if r.count is None else f"{r.count:,}", check)
     return t
 
@@ -520,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         anchors = {"grep -cF": by.get("grep -cF (1 literal)"), "orjson": by.get("orjson loop + predicate")}
         console.print(table(f"ECS NDJSON: {path.name} ({truth['bytes'] / 1e6:.0f} MB, {truth['positives']} planted positives)", res, anchors))
         report["suites"]["ecs"] = {"file": path.name, "bytes": truth["bytes"], "positives": truth["positives"],
-                                   "results": [asdict(r) | {"median": r.median, "peak_rss": r.peak_rss} for r in res]}
+                                   "results": [asdict(r) | {"median": r.median, "median_cpu": r.median_cpu, "peak_rss": r.peak_rss} for r in res]}
     if args.only in (None, "audit"):
         path, truth = ensure_audit(args.events, args.seed)
         res = audit_suite(path, truth, args.reps, args.timeout, cw, cw_reason)
@@ -528,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         anchors = {"grep -cF": by.get("grep -cF type=EXECVE"), "auparse": by.get("auparse (python3-audit)")}
         console.print(table(f"raw audit.log: {path.name} ({truth['bytes'] / 1e6:.0f} MB, {truth['positives']} planted positives)", res, anchors))
         report["suites"]["audit"] = {"file": path.name, "bytes": truth["bytes"], "positives": truth["positives"],
-                                     "results": [asdict(r) | {"median": r.median, "peak_rss": r.peak_rss} for r in res]}
+                                     "results": [asdict(r) | {"median": r.median, "median_cpu": r.median_cpu, "peak_rss": r.peak_rss} for r in res]}
     if not args.no_scaling and args.only in (None, "ecs"):
         res = scaling_checks(args, cw, cw_reason, args.timeout)
         console.print(table("credwatch scaling", res, {}))
@@ -543,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         if one and fifty and one.median and fifty.median:
             summary["fifty_vs_one"] = fifty.median / one.median
             console.print(f"50 rules / 1 rule wall time: x{summary['fifty_vs_one']:.2f}")
-        report["suites"]["scaling"] = {"summary": summary, "results": [asdict(r) | {"median": r.median, "peak_rss": r.peak_rss} for r in res]}
+        report["suites"]["scaling"] = {"summary": summary, "results": [asdict(r) | {"median": r.median, "median_cpu": r.median_cpu, "peak_rss": r.peak_rss} for r in res]}
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{args.events}.json"

@@ -138,6 +138,13 @@ def path_slot(value: str) -> str | None:
     return None
 
 
+def is_cred_path(value: str) -> bool:
+    """Whether ``value`` matches any path slot (the fast form of :func:`path_slot`)."""
+    if value in _EXACT_SET or value.endswith(SUFFIX_PATTERNS):
+        return True
+    return value.endswith(".json") and path_slot(value) is not None
+
+
 def name_matches(name: str) -> bool:
     """``process.name`` clause of the tool group."""
     return name in NAME_EXACT or name.startswith(NAME_PREFIXES)
@@ -178,7 +185,7 @@ def matches_fields(
     if "exec" not in actions and "executed" not in actions:
         return False
     arg_list = _strs(_as_list(args))
-    if not any(path_slot(a) is not None for a in arg_list):
+    if not any(is_cred_path(a) for a in arg_list):
         return False
     names = _strs(_as_list(name))
     if any(name_matches(n) for n in names):
@@ -202,8 +209,25 @@ def _get(event: Mapping[str, Any], dotted: str) -> Any:
     return None
 
 
+def _sub(event: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    v = event.get(key)
+    return v if isinstance(v, Mapping) else {}
+
+
 def matches(event: Mapping[str, Any]) -> bool:
     """The seed rule as a hand-written Python predicate over one decoded event."""
+    if "process" in event and "process.args" not in event:
+        # nested document: plain dict walks (the common case, kept cheap)
+        proc = _sub(event, "process")
+        ev = _sub(event, "event")
+        return matches_fields(
+            _sub(_sub(event, "host"), "os").get("type"),
+            ev.get("category"),
+            ev.get("action"),
+            proc.get("name"),
+            proc.get("args"),
+            proc.get("executable"),
+        )
     return matches_fields(
         _get(event, "host.os.type"),
         _get(event, "event.category"),
