@@ -172,3 +172,13 @@ def test_real_console_script() -> None:
     proc = subprocess.run([str(CREDWATCH), "rules", "test", "--help"], capture_output=True,
                           text=True, check=False)
     assert proc.returncode == 0 and "true-positive" in proc.stdout
+
+
+def test_lint_json_output() -> None:
+    code, out, _ = run("rules", "lint", str(FIXTURES / "v2_merged_pattern.toml"), "--format",
+                       "json")
+    assert code == 2
+    findings = json.loads(out)
+    (err,) = [f for f in findings if f["severity"] == "error"]
+    assert err["code"] == "KQL001" and err["column"] == 3
+    assert err["rule"] == "Credential Path Access (v2 merged-pattern reproduction)"
