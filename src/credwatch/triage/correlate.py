@@ -65,7 +65,7 @@ class _Pending:
     deadline: float
     before: list[dict[str, Any]]
     after: list[dict[str, Any]] = field(default_factory=list)
-    ancestors: list[str] = field(default_factory=list)
+    ancestors: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _int(v: Any) -> int | None:
@@ -280,20 +280,20 @@ class Correlator:
                 "relation": rel, "process": s.name, "pid": s.pid, "ppid": s.ppid,
                 "args": shlex.join(s.args), "categories": cats}
 
-    def _ancestors(self, me: Seen, buf: deque[Seen]) -> list[str]:
-        """Names up the pid → ppid chain as far as the buffer remembers (at most 8)."""
+    def _ancestors(self, me: Seen, buf: deque[Seen]) -> list[dict[str, Any]]:
+        """The pid -> ppid chain as far as the buffer remembers (at most 8), nearest first."""
         by_pid: dict[int, Seen] = {}
         for s in buf:
             if s.pid is not None and s.seq < me.seq:
                 by_pid[s.pid] = s  # latest exec of each pid wins
-        out: list[str] = []
+        out: list[dict[str, Any]] = []
         ppid = me.ppid
         visited: set[int] = set()
         while ppid is not None and ppid in by_pid and ppid not in visited and len(out) < 8:
             visited.add(ppid)
             parent = by_pid[ppid]
-            out.append(parent.name)
-            out.extend(basename(a) for a in parent.args[:2] if a.startswith("/"))
+            out.append({"pid": parent.pid, "name": parent.name,
+                        "args": shlex.join(parent.args[:6])})
             ppid = parent.ppid
         return out
 

@@ -36,6 +36,7 @@ from credwatch.alerts.build import iso_ms, parse_event_time
 from credwatch.triage.context import (
     BENIGN_AUTOMATION,
     args_of,
+    basename,
     benign_automation,
     benign_label,
     command_lines,
@@ -116,13 +117,16 @@ def score_alert(alert: dict[str, Any], *,
     reasons: list[str] = list(_g(alert, "benign_reasons", []) or [])
     corr = _g(alert, "correlation") or {}
     if corr.get("ancestors"):
-        # The correlator saw the parent's own exec: its name and script path count too.
+        # The correlator saw the ancestors' own execs: their names and scripts count too.
         table = dict(benign or {})
-        for name in corr["ancestors"]:
-            label = table.get(name) or BENIGN_AUTOMATION.get(name) or benign_label(name)
-            reason = f"ancestor {name} ({label})" if label else None
-            if reason and reason not in reasons:
-                reasons.append(reason)
+        for anc in corr["ancestors"]:
+            words = [str(anc.get("name", ""))] + [
+                basename(w) for w in str(anc.get("args", "")).split()[:3] if "/" in w]
+            for name in words:
+                label = table.get(name) or BENIGN_AUTOMATION.get(name) or benign_label(name)
+                reason = f"ancestor {name} ({label})" if label else None
+                if reason and reason not in reasons:
+                    reasons.append(reason)
         alert[PREFIX + "benign_reasons"] = reasons
     creds: list[Mapping[str, Any]] = _g(alert, "credentials", []) or []
     inds: list[Mapping[str, Any]] = _g(alert, "indicators", []) or []
@@ -192,13 +196,22 @@ def _who(alert: Mapping[str, Any]) -> str:
 
 def _chain_text(alert: Mapping[str, Any]) -> str:
     chain: list[Mapping[str, Any]] = _g(alert, "parent_chain", []) or []
+    corr: Mapping[str, Any] = _g(alert, "correlation") or {}
+    seen_names = {int(a["pid"]): str(a["name"]) for a in corr.get("ancestors", []) or []
+                  if isinstance(a.get("pid"), int)}
     parts: list[str] = []
     for item in chain:
-        name = item.get("name") or item.get("executable") or f"pid {item.get('pid')}"
+        pid = item.get("pid")
+        name = item.get("name") or item.get("executable") or (
+            f"{seen_names[pid]} (pid {pid})" if pid in seen_names else f"pid {pid}")
         if item.get("entry_type"):
             name = f"{name} [{item['entry_type']}]"
         if not parts or parts[-1] != name:
             parts.append(str(name))
+    if len(chain) <= 1:
+        # auditd names only the parent pid: continue up what the correlator saw.
+        for anc in (corr.get("ancestors") or [])[1 if chain else 0:]:
+            parts.append(f"{anc['name']} (pid {anc['pid']})")
     return " ← ".join(parts) if parts else "unknown parent"
 
 
