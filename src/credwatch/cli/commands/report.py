@@ -1,0 +1,82 @@
+"""``credwatch report``: a self-contained HTML report of alerts with their triage."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from typing import Any
+
+from credwatch.alerts.store import WORKFLOW_STATUSES
+from credwatch.cli.common import open_store
+from credwatch.cli.env import Env, ExitStatus
+from credwatch.errors import ConfigError
+from credwatch.sources.ecs import open_binary
+from credwatch.triage.report import filter_alerts, read_alerts_ndjson, render_report
+
+EXAMPLES = """\
+examples:
+  credwatch report -o report.html
+  credwatch report --status open --since 2026-12-01T00:00:00Z -o open-today.html
+  credwatch scan /var/log/audit/audit.log --format ndjson --no-store > alerts.ndjson
+  credwatch report --input alerts.ndjson -o report.html
+"""
+
+
+def register(sub: Any) -> None:
+    """Add ``report``."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "report", help="write a static HTML report of alerts and their triage", epilog=EXAMPLES,
+        description="Write one self-contained HTML file (no scripts, no external assets) with a "
+        "summary by priority, rule, host and credential kind, a timeline, and every alert with "
+        "its explanation, triage and response steps. Alerts come from the store or from an "
+        "alerts NDJSON file.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", "-i", metavar="FILE",
+                   help="alerts NDJSON (or a JSON array) instead of the store; - for stdin")
+    p.add_argument("--db", metavar="PATH", help="alert store (default in $XDG_DATA_HOME)")
+    p.add_argument("--output", "-o", metavar="FILE", default="credwatch-report.html",
+                   help="where to write the HTML (default credwatch-report.html; - for stdout)")
+    p.add_argument("--title", default="credwatch alert report", help="report title")
+    p.add_argument("--rule", help="rule_id or rule name")
+    p.add_argument("--host", help="host.name")
+    p.add_argument("--since", help="alerts created at or after this ISO time")
+    p.add_argument("--until", help="alerts created at or before this ISO time")
+    p.add_argument("--status", choices=WORKFLOW_STATUSES, help="workflow status")
+    p.add_argument("--limit", type=int, default=10000,
+                   help="at most this many alerts, newest first (default 10000)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, env: Env) -> int:
+    """Read, filter, render and write."""
+    filters = {"rule": args.rule, "host": args.host, "since": args.since,
+               "until": args.until, "status": args.status}
+    if args.input:
+        stream = open_binary(args.input, env.stdin)
+        try:
+            alerts = filter_alerts(read_alerts_ndjson(stream, args.input), **filters)
+        finally:
+            if args.input != "-":
+                stream.close()
+        alerts = alerts[: args.limit] if args.limit else alerts
+        source = "stdin" if args.input == "-" else args.input
+    else:
+        with open_store(args, env) as store:
+            alerts = store.query(limit=args.limit, **filters)
+            source = str(store.path)
+    page = render_report(alerts, title=args.title, generated=env.clock(), source=source)
+    if args.output == "-":
+        env.stdout.write(page)
+        return ExitStatus.OK
+    tmp = f"{args.output}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(page)
+        os.replace(tmp, args.output)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise ConfigError(f"cannot write {args.output}: {exc.strerror}") from None
+    env.stderr.write(f"credwatch: wrote {len(alerts)} alert(s) to {args.output}\n")
+    return ExitStatus.OK if alerts else ExitStatus.NO_ALERTS
