@@ -113,16 +113,26 @@ def _split_shell(script: str) -> list[list[str]]:
     return cmds
 
 
+#: Wrapper options that take a separate value (``sudo -u root``, ``nice -n 5``).
+_VALUE_OPTS = {"sudo": {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T"},
+               "doas": {"-u", "-C"}, "env": {"-u", "-C", "-S"}, "nice": {"-n"},
+               "ionice": {"-c", "-n", "-p"}, "timeout": {"-s", "-k"}, "xargs": {"-I", "-n", "-P",
+               "-L", "-d", "-E", "-s", "-a"}, "runuser": {"-u", "-g", "-G"},
+               "su": {"-c", "-s", "-g", "-G"}, "nsenter": {"-t", "-S", "-G"},
+               "stdbuf": {"-i", "-o", "-e"}}
+
+
 def _strip_wrappers(words: list[str]) -> list[str]:
-    """Drop ``sudo``/``env VAR=x``/``timeout 5``/``busybox`` so the real tool is first."""
+    """Drop ``sudo -u x``/``env VAR=x``/``timeout 5``/``busybox`` so the real tool is first."""
     i = 0
     while i < len(words):
         name = basename(words[i])
         if name in WRAPPERS:
+            takes = _VALUE_OPTS.get(name, set())
             i += 1
             while i < len(words) and (words[i].startswith("-") or "=" in words[i]
-                                      or words[i].isdigit()):
-                i += 1
+                                      or words[i].replace(".", "").isdigit()):
+                i += 2 if words[i] in takes else 1
             continue
         break
     return words[i:]
