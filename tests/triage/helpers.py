@@ -31,9 +31,16 @@ def _ts(offset: float) -> str:
 _DEFEND_TEMPLATE = example("defend.ndjson")[5]  # `cat /root/.aws/credentials` from an ssh session
 
 
-def defend(args: list[str], *, t: float = 0.0, pid: int = 5000, ppid: int = 4479,
-           host: str = "k8s-node-1", **fields: Any) -> dict[str, Any]:
-    """An Elastic Defend exec event (flat dotted keys, as the bundled capture) for ``args``."""
+def defend(args: list[str], **fields: Any) -> dict[str, Any]:
+    """An Elastic Defend exec event (flat dotted keys, as the bundled capture) for ``args``.
+
+    ``t`` (seconds after the capture's start), ``pid``, ``ppid`` and ``host`` set the
+    usual fields; any other keyword is a dotted field to set (None removes it).
+    """
+    t = float(fields.pop("t", 0.0))
+    pid = int(fields.pop("pid", 5000))
+    ppid = int(fields.pop("ppid", 4479))
+    host = str(fields.pop("host", "k8s-node-1"))
     ev = copy.deepcopy(_DEFEND_TEMPLATE)
     ev.update({"@timestamp": _ts(t), "event.ingested": _ts(t), "process.args": list(args),
                "process.args_count": len(args), "process.command_line": " ".join(args),

@@ -78,9 +78,47 @@ def _int(v: Any) -> int | None:
     return None
 
 
+_MISSING = object()
+_PARTS: dict[str, list[str]] = {}
+
+
+def _lookup(event: Mapping[str, Any], path: str) -> Any:
+    """The raw value at ``path`` by a flat key or a plain nested walk; ``_MISSING`` if neither.
+
+    This is the fast path of :meth:`Correlator.observe` (every event of a
+    scan): the general resolver handles mixed shapes when this gives up.
+    """
+    v = event.get(path, _MISSING)
+    if v is not _MISSING:
+        return v
+    parts = _PARTS.get(path)
+    if parts is None:
+        parts = _PARTS[path] = path.split(".")
+    cur: Any = event
+    for part in parts:
+        if not isinstance(cur, dict):
+            return _MISSING
+        cur = cur.get(part, _MISSING)
+        if cur is _MISSING:
+            return _MISSING
+    return cur
+
+
 def _first(event: Mapping[str, Any], path: str) -> Any:
+    v = _lookup(event, path)
+    if isinstance(v, list) and v and isinstance(v[0], (str, int, float)):
+        return v[0]
+    if v is None or isinstance(v, (str, int, float)):
+        return v
     vals = get_values(event, path)
     return vals[0] if vals else None
+
+
+def _args(event: Mapping[str, Any]) -> list[Any]:
+    v = _lookup(event, "process.args")
+    if isinstance(v, list) and all(isinstance(a, str) for a in v):
+        return v
+    return get_values(event, "process.args")
 
 
 def category(name: str, args: tuple[str, ...]) -> list[str]:
@@ -155,7 +193,7 @@ class Correlator:
                 slpid = _first(event, "process.session_leader.pid")
                 if slpid is not None:
                     session = f"slpid:{slpid}"
-        args = get_values(event, "process.args")
+        args = _args(event)
         name = _first(event, "process.name")
         if name is None:
             exe = _first(event, "process.executable") or (args[0] if args else "")

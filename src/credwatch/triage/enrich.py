@@ -100,7 +100,9 @@ def enrich_alert(alert: dict[str, Any], event: Mapping[str, Any] | None = None, 
                                       ("executable", text(src, "process.executable")),
                                       ("working_directory",
                                        text(src, "process.working_directory"))) if v},
-        "event_time": text(src, "@timestamp"),
+        # In an alert, @timestamp is the alert's creation time; the event's is original_time.
+        "event_time": (text(src, "@timestamp") if event is not None
+                       else text(src, "kibana.alert.original_time") or text(src, "@timestamp")),
     }
     for key, value in fields.items():
         alert[PREFIX + key] = value

@@ -72,7 +72,7 @@ KINDS: dict[str, CredentialKind] = {k.kind: k for k in (
         (r"/var/run/secrets/kubernetes\.io/serviceaccount/token" + _END,
          r"/run/secrets/kubernetes\.io/serviceaccount/(?:\.\.data/)?token" + _END)),
     CredentialKind(
-        "kubernetes-ca", "Kubernetes cluster CA certificate", 3, "pod",
+        "kubernetes-ca", "Kubernetes cluster CA certificate", 1, "pod",
         "Public CA certificate: not a secret, but reading it next to the token is how clients "
         "are configured to talk to the API server.",
         ("No rotation needed for the CA certificate itself; treat it as a marker that the "
