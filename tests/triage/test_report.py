@@ -1,0 +1,180 @@
+"""The HTML report: content, escaping of attacker-controlled values, CLI, and real rendering."""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from credwatch.triage.report import read_alerts_ndjson, render_report
+
+from ..cli.helpers import FIXED_NOW, run_cli
+from .helpers import defend, example, run_triage
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFEND = str(ROOT / "src/credwatch/examples/ecs/defend.ndjson")
+XSS_ARG = "/tmp/<script>alert('pwn')</script>/.aws/credentials"
+XSS_HOST = "k8s-node-1\"><img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def alerts() -> list[dict[str, Any]]:
+    return run_triage(example("defend.ndjson"))
+
+
+def _xss_alerts() -> list[dict[str, Any]]:
+    ev = defend(["cat", XSS_ARG], host=XSS_HOST,
+                **{"process.parent.name": "<b>bash</b>", "user.name": "<u>root</u>"})
+    found = run_triage([ev])
+    assert len(found) == 1
+    return found
+
+
+def test_report_sections_and_counts(alerts: list[dict[str, Any]]) -> None:
+    page = render_report(alerts, generated=FIXED_NOW, source="defend.ndjson")
+    assert page.startswith("<!DOCTYPE html>")
+    assert f"{len(alerts)} alert(s) from defend.ndjson" in page
+    for section in ("By priority", "By rule", "By host", "By credential kind", "Timeline"):
+        assert section in page
+    for a in alerts:
+        assert f"id='a-{a['kibana.alert.uuid']}'" in page
+    # Every alert's triage summary, explanation and response steps are in the page.
+    for a in alerts[:5]:
+        assert html.escape(a["credwatch.triage.summary"]) in page
+        for line in a["credwatch.explanation"]:
+            assert html.escape(line) in page
+        for cred in a["credwatch.triage.credentials"]:
+            for step in cred["response"]:
+                assert html.escape(step) in page
+    assert page.count("<details class=alert") == len(alerts)
+    assert "2026-12-01T12:00:00.000Z" in page
+
+
+def test_report_is_self_contained(alerts: list[dict[str, Any]]) -> None:
+    page = render_report(alerts, generated=FIXED_NOW)
+    assert "<script" not in page.lower()
+    assert not re.search(r"<(?:link|img|iframe|object|embed)\b", page, re.I)
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page, re.I)
+    assert "@import" not in page and "url(" not in page
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+
+
+def test_attacker_controlled_values_are_escaped() -> None:
+    page = render_report(_xss_alerts(), generated=FIXED_NOW)
+    assert "<script" not in page.lower()
+    assert "<img" not in page.lower()
+    assert "<b>bash</b>" not in page and "<u>root</u>" not in page
+    assert "&lt;script&gt;alert(&#x27;pwn&#x27;)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    # The anchor id cannot break out of its attribute either.
+    assert not re.search(r"id='a-[^']*'[^>]*onerror", page)
+
+
+def test_alerts_without_triage_are_enriched_for_the_report() -> None:
+    [alert] = _xss_alerts()
+    bare = {k: v for k, v in alert.items() if not k.startswith("credwatch.triage.")}
+    page = render_report([bare], generated=FIXED_NOW)
+    assert "AWS shared credentials file" in page and "aws iam update-access-key" in page
+    assert "credwatch.triage.version" not in bare  # the input is not modified
+
+
+def test_empty_report() -> None:
+    page = render_report([], generated=FIXED_NOW)
+    assert "No alerts matched." in page and "0 alert(s)" in page
+
+
+def test_read_ndjson_and_array_and_errors() -> None:
+    docs = [{"a": 1}, {"b": 2}]
+    nd = b"\n".join(orjson.dumps(d) for d in docs) + b"\n\n"
+    assert read_alerts_ndjson(io.BytesIO(nd), "x") == docs
+    assert read_alerts_ndjson(io.BytesIO(orjson.dumps(docs)), "x") == docs
+    from credwatch.errors import SourceError
+    with pytest.raises(SourceError) as exc:
+        read_alerts_ndjson(io.BytesIO(b'{"a":1}\n{broken\n'), "alerts.ndjson")
+    assert "alerts.ndjson:2" in str(exc.value)
+
+
+def test_cli_report_from_the_store_with_filters(tmp_path: Path) -> None:
+    db = str(tmp_path / "alerts.db")
+    scan = run_cli("scan", "--db", db, "--format", "ndjson", DEFEND)
+    assert scan.code == 0, scan.err
+    n = len(scan.alerts())
+    out = tmp_path / "r.html"
+    res = run_cli("report", "--db", db, "-o", str(out))
+    assert res.code == 0, res.err
+    assert f"wrote {n} alert(s)" in res.err
+    page = out.read_text()
+    assert page.count("<details class=alert") == n and "Kubernetes service-account token" in page
+    res = run_cli("report", "--db", db, "-o", str(out), "--host", "no-such-host")
+    assert res.code == 1 and "No alerts matched." in out.read_text()
+    res = run_cli("report", "--db", db, "-o", "-", "--status", "open", "--limit", "3")
+    assert res.code == 0 and res.out.count("<details class=alert") == 3
+
+
+def test_cli_report_from_ndjson_file_and_stdin(tmp_path: Path,
+                                               alerts: list[dict[str, Any]]) -> None:
+    data = b"".join(orjson.dumps(a) + b"\n" for a in alerts)
+    src = tmp_path / "alerts.ndjson"
+    src.write_bytes(data)
+    res = run_cli("report", "--input", str(src), "-o", "-", "--rule",
+                  "5f0fff18-f340-444b-9a98-c49ade766ff4")
+    assert res.code == 0 and res.out.count("<details class=alert") == len(alerts)
+    res = run_cli("report", "--input", "-", "-o", "-", "--rule", "nope", stdin=data)
+    assert res.code == 0 and "No alerts matched." in res.out  # stdout is the report
+    bad = run_cli("report", "--input", str(tmp_path / "missing.ndjson"), "-o", "-")
+    assert bad.code == 2 and "missing.ndjson" in bad.err and "Traceback" not in bad.err
+    bad = run_cli("report", "--input", str(src), "-o", str(tmp_path / "no/such/dir/r.html"))
+    assert bad.code == 2 and "cannot write" in bad.err
+
+
+def test_console_script(tmp_path: Path, alerts: list[dict[str, Any]]) -> None:
+    src = tmp_path / "alerts.ndjson"
+    src.write_bytes(b"".join(orjson.dumps(a) + b"\n" for a in alerts))
+    exe = Path(sys.executable).parent / "credwatch"
+    out = tmp_path / "report.html"
+    proc = subprocess.run([str(exe), "report", "-i", str(src), "-o", str(out)],
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text().count("<details class=alert") == len(alerts)
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed")
+def test_renders_in_headless_chromium(tmp_path: Path) -> None:
+    alerts = run_triage(example("defend.ndjson")[:12]) + _xss_alerts()
+    page = tmp_path / "report.html"
+    page.write_text(render_report(alerts, generated=FIXED_NOW), encoding="utf-8")
+    profile = tempfile.mkdtemp(dir=tmp_path)
+    base = [str(_chromium()), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={profile}"]
+    env = {**os.environ, "HOME": str(tmp_path)}
+    dom = subprocess.run([*base, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         check=False, timeout=120, env=env)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    text = dom.stdout
+    assert "credwatch alert report" in text and "By credential kind" in text
+    assert "Kubernetes service-account token" in text
+    # The browser parsed the escaped payload as text: no element was created from it.
+    assert "<script" not in text.lower() and "<img" not in text.lower()
+    assert "&lt;script&gt;alert('pwn')&lt;/script&gt;" in text
+    assert text.count('class="alert"') == len(alerts)
+    shot = tmp_path / "report.png"
+    png = subprocess.run([*base, "--window-size=1280,1600", f"--screenshot={shot}",
+                          page.as_uri()], capture_output=True, text=True, check=False,
+                         timeout=120, env=env)
+    assert png.returncode == 0 and shot.stat().st_size > 10_000
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
