@@ -33,7 +33,8 @@ class CredentialKind:
     label: str
     #: 1 (low) .. 10 (cluster or fleet compromise); feeds the priority score.
     criticality: int
-    #: Where the material is normally found: ``pod``, ``node``, ``control-plane`` or ``user``.
+    #: Where the material is normally found: ``pod``, ``node`` (Kubernetes node),
+    #: ``control-plane``, ``host`` (any Linux host) or ``user`` (a home directory).
     scope: str
     blast_radius: str
     response: tuple[str, ...]
@@ -146,7 +147,7 @@ KINDS: dict[str, CredentialKind] = {k.kind: k for k in (
          *_KUBECONFIG_REVIEW[1:]),
         (r"/etc/rancher/k3s/k3s\.yaml" + _END,)),
     CredentialKind(
-        "shadow", "local password hashes", 6, "node",
+        "shadow", "local password hashes", 6, "host",
         "Offline cracking of every local account's password, reuse on other hosts.",
         ("Expire local passwords so they must be changed: passwd -e <user> for every "
          "interactive account on {host}",
