@@ -10,10 +10,21 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from credwatch.kql.ast import And, Exists, Is, Literal, MatchAll, Nested, Node, Not, Or, Range, Wildcard
+from credwatch.kql.ast import (
+    And,
+    Exists,
+    Is,
+    Literal,
+    MatchAll,
+    Nested,
+    Node,
+    Not,
+    Or,
+    Range,
+    Wildcard,
+)
 
-_CHARS = st.sampled_from(list("abcXYZ019./-_ ") + ["\\", "(", ")", ":", "<", ">", '"', "{", "}",
-                                                     "\t", "\n", "\u00a0", "é", "?", "*"])
+_CHARS = st.sampled_from([*list("abcXYZ019./-_ "), "\\", "(", ")", ":", "<", ">", '"', "{", "}", "\t", "\n", "\xa0", "é", "?", "*"])
 _WORDS = st.sampled_from(["or", "and", "not", "OR", "Not", "cat", "/etc/shadow", " or ", " and ",
                           "not ", "true", "null"])
 _RAW = st.lists(st.one_of(_CHARS, _WORDS), min_size=1, max_size=8).map("".join)

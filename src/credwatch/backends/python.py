@@ -12,7 +12,7 @@ and an ``explain`` path that reports which clauses matched on which values.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -40,7 +40,7 @@ from credwatch.kql.ast import (
     Value,
     Wildcard,
 )
-from credwatch.kql.fields import KEYWORD_LIKE, field_type
+from credwatch.kql.fields import KEYWORD_LIKE, field_type, multi_field_parent, multi_fields_of
 from credwatch.kql.parser import parse
 from credwatch.kql.printer import to_kql
 from credwatch.normalize.flatten import get_objects, get_values, iter_leaves
@@ -152,6 +152,14 @@ class Matcher:
         return self.root.hits(event) or []
 
 
+def iter_fields(event: Event) -> Iterator[tuple[str, Any]]:
+    """Every (field, value) Elasticsearch indexes: leaves plus their multi-fields."""
+    for name, value in iter_leaves(event):
+        yield name, value
+        for sub in multi_fields_of(name):
+            yield sub, value
+
+
 def _values_with_index(event: Event, parts: Sequence[str], name: str
                        ) -> list[tuple[str, Any, int | None]]:
     vals = get_values(event, parts)
@@ -211,14 +219,18 @@ class PythonEvaluator(Visitor[Compiled]):
             return t
 
         def find(event: Event) -> list[tuple[str, Any, int | None]]:
-            return [(n, v, None) for n, v in iter_leaves(event) if fits(n) and test_for(n)(v)]
+            return [(n, v, None) for n, v in iter_fields(event) if fits(n) and test_for(n)(v)]
 
         def test(event: Event) -> bool:
-            return any(fits(n) and test_for(n)(v) for n, v in iter_leaves(event))
+            return any(fits(n) and test_for(n)(v) for n, v in iter_fields(event))
 
         return _Leaf(test, clause, find)
 
     def _single_field_leaf(self, clause: str, name: str, vtest: ValueTest) -> Compiled:
+        # A multi-field (process.name.text) is read from its parent's value.
+        source = multi_field_parent(self.prefix + name, self.field_types)
+        if source is not None:
+            name = source[len(self.prefix):]
         parts = name.split(".")
 
         def test(event: Event) -> bool:
@@ -260,10 +272,15 @@ class PythonEvaluator(Visitor[Compiled]):
             vals = get_values(event, parts)
             if vals:
                 return [(name, vals[0], 0 if len(vals) > 1 else None)]
-            # `exists` on an object field matches when any sub-field has a value.
+            # `exists` on an object field matches when any sub-field has a value,
+            # whether stored nested or as flat dotted keys.
             for obj in get_objects(event, parts):
                 for sub, val in iter_leaves(obj):
                     return [(f"{name}.{sub}", val, None)]
+            prefix = name + "."
+            for leaf, val in iter_leaves(event):
+                if leaf.startswith(prefix):
+                    return [(leaf, val, None)]
             return []
 
         def test(event: Event) -> bool:

@@ -99,7 +99,29 @@ def _ecs() -> dict[str, str]:
 
 
 #: The built-in type table. Override per query with ``field_types``.
-ECS_FIELD_TYPES: Mapping[str, str] = _ecs()
+ECS_FIELD_TYPES: Mapping[str, str] = {
+    **_ecs(),
+    **{f"{name}.text": "match_only_text" for name in (
+        "user.name", "user.full_name", "user.effective.name", "host.os.name", "host.os.full",
+        "file.path", "file.target_path", "url.full", "url.original", "user_agent.original",
+        "process.user.name", "process.parent.user.name", "group.name")},
+}
+
+#: Multi-fields are indexed from their parent's value and never appear in _source.
+MULTI_FIELD_SUFFIXES = (".text",)
+
+
+def multi_field_parent(name: str, overrides: Mapping[str, str] | None = None) -> str | None:
+    """The source field a multi-field (``process.name.text``) is indexed from, or None."""
+    for suffix in MULTI_FIELD_SUFFIXES:
+        if name.endswith(suffix) and (name in ECS_FIELD_TYPES or (overrides and name in overrides)):
+            return name[: -len(suffix)]
+    return None
+
+
+def multi_fields_of(name: str) -> list[str]:
+    """The known multi-fields indexed from ``name`` (e.g. ``process.name`` → ``process.name.text``)."""
+    return [name + s for s in MULTI_FIELD_SUFFIXES if name + s in ECS_FIELD_TYPES]
 
 
 def field_type(name: str, overrides: Mapping[str, str] | None = None) -> str:

@@ -69,10 +69,15 @@ def decode_quoted(raw: str, pos: int = -1) -> Literal:
     return Literal("".join(out), quoted=True, pos=pos)
 
 
+# JavaScript's String.prototype.trim: WhiteSpace (incl. U+FEFF and the Zs
+# category) and LineTerminators. Python's str.strip also strips U+001C..U+001F
+# and U+0085, which JavaScript keeps, so the set is spelled out.
+JS_WHITESPACE = ("\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+                 "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff")
+
+
 def _js_trim(text: str) -> str:
-    # JavaScript's String.prototype.trim strips Unicode whitespace and BOM;
-    # Python's str.strip covers the same set apart from U+FEFF.
-    return text.strip().strip("\ufeff").strip()
+    return text.strip(JS_WHITESPACE)
 
 
 def decode_unquoted(raw: str, pos: int = -1) -> Value:
@@ -107,8 +112,8 @@ def decode_unquoted(raw: str, pos: int = -1) -> Value:
             return Literal(False, pos=pos)
         return Literal(text, pos=pos)
     # Trim the whole sequence: only the outer ends of the first and last parts.
-    parts[0] = parts[0].lstrip().lstrip("\ufeff")
-    parts[-1] = parts[-1].rstrip().rstrip("\ufeff")
+    parts[0] = parts[0].lstrip(JS_WHITESPACE)
+    parts[-1] = parts[-1].rstrip(JS_WHITESPACE)
     return Wildcard(tuple(parts), pos=pos)
 
 

@@ -35,6 +35,13 @@ def _resolve(obj: Any, parts: Sequence[str], i: int, out: list[Any], objects: bo
         return
     if not isinstance(obj, dict):
         return
+    if objects:
+        # An object may also be spelled with dotted keys ({"items.name": "a"}),
+        # which Elasticsearch expands into {"items": {"name": "a"}} at index time.
+        prefix = ".".join(parts[i:]) + "."
+        synthetic = {k[len(prefix):]: v for k, v in obj.items() if k.startswith(prefix)}
+        if synthetic:
+            out.append(synthetic)
     # Try every split of the remaining path: "a.b.c" may be stored as
     # {"a": {"b.c": ..}}, {"a.b": {"c": ..}}, {"a.b.c": ..} or a mixture.
     key = parts[i]
