@@ -64,6 +64,7 @@ class SparkBackend(SqlBackend):
     v4_unmap_tpl: ClassVar[str] = "regexp_replace({expr}, '^::[fF]{{4}}:', '')"
     json_values_tpl: ClassVar[str | None] = None
     json_path_tpl: ClassVar[str | None] = None
+    json_exists_tpl: ClassVar[str | None] = None
     map_get_tpl: ClassVar[str | None] = None
     map_exists_tpl: ClassVar[str | None] = None
     string_backslash: ClassVar[bool] = True

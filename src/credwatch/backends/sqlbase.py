@@ -138,6 +138,12 @@ class SqlBackend(Visitor[str]):
         "lambda _jv: json_extract_string(_jv, '$')) ELSE [json_extract_string({expr}, '$')] END)"
     )
     json_path_tpl: ClassVar[str | None] = "json_extract({expr}, {path})"
+    #: Whether a JSON value holds any scalar leaf (exists on a mixed-type column, where an
+    #: object's sub-fields count, as ES's exists on an object field does); None: no JSON.
+    json_exists_tpl: ClassVar[str | None] = (
+        "COALESCE(json_type({expr}) NOT IN ('ARRAY', 'OBJECT', 'NULL') OR len(list_filter("
+        "json_extract({expr}, '$..*'), lambda _jv: json_type(_jv) NOT IN ('ARRAY', 'OBJECT', "
+        "'NULL'))) > 0, FALSE)")
     #: Reading key ``{key}`` of a MAP column (DuckDB infers MAPs for ``{}``), None: no MAPs.
     map_get_tpl: ClassVar[str | None] = "map_extract({expr}, {key})"
     map_exists_tpl: ClassVar[str | None] = (
@@ -526,6 +532,8 @@ class SqlBackend(Visitor[str]):
         if t.kind == "list" and t.elem is not None and t.elem.kind == "struct":
             elem = t.elem
             return self._coalesce(self._any(access.expr, lambda v: self._exists(Access(v, elem))))
+        if t.kind == "json" and self.json_exists_tpl:
+            return self.json_exists_tpl.format(expr=access.expr)
         return self.over_values(access, lambda e, k: f"{e} IS NOT NULL")
 
     def visit_exists(self, node: Exists) -> str:
