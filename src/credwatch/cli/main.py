@@ -51,8 +51,13 @@ EPILOG = """exit status (like grep):
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the full argument parser, discovering every command module."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser, discovering every command module.
+
+    With ``only`` naming a command, just that command's module is imported:
+    the heavy imports of the others (DuckDB SQL, HTML reports, Markdown) would
+    otherwise cost a scan several hundred milliseconds of start-up.
+    """
     parser = _Parser(
         prog="credwatch",
         description="Detect Kubernetes and cloud credential access in Linux process telemetry, "
@@ -62,10 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"credwatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+    names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__)
+                   if not m.name.startswith("_"))
+    if only in names:
+        names = [only]
+    for name in names:
+        module = importlib.import_module(f"{commands.__name__}.{name}")
         module.register(sub)
     return parser
 
@@ -73,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 def program(argv: Sequence[str], env: Env | None = None) -> int:
     """Run credwatch with ``argv`` (without the program name) in ``env``."""
     env = env or Env()
-    parser = build_parser()
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first)
     try:
         # argparse prints --help and usage errors to sys.stdout/sys.stderr.
         with contextlib.redirect_stdout(env.stdout), contextlib.redirect_stderr(env.stderr):

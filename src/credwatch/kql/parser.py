@@ -50,8 +50,10 @@ _WS_ESCAPES = {"t": "\t", "r": "\r", "n": "\n"}
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     grammar = resources.files("credwatch.kql").joinpath("grammar.lark").read_text("utf-8")
+    # cache=True keeps the built LALR tables in the temp folder (keyed by the grammar
+    # and lark's version): building them costs ~150 ms of every command's start-up.
     return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
-                maybe_placeholders=False)
+                maybe_placeholders=False, cache=True)
 
 
 def decode_quoted(raw: str, pos: int = -1) -> Literal:
