@@ -80,7 +80,7 @@ def auditd(args: list[str], *, t: float = 0.0, pid: int = 6000, ppid: int = 4479
 
 def scan_alerts(events: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(alert, event) for every event the seed rule matches."""
-    scanner = Scanner(compile_rules([default_rule()]), all_indices=True)
+    scanner = Scanner(compile_rules([default_rule()]), all_indices=True, triage=False)
     out = []
     for ev in events:
         for a in scanner.alerts_for(Record(event=ev, source="test", line=0)):
@@ -90,7 +90,7 @@ def scan_alerts(events: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict
 
 def scan_file(path: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(events, alerts) of a scan of ``path`` with the seed rule."""
-    scanner = Scanner(compile_rules([default_rule()]), all_indices=True)
+    scanner = Scanner(compile_rules([default_rule()]), all_indices=True, triage=False)
     events, alerts = [], []
     for rec in read_records([path], Diagnostics()):
         events.append(rec.event)
@@ -100,7 +100,7 @@ def scan_file(path: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 def run_triage(events: list[dict[str, Any]], **kw: Any) -> list[dict[str, Any]]:
     """Scan ``events`` with the seed rule through :class:`Triage` as the scanner will."""
-    scanner = Scanner(compile_rules([default_rule()]), all_indices=True)
+    scanner = Scanner(compile_rules([default_rule()]), all_indices=True, triage=False)
     triage = Triage(**kw)
     out: list[dict[str, Any]] = []
     for ev in events:

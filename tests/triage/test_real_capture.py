@@ -17,7 +17,7 @@ LOG = Path(__file__).resolve().parents[1] / "fixtures" / "auditd" / "enriched_wo
 
 @pytest.fixture(scope="module")
 def triaged() -> tuple[list[dict[str, Any]], list[str]]:
-    scanner = Scanner(compile_rules([default_rule()]), all_indices=True)
+    scanner = Scanner(compile_rules([default_rule()]), all_indices=True, triage=False)
     plain: list[str] = []
     triage = Triage(window=120)
     out: list[dict[str, Any]] = []

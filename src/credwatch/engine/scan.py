@@ -107,6 +107,8 @@ class Scanner:
     all_indices: bool = False
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    #: Add the investigation guide's triage (``credwatch.triage.*``) to every alert.
+    triage: bool = True
 
     def alerts_for(self, rec: Record) -> list[dict[str, object]]:
         """Alerts produced by every rule for one record."""
@@ -119,10 +121,16 @@ class Scanner:
                 continue
             crule.matched += 1
             hits = crule.matcher.explain(rec.event)
-            out.append(build_alert(
+            alert = build_alert(
                 rec.event, crule.rule, now=self.clock(), identity=record_identity(rec),
                 hits=hits, origin=EventOrigin(rec.source, rec.line),
-            ))
+            )
+            if self.triage:
+                # Imported here: the triage package is only needed once something matched.
+                from credwatch.triage.enrich import enrich_alert
+
+                enrich_alert(alert, rec.event)
+            out.append(alert)
         return out
 
     def scan(self, records: Iterable[Record]) -> Iterator[dict[str, object]]:

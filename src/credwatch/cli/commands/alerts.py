@@ -111,10 +111,13 @@ def run_show(args: argparse.Namespace, env: Env) -> int:
     out.write("  why it matched:\n")
     for line in alert.get("credwatch.explanation", []) or []:
         out.write(f"    - {line}\n")
-    for field in ("kibana.alert.triage.summary",):
+    for label, field in (("priority", "credwatch.triage.priority"),
+                         ("triage", "credwatch.triage.summary")):
         val = _first(alert, field)
         if val:
-            out.write(f"  triage:    {val}\n")
+            out.write(f"  {label + ':':<10} {val}\n")
+    for step in alert.get("credwatch.triage.next_steps", []) or []:
+        out.write(f"    - {step}\n")
     return ExitStatus.OK
 
 
