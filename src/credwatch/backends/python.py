@@ -273,14 +273,10 @@ class PythonEvaluator(Visitor[Compiled]):
             if vals:
                 return [(name, vals[0], 0 if len(vals) > 1 else None)]
             # `exists` on an object field matches when any sub-field has a value,
-            # whether stored nested or as flat dotted keys.
+            # whether stored nested or as flat dotted keys (get_objects builds those).
             for obj in get_objects(event, parts):
                 for sub, val in iter_leaves(obj):
                     return [(f"{name}.{sub}", val, None)]
-            prefix = name + "."
-            for leaf, val in iter_leaves(event):
-                if leaf.startswith(prefix):
-                    return [(leaf, val, None)]
             return []
 
         def test(event: Event) -> bool:
