@@ -65,6 +65,10 @@ class Hit:
                 "index": self.index, "pattern": self.pattern}
 
 
+#: ``(id(object), field) -> (object, values with their array index)`` for one explain call.
+ExplainMemo = dict[tuple[int, str], tuple[Any, list[tuple[str, Any, "int | None"]]]]
+
+
 class Compiled:
     """A compiled sub-query: a fast predicate plus an explaining walk."""
 
@@ -139,17 +143,27 @@ class _NestedC(Compiled):
 class Matcher:
     """A compiled query. ``matches`` is the hot path; ``explain`` is for alerts."""
 
-    __slots__ = ("ast", "matches", "query", "root")
+    __slots__ = ("ast", "matches", "memo", "query", "root")
 
-    def __init__(self, ast: Node, root: Compiled, query: str) -> None:
+    def __init__(self, ast: Node, root: Compiled, query: str, memo: ExplainMemo | None = None) -> None:
         self.ast = ast
         self.root = root
         self.query = query
         self.matches: Predicate = root.test
+        self.memo: ExplainMemo = {} if memo is None else memo
 
     def explain(self, event: Event) -> list[Hit]:
-        """Return the clauses that matched ``event`` (empty if it does not match)."""
-        return self.root.hits(event) or []
+        """Return the clauses that matched ``event`` (empty if it does not match).
+
+        Field values are resolved once per call and shared by the leaves (the
+        memo keeps a reference to each object it keys by ``id``, so an id cannot
+        be reused while it is cached); a Matcher must not explain from two
+        threads at once.
+        """
+        try:
+            return self.root.hits(event) or []
+        finally:
+            self.memo.clear()
 
 
 def iter_fields(event: Event) -> Iterator[tuple[str, Any]]:
@@ -173,9 +187,12 @@ class PythonEvaluator(Visitor[Compiled]):
 
     name: ClassVar[str] = "python"
 
-    def __init__(self, field_types: Mapping[str, str] | None = None, prefix: str = "") -> None:
+    def __init__(self, field_types: Mapping[str, str] | None = None, prefix: str = "",
+                 memo: ExplainMemo | None = None) -> None:
         self.field_types = dict(field_types or {})
         self.prefix = prefix
+        #: Field values already resolved during one ``explain`` (see :class:`Matcher`).
+        self.memo: ExplainMemo = {} if memo is None else memo
 
     # -- helpers ---------------------------------------------------------------------------
     def _type(self, name: str) -> str:
@@ -236,8 +253,15 @@ class PythonEvaluator(Visitor[Compiled]):
         def test(event: Event) -> bool:
             return any(vtest(v) for v in get_values(event, parts))
 
+        memo = self.memo
+
         def find(event: Event) -> list[tuple[str, Any, int | None]]:
-            return [(f, v, i) for f, v, i in _values_with_index(event, parts, name) if vtest(v)]
+            # `f:(a or b or ...)` compiles to one leaf per value; resolve the field once.
+            key = (id(event), name)
+            cached = memo.get(key)
+            if cached is None:
+                cached = memo[key] = (event, _values_with_index(event, parts, name))
+            return [(f, v, i) for f, v, i in cached[1] if vtest(v)]
 
         return _Leaf(test, clause, find)
 
@@ -298,7 +322,7 @@ class PythonEvaluator(Visitor[Compiled]):
         if isinstance(node.field, Wildcard):
             raise UnsupportedError("a nested query needs a concrete path, not a wildcard")
         path = node.field.text
-        inner = PythonEvaluator(self.field_types, self.prefix + path + ".").visit(node.query)
+        inner = PythonEvaluator(self.field_types, self.prefix + path + ".", self.memo).visit(node.query)
         inner_test = inner.test
         parts = path.split(".")
 
@@ -383,5 +407,6 @@ def compile_query(query: str | Node, field_types: Mapping[str, str] | None = Non
     """
     ast = parse(query) if isinstance(query, str) else query
     text = query if isinstance(query, str) else to_kql(query)
-    root = PythonEvaluator(field_types).visit(ast)
-    return Matcher(ast, root, text)
+    evaluator = PythonEvaluator(field_types)
+    root = evaluator.visit(ast)
+    return Matcher(ast, root, text, evaluator.memo)

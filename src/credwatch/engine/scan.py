@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 
 from credwatch.alerts.build import EventOrigin, build_alert
 from credwatch.alerts.ids import EventIdentity, data_stream_index, event_identity
+from credwatch.backends.prefilter import derive_literals
 from credwatch.backends.pymatch import wildcard_matcher
 from credwatch.backends.python import Matcher, compile_query
 from credwatch.errors import KqlCompileError, KqlSyntaxError, RuleLoadError
 from credwatch.rules.model import Rule
 from credwatch.sources.ecs import Diagnostics, Record
+from credwatch.sources.prefiltered import FastPath, PrefilterMode, literal_union
 
 # `.ds-<data stream>-<yyyy.mm.dd>-<generation>` is what Elasticsearch returns in
 # `_index` for documents in a data stream; Kibana's patterns name the stream.
@@ -109,6 +111,31 @@ class Scanner:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
     #: Add the investigation guide's triage (``credwatch.triage.*``) to every alert.
     triage: bool = True
+
+    def would_alert(self, rec: Record) -> bool:
+        """True when some rule selects ``rec``'s index and matches it (no alert is built)."""
+        index = None if self.all_indices else record_index(rec)
+        for crule in self.rules:
+            if index is not None and not crule.selector.selects(index):
+                continue
+            if crule.matcher.matches(rec.event):
+                return True
+        return False
+
+    def fast_path(self, mode: PrefilterMode = "auto", workers: int | None = None) -> FastPath | None:
+        """The literal prefilter for these rules, or ``None`` if some rule has no literal set.
+
+        Literals are derived from each rule's AST
+        (:func:`~credwatch.backends.prefilter.derive_literals`); a rule with a
+        negation or a typed clause at the top, for instance, has none, and then
+        every event must be decoded.
+        """
+        if mode == "never" or not self.rules:
+            return None
+        literals = literal_union([derive_literals(c.matcher.ast) for c in self.rules])
+        if literals is None:
+            return None
+        return FastPath(literals, self.would_alert, mode, workers)
 
     def alerts_for(self, rec: Record) -> list[dict[str, object]]:
         """Alerts produced by every rule for one record."""

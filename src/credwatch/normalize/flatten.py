@@ -52,11 +52,56 @@ def _resolve(obj: Any, parts: Sequence[str], i: int, out: list[Any], objects: bo
             _resolve(obj[key], parts, j, out, objects)
 
 
+_MISSING = object()
+#: ``parts -> for each depth i, the dotted keys ".".join(parts[i:j]) with j``, for j > i + 1.
+_DOTTED: dict[tuple[str, ...], list[list[tuple[str, int]]]] = {}
+
+
+def _dotted(parts: tuple[str, ...]) -> list[list[tuple[str, int]]]:
+    found = _DOTTED.get(parts)
+    if found is None:
+        found = [[(".".join(parts[i:j]), j) for j in range(i + 2, len(parts) + 1)]
+                 for i in range(len(parts))]
+        if len(_DOTTED) < 4096:
+            _DOTTED[parts] = found
+    return found
+
+
+def _values(obj: Any, parts: tuple[str, ...], i: int, out: list[Any],
+            dotted: list[list[tuple[str, int]]]) -> None:
+    # The same walk as `_resolve(objects=False)`, in the same order, but iterative
+    # down the common path (plain nested objects): this is the evaluator's hot loop.
+    n = len(parts)
+    while True:
+        if isinstance(obj, list):
+            for item in obj:
+                _values(item, parts, i, out, dotted)
+            return
+        if i == n:
+            _collect(obj, out)
+            return
+        if not isinstance(obj, dict):
+            return
+        alternatives = [(obj[k], j) for k, j in dotted[i] if k in obj] if dotted[i] else None
+        nxt = obj.get(parts[i], _MISSING)
+        if not alternatives:
+            if nxt is _MISSING:
+                return
+            obj = nxt
+            i += 1
+            continue
+        if nxt is not _MISSING:
+            _values(nxt, parts, i + 1, out, dotted)
+        for sub, j in alternatives:
+            _values(sub, parts, j, out, dotted)
+        return
+
+
 def get_values(event: Mapping[str, Any], path: str | Sequence[str]) -> list[Any]:
     """Return every non-null scalar value of field ``path`` (``[]`` when missing)."""
-    parts = path.split(".") if isinstance(path, str) else path
+    parts = tuple(path.split(".") if isinstance(path, str) else path)
     out: list[Any] = []
-    _resolve(event, parts, 0, out, False)
+    _values(event, parts, 0, out, _dotted(parts))
     return out
 
 

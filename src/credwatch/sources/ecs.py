@@ -13,16 +13,20 @@ import fnmatch
 import gzip
 import io
 import os
+import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from credwatch.errors import SourceError
 from credwatch.kql.fields import NUMERIC_TYPES, field_type
 from credwatch.normalize.flatten import iter_leaves
+
+if TYPE_CHECKING:
+    from credwatch.sources.prefiltered import FastPath
 
 #: Lines longer than this are skipped (and reported) without being held in memory.
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -53,6 +57,8 @@ class Diagnostics:
     warnings: Counter[str] = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)
     strict: bool = False
+    #: Events counted without being decoded or dismissed by the literal prefilter.
+    prefiltered: int = 0
 
     def skip(self, reason: str, source: str, line: int | None, detail: str = "") -> None:
         """Record a skipped input unit; raise :class:`SourceError` under ``strict``."""
@@ -79,6 +85,8 @@ class Diagnostics:
     def summary(self) -> str:
         """One line: events read, skipped by reason, matched."""
         parts = [f"{self.events} events read from {self.files} input(s)"]
+        if self.prefiltered:
+            parts[0] += f" ({self.prefiltered} ruled out by the literal prefilter)"
         if self.skipped:
             reasons = ", ".join(f"{n} {r}" for r, n in sorted(self.skipped.items()))
             parts.append(f"{self.skipped_total} skipped ({reasons})")
@@ -271,28 +279,37 @@ def check_types(rec: Record, diag: Diagnostics) -> bool:
     return True
 
 
+def line_records(raw: bytes, source: str, lineno: int, diag: Diagnostics) -> Iterator[Record]:
+    """Records of one NDJSON line (none for a blank line; a bad line is counted in ``diag``)."""
+    if not raw.strip():
+        return
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            diag.skip("invalid-utf8", source, lineno)
+            return
+        reason = "binary" if b"\x00" in raw else "malformed-json"
+        diag.skip(reason, source, lineno, str(exc).split(":")[0])
+        return
+    yield from documents_to_records(doc, source, lineno, diag)
+
+
+def line_records_checked(raw: bytes, source: str, lineno: int, diag: Diagnostics) -> Iterator[Record]:
+    """:func:`line_records` without the events Elasticsearch's mapping would reject."""
+    for rec in line_records(raw, source, lineno, diag):
+        if check_types(rec, diag):
+            yield rec
+
+
 def _ndjson_records(stream: IO[bytes], source: str, diag: Diagnostics) -> Iterator[Record]:
-    loads = orjson.loads
     for lineno, raw in iter_lines(stream):
         if raw is None:
             diag.skip("line-too-long", source, lineno, f"over {MAX_LINE_BYTES} bytes")
             continue
-        if not raw.strip():
-            continue
-        try:
-            doc = loads(raw)
-        except orjson.JSONDecodeError as exc:
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                diag.skip("invalid-utf8", source, lineno)
-                continue
-            reason = "binary" if b"\x00" in raw else "malformed-json"
-            diag.skip(reason, source, lineno, str(exc).split(":")[0])
-            continue
-        for rec in documents_to_records(doc, source, lineno, diag):
-            if check_types(rec, diag):
-                yield rec
+        yield from line_records_checked(raw, source, lineno, diag)
 
 
 def _json_records(stream: IO[bytes], source: str, diag: Diagnostics) -> Iterator[Record]:
@@ -309,21 +326,43 @@ def _json_records(stream: IO[bytes], source: str, diag: Diagnostics) -> Iterator
 
 
 def read_records(paths: Iterable[str], diag: Diagnostics, *, input_format: str = "auto",
-                 glob: str | None = None, stdin: IO[bytes] | None = None) -> Iterator[Record]:
-    """Read every input in ``paths`` (files, folders, ``-``) as records, in order."""
+                 glob: str | None = None, stdin: IO[bytes] | None = None,
+                 fast: FastPath | None = None) -> Iterator[Record]:
+    """Read every input in ``paths`` (files, folders, ``-``) as records, in order.
+
+    With ``fast``, NDJSON inputs it engages for are read through the literal
+    prefilter (:mod:`credwatch.sources.prefiltered`): only records that would
+    alert or need a diagnostic are yielded, the rest are counted in ``diag``.
+    """
     if input_format not in INPUT_FORMATS:
         raise SourceError(f"unknown input format {input_format!r}; use one of {', '.join(INPUT_FORMATS)}")
     for path in expand_paths(paths, glob):
         diag.files += 1
         stream = open_binary(path, stdin)
         try:
-            yield from _read_one(stream, path if path != "-" else "<stdin>", diag, input_format)
+            source = path if path != "-" else "<stdin>"
+            if fast is not None and fast.engages(_plain_size(path, stream)) and not diag.strict:
+                yield from _read_one(stream, source, diag, input_format, fast, path)
+            else:
+                yield from _read_one(stream, source, diag, input_format)
         finally:
             if path != "-":
                 stream.close()
 
 
-def _read_one(stream: IO[bytes], source: str, diag: Diagnostics, input_format: str) -> Iterator[Record]:
+def _plain_size(path: str, stream: IO[bytes]) -> int | None:
+    """The size of an uncompressed regular file (``None`` for stdin, gzip, pipes)."""
+    if path == "-" or isinstance(stream, gzip.GzipFile):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _read_one(stream: IO[bytes], source: str, diag: Diagnostics, input_format: str,
+              fast: FastPath | None = None, path: str | None = None) -> Iterator[Record]:
     fmt = input_format
     if fmt == "auto":
         try:
@@ -342,5 +381,11 @@ def _read_one(stream: IO[bytes], source: str, diag: Diagnostics, input_format: s
         return
     if fmt in ("json", "search"):
         yield from _json_records(stream, source, diag)
+        return
+    if fast is not None:
+        from credwatch.sources.prefiltered import prefiltered_records
+
+        size = _plain_size(path, stream) if path is not None else None
+        yield from prefiltered_records(stream, source, diag, fast, path if size is not None else None, size)
         return
     yield from _ndjson_records(stream, source, diag)

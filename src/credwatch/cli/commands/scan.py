@@ -21,6 +21,7 @@ from credwatch.cli.common import (
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.sources.ecs import INPUT_FORMATS, Diagnostics, Record, read_records
+from credwatch.sources.prefiltered import AUTO_MIN_BYTES, PREFILTER_MODES
 
 DESCRIPTION = """\
 Scan telemetry once with one or more rules (default: Elastic's "Kubernetes and
@@ -53,9 +54,25 @@ def register(sub: Any) -> None:
     p.add_argument("--all-indices", action="store_true",
                    help="evaluate every event, even when its index is outside the rule's patterns")
     p.add_argument("--strict", action="store_true", help="stop at the first bad input line")
+    p.add_argument("--prefilter", choices=PREFILTER_MODES, default="auto",
+                   help="skip NDJSON lines that hold none of the rules' literals without decoding them: "
+                        f"auto (files of {AUTO_MIN_BYTES >> 20} MB or more), always, or never "
+                        "(decode and check every line, for exact diagnostics)")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="processes for prefiltered large files (default: one per CPU)")
     add_rule_args(p)
     add_output_args(p)
     p.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def _with_progress(records: Iterator[Record], env: Env, enabled: bool) -> Iterator[Record]:
@@ -88,8 +105,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
     store_sink = StoreSink(store) if store else None
     alerts = 0
     try:
+        fast = scanner.fast_path(args.prefilter, args.workers)
         records = read_records(args.paths, diag, input_format=args.input_format, glob=args.glob,
-                               stdin=env.stdin)
+                               stdin=env.stdin, fast=fast)
         show_progress = bool(env.stderr_isatty) and not args.quiet
         for alert in scanner.scan(_with_progress(records, env, show_progress)):
             alerts += 1

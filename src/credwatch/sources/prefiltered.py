@@ -1,0 +1,401 @@
+"""The literal fast path for large NDJSON inputs.
+
+Every event a rule set can match contains one of the rules' literals
+(:func:`credwatch.backends.prefilter.derive_literals`). This reader scans the
+raw bytes in large blocks for those literals (hyperscan when installed, else
+pyahocorasick) and decodes only the lines that can matter. The others are
+counted as events without being decoded.
+
+A line is decoded (a *candidate*) when it holds a literal, or when it could
+hide one or could be malformed:
+
+* it contains a backslash: a JSON escape (``\\/``, ``\\u002f``) can spell a
+  literal without its bytes. Such a line gets a second chance: its escapes are
+  decoded textually (a JSON text has no backslash outside strings, so decoding
+  the whole line decodes every string) and it is a candidate only if the
+  decoded text holds a literal;
+* it does not start with ``{`` or end with ``}`` (blank, truncated, not JSON,
+  a JSON array), or holds a control byte (binary);
+* it holds ``"hits"`` (a ``_search`` response: one line, many events).
+
+Candidates are decoded and evaluated in the worker that found them; only the
+lines that would alert, or that need a diagnostic, are returned to the
+reader, which decodes them once more through the ordinary path so that records,
+line numbers and diagnostics are exactly those of the full path.
+
+What the fast path does not do: it does not check that a non-candidate line is
+well-formed JSON, valid UTF-8 or of the right ECS types. ``--prefilter never``
+(or ``strict``) decodes every line.
+
+Large regular files are split into byte ranges at line boundaries and the
+ranges are scanned by forked worker processes, one per CPU; results are
+consumed in file order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Literal, Protocol, cast
+
+if TYPE_CHECKING:
+    from credwatch.sources.ecs import Diagnostics, Record
+
+#: ``auto`` engages the fast path for regular files at least this large.
+AUTO_MIN_BYTES = 32 << 20
+#: Bytes handed to the literal scanner per call.
+BLOCK_BYTES = 8 << 20
+#: Bytes per work unit when a file is split across workers.
+RANGE_BYTES = 64 << 20
+PREFILTER_MODES = ("auto", "always", "never")
+PrefilterMode = Literal["auto", "always", "never"]
+
+_LITERAL, _ESCAPE, _SHAPE = 1, 2, 4
+#: Reported as an extra literal so that `_search` responses are decoded (their count of events).
+_HITS = '"hits"'
+_JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
+_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_CONTROL = rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+
+
+@dataclass(frozen=True)
+class FastPath:
+    """What the reader needs to skip lines: the literals and a final exact test.
+
+    ``keep`` is called on every record of a candidate line; it returns True
+    when the record would produce an alert (the reader then yields it).
+    """
+
+    literals: frozenset[str]
+    keep: Callable[[Record], bool]
+    mode: PrefilterMode = "auto"
+    workers: int | None = None
+
+    def engages(self, size: int | None) -> bool:
+        """True when a file of ``size`` bytes (``None``: unknown, e.g. stdin) takes the fast path."""
+        if self.mode == "never":
+            return False
+        if self.mode == "always":
+            return True
+        return size is not None and size >= AUTO_MIN_BYTES
+
+
+def json_unescape(line: bytes) -> str | None:
+    """Decode every JSON escape in ``line`` (``None`` if the line is not valid UTF-8)."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+    def repl(m: re.Match[str]) -> str:
+        hexa = m.group(1)
+        return chr(int(hexa, 16)) if hexa is not None else _SIMPLE_ESCAPES[m.group(2)]
+
+    out = _JSON_ESCAPE.sub(repl, text)
+    # `\ud83d\ude00` decodes to two surrogates; join them into one code point.
+    return out.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
+class _Finder(Protocol):
+    def scan(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, int]]:
+        """``(end offset just past the newline, kind bits)`` of candidate lines in ``buf[lo:hi]``."""
+        ...
+
+
+def _line_patterns(literals: frozenset[str]) -> list[tuple[bytes, int]]:
+    """Patterns that report once per line, at the end of the line (just past its newline)."""
+    lits = sorted({lit.encode("utf-8") for lit in literals} | {_HITS.encode()})
+    alternation = b"|".join(re.escape(lit) for lit in lits)
+    tail = rb"[^\n]*\n"
+    return [(b"(?:" + alternation + b")" + tail, _LITERAL), (rb"\\" + tail, _ESCAPE)]
+
+
+#: Patterns for lines that are not one plain JSON object: a line that does not
+#: start with ``{`` (the block's first line is checked by hand), one that does not
+#: end with ``}``, and control bytes. They hit anywhere in the line; they are
+#: kept short because hyperscan scans them much faster without a ``[^\n]*`` tail,
+#: and they almost never hit.
+_SHAPE_PATTERNS: tuple[bytes, ...] = (rb"\n[^{]", rb"[^}\r]\r?\n", _CONTROL)
+
+
+def _line_end(buf: bytes, offset: int) -> int:
+    """The end (just past the newline) of the line holding the byte before ``offset``."""
+    return buf.find(b"\n", offset - 1) + 1
+
+
+class _HyperscanFinder:
+    """Two hyperscan databases: literal and escape lines, and badly shaped lines."""
+
+    def __init__(self, literals: frozenset[str]) -> None:
+        import hyperscan
+
+        def database(expressions: list[bytes]) -> hyperscan.Database:
+            db = hyperscan.Database()
+            db.compile(expressions=expressions, ids=list(range(len(expressions))),
+                       elements=len(expressions), flags=[hyperscan.HS_FLAG_DOTALL] * len(expressions))
+            return db
+
+        pats = _line_patterns(literals)
+        self.kinds = [kind for _p, kind in pats]
+        self.lines_db = database([p for p, _k in pats])
+        self.shape_db = database(list(_SHAPE_PATTERNS))
+
+    def scan(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, int]]:
+        hits: dict[int, int] = {}
+        kinds = self.kinds
+        shapes: list[int] = []
+
+        def on_line(pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            hits[lo + end] = hits.get(lo + end, 0) | kinds[pid]
+
+        def on_shape(_pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            shapes.append(lo + end)
+
+        # Scanned in place, without a copy (hyperscan takes any buffer; its stubs say bytes).
+        view = cast(bytes, memoryview(buf)[lo:hi])
+        self.lines_db.scan(view, match_event_handler=on_line)
+        self.shape_db.scan(view, match_event_handler=on_shape)
+        for end in shapes:
+            line_end = _line_end(buf, end)
+            hits[line_end] = hits.get(line_end, 0) | _SHAPE
+        return sorted(hits.items())
+
+
+class _RegexFinder:
+    """The fallback without hyperscan: Python's ``re`` with the same patterns (slower)."""
+
+    def __init__(self, literals: frozenset[str]) -> None:
+        self.lines = [(re.compile(p, re.DOTALL), kind) for p, kind in _line_patterns(literals)]
+        self.shape = re.compile(b"|".join(_SHAPE_PATTERNS))
+
+    def scan(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, int]]:
+        hits: dict[int, int] = {}
+        for pattern, kind in self.lines:
+            for m in pattern.finditer(buf, lo, hi):
+                # Each match runs to the end of its line, so matches never share a line.
+                hits[m.end()] = hits.get(m.end(), 0) | kind
+        pos = lo
+        while (bad := self.shape.search(buf, pos, hi)) is not None:
+            line_end = _line_end(buf, bad.end())
+            hits[line_end] = hits.get(line_end, 0) | _SHAPE
+            pos = max(line_end - 1, bad.start() + 1)
+        return sorted(hits.items())
+
+
+def make_finder(literals: frozenset[str]) -> _Finder:
+    """The fastest available candidate-line finder for ``literals``."""
+    try:
+        return _HyperscanFinder(literals)
+    except ImportError:
+        return _RegexFinder(literals)
+
+
+@dataclass
+class RangeResult:
+    """What one scanned byte range gives back: counts and the lines to decode."""
+
+    lines: int
+    #: Events passed over without an alert: never decoded, or decoded and dismissed.
+    dismissed: int
+    #: ``(line number within the range, 1-based; line bytes)`` to read through the full
+    #: path; ``None`` for a line too long to hold.
+    kept: list[tuple[int, bytes | None]]
+
+
+class RangeScanner:
+    """Scan byte blocks for candidate lines and decide which ones to keep."""
+
+    def __init__(self, fast: FastPath) -> None:
+        self.fast = fast
+        self.finder = make_finder(fast.literals)
+        self.needles = re.compile("|".join(re.escape(n) for n in sorted(fast.literals | {_HITS})))
+
+    def scan_stream(self, stream: IO[bytes], limit: int | None = None) -> Iterator[RangeResult]:
+        """Scan ``stream`` (up to ``limit`` bytes) block by block, in order.
+
+        Blocks are scanned in place (no copy of the 8 MB reads): the lines a
+        read cuts in two are joined and scanned on their own. A line longer than
+        :data:`~credwatch.sources.ecs.MAX_LINE_BYTES` is not kept in memory; it
+        comes back as a kept line of ``None``.
+        """
+        from credwatch.sources.ecs import MAX_LINE_BYTES
+
+        pending = b""  # the start of a line that the previous read cut
+        skipping = False  # inside a line already found too long
+        remaining = limit
+        while True:
+            want = BLOCK_BYTES if remaining is None else min(BLOCK_BYTES, remaining)
+            chunk = stream.read(want) if want > 0 else b""
+            if remaining is not None:
+                remaining -= len(chunk)
+            if not chunk:
+                break
+            first = chunk.find(b"\n")
+            if first < 0:
+                if not skipping:
+                    pending += chunk
+                    if len(pending) > MAX_LINE_BYTES:
+                        skipping, pending = True, b""
+                continue
+            if skipping or len(pending) + first > MAX_LINE_BYTES:
+                yield RangeResult(1, 0, [(1, None)])
+            elif pending or first == 0:
+                joint = pending + chunk[: first + 1]
+                yield self.scan_block(joint, 0, len(joint))
+            else:
+                yield self.scan_block(chunk, 0, first + 1)
+            skipping, pending = False, b""
+            last = chunk.rfind(b"\n")
+            if last > first:
+                yield self.scan_block(chunk, first + 1, last + 1)
+            pending = chunk[last + 1:]
+        if skipping:
+            yield RangeResult(1, 0, [(1, None)])
+        elif pending:
+            joint = pending + b"\n"
+            yield self.scan_block(joint, 0, len(joint))
+
+    def scan_block(self, buf: bytes, lo: int, hi: int) -> RangeResult:
+        """Scan the whole lines in ``buf[lo:hi]`` (``buf[hi - 1]`` is a newline)."""
+        lines = buf.count(b"\n", lo, hi)
+        hits = self.finder.scan(buf, lo, hi)
+        if buf[lo:lo + 1] != b"{":
+            first_end = buf.find(b"\n", lo) + 1
+            if not hits or hits[0][0] != first_end:
+                hits.insert(0, (first_end, _SHAPE))
+            else:
+                hits[0] = (first_end, hits[0][1] | _SHAPE)
+        kept: list[tuple[int, bytes | None]] = []
+        dismissed = lines - len(hits)
+        # Line numbers are only needed for the few kept lines: count lazily.
+        lines_before = 0
+        counted_to = lo
+        for end, kind in hits:
+            start = buf.rfind(b"\n", lo, end - 1) + 1 or lo
+            line = buf[start: end - 1]
+            if kind == _ESCAPE:
+                text = json_unescape(line)
+                if text is not None and self.needles.search(text) is None:
+                    dismissed += 1
+                    continue
+            n_events = self._dismiss(line)
+            if n_events is not None:
+                dismissed += n_events
+                continue
+            lines_before += buf.count(b"\n", counted_to, start)
+            counted_to = start
+            kept.append((lines_before + 1, line))
+        return RangeResult(lines, dismissed, kept)
+
+    def _dismiss(self, line: bytes) -> int | None:
+        """How many events ``line`` holds if none of them would alert and it parses cleanly.
+
+        ECS type checks are left to the reader: a record that fails them would
+        not alert either, and the fast path does not type-check lines it passes over.
+        """
+        from credwatch.sources.ecs import Diagnostics, line_records
+
+        scratch = Diagnostics()
+        records = list(line_records(line, "", 0, scratch))
+        if scratch.skipped:
+            return None
+        keep = self.fast.keep
+        for rec in records:
+            if keep(rec):
+                return None
+        return len(records)
+
+
+# --- splitting a file across workers -----------------------------------------------------
+
+def split_ranges(path: str, size: int, unit: int | None = None) -> list[tuple[int, int]]:
+    """Byte ranges of about ``unit`` bytes covering ``path``, each starting at a line start."""
+    unit = RANGE_BYTES if unit is None else unit
+    starts = [0]
+    with open(path, "rb") as fh:
+        pos = unit
+        while pos < size:
+            fh.seek(pos)
+            fh.readline()
+            nxt = fh.tell()
+            if nxt >= size:
+                break
+            if nxt > starts[-1]:
+                starts.append(nxt)
+            pos = nxt + unit
+    return [(lo, hi) for lo, hi in zip(starts, [*starts[1:], size], strict=True)]
+
+
+_WORKER: RangeScanner | None = None
+
+
+def _scan_range(job: tuple[str, int, int]) -> RangeResult:
+    path, lo, hi = job
+    assert _WORKER is not None  # set before the pool forks
+    lines = dismissed = 0
+    kept: list[tuple[int, bytes | None]] = []
+    with open(path, "rb", buffering=0) as fh:
+        fh.seek(lo)
+        for part in _WORKER.scan_stream(fh, hi - lo):
+            kept.extend((lines + n, line) for n, line in part.kept)
+            lines += part.lines
+            dismissed += part.dismissed
+    return RangeResult(lines, dismissed, kept)
+
+
+def _worker_count(fast: FastPath, ranges: int) -> int:
+    wanted = fast.workers if fast.workers is not None else (os.cpu_count() or 1)
+    return max(1, min(wanted, ranges))
+
+
+def scan_results(stream: IO[bytes], path: str | None, size: int | None,
+                 fast: FastPath) -> Iterator[RangeResult]:
+    """Range results for one input, in file order (parallel for large regular files)."""
+    scanner = RangeScanner(fast)
+    if path is None or size is None or not sys.platform.startswith("linux"):
+        yield from scanner.scan_stream(stream)
+        return
+    ranges = split_ranges(path, size)
+    workers = _worker_count(fast, len(ranges))
+    if workers < 2:
+        yield from scanner.scan_stream(stream)
+        return
+    import multiprocessing
+
+    global _WORKER
+    _WORKER = scanner  # inherited by the forked workers
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_scan_range, [(path, lo, hi) for lo, hi in ranges])
+    finally:
+        _WORKER = None
+
+
+def prefiltered_records(stream: IO[bytes], source: str, diag: Diagnostics, fast: FastPath,
+                        path: str | None = None, size: int | None = None) -> Iterator[Record]:
+    """Records of the lines that would alert or need a diagnostic; count the rest as events."""
+    from credwatch.sources.ecs import MAX_LINE_BYTES, line_records_checked
+
+    base = 0
+    for result in scan_results(stream, path, size, fast):
+        diag.events += result.dismissed
+        diag.prefiltered += result.dismissed
+        for n, line in result.kept:
+            if line is None:
+                diag.skip("line-too-long", source, base + n, f"over {MAX_LINE_BYTES} bytes")
+            else:
+                yield from line_records_checked(line, source, base + n, diag)
+        base += result.lines
+
+
+def literal_union(literal_sets: Sequence[frozenset[str] | None]) -> frozenset[str] | None:
+    """The union of several rules' literal sets (``None`` if any rule has none)."""
+    out: set[str] = set()
+    for lits in literal_sets:
+        if lits is None:
+            return None
+        out |= lits
+    return frozenset(out)

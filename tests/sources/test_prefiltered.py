@@ -1,0 +1,202 @@
+"""The literal fast path gives exactly the alerts of the full path.
+
+* a scan-level differential: generated events with near-miss mutations
+  (escaped slashes, ``\\u002f``, ``ensure_ascii``, flat and nested shapes,
+  paths split over array elements), plus blank, truncated, non-JSON, binary,
+  CRLF, ``_search``-response and unterminated lines, read through the full path
+  and through the fast path in one process and in forked workers with tiny
+  blocks and ranges so that every boundary case is crossed; alerts (uuid,
+  rule, file:line) and counts must be equal;
+* unit tests of the escape decoder, the two line finders and long lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import random
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from credwatch.engine.scan import Scanner, compile_rules
+from credwatch.rules.loader import default_rule
+from credwatch.rules.model import Rule
+from credwatch.sources import prefiltered
+from credwatch.sources.ecs import Diagnostics, read_records
+from credwatch.sources.prefiltered import (
+    _HyperscanFinder,
+    _RegexFinder,
+    json_unescape,
+    split_ranges,
+)
+from tests.backends.test_prefilter import _event
+
+CLOCK = datetime(2026, 12, 2, tzinfo=UTC)
+
+
+def _escape_slashes(line: bytes, how: bytes) -> bytes:
+    # `/` occurs only inside strings in these events, so the line stays valid JSON.
+    return line.replace(b"/", how)
+
+
+def _lines(n: int, seed: int) -> list[bytes]:
+    r = random.Random(seed)
+    out: list[bytes] = []
+    for i in range(n):
+        event = _event(r)
+        kind = i % 6
+        if kind == 0:
+            line = orjson.dumps(event)
+        elif kind == 1:
+            line = _escape_slashes(orjson.dumps(event), b"\\/")
+        elif kind == 2:
+            line = _escape_slashes(orjson.dumps(event), b"\\u002f")
+        elif kind == 3:
+            event["user"] = {"name": "jürgen-é"}
+            line = json.dumps(event, ensure_ascii=True).encode()
+        elif kind == 4:
+            event["user"] = {"name": "jürgen-é"}
+            line = json.dumps(event, ensure_ascii=False).encode()
+        else:
+            line = orjson.dumps(event) + b"\r"  # a CRLF line
+        out.append(line)
+    positive = {"host": {"os": {"type": "linux"}}, "event": {"category": "process", "action": "exec"},
+                "process": {"name": "cat", "args": ["cat", "/etc/shadow"]}}
+    garbage = [
+        b"",
+        b"   ",
+        b"not json at all /etc/shadow",
+        b'{"process": {"name": "cat", "args": ["cat", "/etc/shadow"]',
+        b'[{"a": 1}]',
+        b'[1, 2]',
+        b'{"a": "\x00\x01 binary"}',
+        b'{"a": "\xff\xfe not utf-8 /etc/shadow"}',
+        orjson.dumps({"hits": {"hits": [{"_index": "logs-x", "_id": "h1", "_source": positive}]}}),
+        b'  {"host.os.type": "linux", "event.category": "process", "event.action": "exec",'
+        b' "process.name": "cat", "process.args": ["cat", "/etc/shadow"]}',
+    ]
+    for i, junk in enumerate(garbage):
+        out.insert((i * 97) % len(out), junk)
+    return out
+
+
+def _run(path: Path, rules: list[Rule], mode: str | None, workers: int = 1
+         ) -> tuple[list[tuple[Any, ...]], Diagnostics]:
+    diag = Diagnostics()
+    scanner = Scanner(compile_rules(rules), clock=lambda: CLOCK, diagnostics=diag, triage=False)
+    fast = None if mode is None else scanner.fast_path(mode, workers)  # type: ignore[arg-type]
+    if mode is not None:
+        assert fast is not None
+    records = read_records([str(path)], diag, fast=fast)
+    alerts = [(a["kibana.alert.uuid"], a["kibana.alert.rule.rule_id"], a["credwatch.source.line"])
+              for a in scanner.scan(records)]
+    return alerts, diag
+
+
+@pytest.fixture
+def tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks and ranges of a few lines, so reads and ranges cut lines everywhere."""
+    monkeypatch.setattr(prefiltered, "BLOCK_BYTES", 997)
+    monkeypatch.setattr(prefiltered, "RANGE_BYTES", 7919)
+
+
+@pytest.mark.parametrize("terminated", [True, False])
+def test_fast_path_gives_the_full_path_alerts(tmp_path: Path, tiny_blocks: None, terminated: bool) -> None:
+    lines = _lines(3000, seed=11)
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"\n".join(lines) + (b"\n" if terminated else b""))
+    rules = [default_rule()]
+    full, fdiag = _run(path, rules, None)
+    assert len(full) > 100  # the generator does plant positives
+    for workers in (1, 3):
+        fast, diag = _run(path, rules, "always", workers)
+        assert fast == full
+        assert diag.events == fdiag.events
+        assert diag.skipped == fdiag.skipped
+        assert diag.prefiltered > len(lines) // 2  # and most lines were never decoded
+    # The garbage is reported with its file:line either way.
+    assert {"malformed-json", "binary", "invalid-utf8", "not-an-object"} <= set(fdiag.skipped)
+
+
+def test_fast_path_with_several_rules(tmp_path: Path, tiny_blocks: None) -> None:
+    base = default_rule()
+    other = dataclasses.replace(base, rule_id="00000000-0000-4000-8000-000000000001",
+                                query='process.args:"/home/u/.ssh/id_rsa.pub" or process.name:CAT')
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"\n".join(_lines(1500, seed=5)) + b"\n")
+    full, _ = _run(path, [base, other], None)
+    assert {rule for _u, rule, _l in full} == {base.rule_id, other.rule_id}
+    assert _run(path, [base, other], "always", 2)[0] == full
+
+
+def test_a_rule_without_literals_disables_the_fast_path() -> None:
+    base = default_rule()
+    broad = dataclasses.replace(base, rule_id="x", query="not process.name:bash")
+    scanner = Scanner(compile_rules([base, broad]))
+    assert scanner.fast_path("always") is None
+    assert Scanner(compile_rules([base])).fast_path("never") is None
+
+
+def test_auto_engages_only_for_large_regular_files() -> None:
+    fast = Scanner(compile_rules([default_rule()])).fast_path("auto")
+    assert fast is not None
+    assert not fast.engages(None) and not fast.engages(1 << 20)
+    assert fast.engages(prefiltered.AUTO_MIN_BYTES)
+
+
+def test_too_long_line_is_reported_not_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from credwatch.sources import ecs
+
+    monkeypatch.setattr(ecs, "MAX_LINE_BYTES", 5000)
+    monkeypatch.setattr(prefiltered, "BLOCK_BYTES", 1024)
+    good = orjson.dumps({"host": {"os": {"type": "linux"}}, "event": {"category": "process", "action": "exec"},
+                         "process": {"name": "cat", "args": ["cat", "/etc/shadow"]}})
+    path = tmp_path / "long.ndjson"
+    path.write_bytes(good + b"\n" + b'{"m": "' + b"A" * 20000 + b'"}\n' + good + b"\n")
+    alerts, diag = _run(path, [default_rule()], "always")
+    assert [line for _u, _r, line in alerts] == [1, 3]
+    assert diag.skipped["line-too-long"] == 1
+    assert any(s.endswith(":2: line-too-long (over 5000 bytes)") for s in diag.samples)
+
+
+@pytest.mark.parametrize(("raw", "want"), [
+    (rb'{"a": "\/etc\/shadow"}', '{"a": "/etc/shadow"}'),
+    (rb'{"a": "\u002fetc\u002Fshadow"}', '{"a": "/etc/shadow"}'),
+    (rb'{"a": "\\u002f"}', '{"a": "\\u002f"}'),  # an escaped backslash, then text
+    (rb'{"a": "\ud83d\ude00 \u00e9 \"q\" \t"}', '{"a": "\U0001f600 \u00e9 "q" \t"}'),
+])
+def test_json_unescape(raw: bytes, want: str) -> None:
+    assert json_unescape(raw) == want
+
+
+def test_json_unescape_rejects_invalid_utf8() -> None:
+    assert json_unescape(b'"\xff\\/"') is None
+
+
+def test_finders_agree() -> None:
+    pytest.importorskip("hyperscan")
+    literals = frozenset({"/etc/shadow", "/.kube/config"})
+    lines = [b'{"a": "/etc/shadow"}', b'{"a": "x"}', b"", b'{"b": "\\/"}', b"junk", b'{"c": 1}\r',
+             b'{"d": "\x01"}', b'{"e": "/.kube/config"} ', b'{"hits": []}', b'{"f": 2}']
+    buf = b"\n".join(lines) + b"\n"
+    hs = _HyperscanFinder(literals).scan(buf, 0, len(buf))
+    rx = _RegexFinder(literals).scan(buf, 0, len(buf))
+    assert hs == rx
+    ends = [e for e, _k in hs]
+    flagged = {buf[: e - 1].rsplit(b"\n", 1)[-1] for e in ends}
+    assert flagged == {lines[i] for i in (0, 2, 3, 4, 6, 7, 8)}
+
+
+def test_split_ranges_start_at_line_starts(tmp_path: Path) -> None:
+    path = tmp_path / "x.ndjson"
+    data = b"".join(b'{"n": %d}\n' % i for i in range(1000))
+    path.write_bytes(data)
+    ranges = split_ranges(str(path), len(data), unit=333)
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(data)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    assert all(data[lo - 1: lo] == b"\n" for lo, _hi in ranges[1:])
