@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from credwatch.alerts.build import EventOrigin, build_alert
 from credwatch.alerts.ids import EventIdentity, data_stream_index, event_identity
-from credwatch.backends.prefilter import derive_literals
+from credwatch.backends.prefilter import AUDIT_VERBATIM_FIELDS, derive_literals
 from credwatch.backends.pymatch import wildcard_matcher
 from credwatch.backends.python import Matcher, compile_query
 from credwatch.errors import KqlCompileError, KqlSyntaxError, RuleLoadError
@@ -133,9 +133,11 @@ class Scanner:
         if mode == "never" or not self.rules:
             return None
         literals = literal_union([derive_literals(c.matcher.ast) for c in self.rules])
-        if literals is None:
+        audit = literal_union([derive_literals(c.matcher.ast, fields=AUDIT_VERBATIM_FIELDS)
+                               for c in self.rules])
+        if literals is None and audit is None:
             return None
-        return FastPath(literals, self.would_alert, mode, workers)
+        return FastPath(literals, self.would_alert, mode, workers, audit)
 
     def alerts_for(self, rec: Record) -> list[dict[str, object]]:
         """Alerts produced by every rule for one record."""

@@ -7,6 +7,7 @@ their diagnostics to the ones :mod:`credwatch.sources.ecs` reports.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 
@@ -15,29 +16,49 @@ from credwatch.sources import auditd as raw
 
 if TYPE_CHECKING:
     from credwatch.sources.ecs import Diagnostics, Record
+    from credwatch.sources.prefiltered import FastPath
 
 
-def audit_records(stream: IO[bytes], source: str, diag: Diagnostics) -> Iterator[Record]:
-    """Yield one record per exec event in a raw audit log; count everything else."""
+def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
+                  fast: FastPath | None = None) -> Iterator[Record]:
+    """Yield one record per exec event in a raw audit log; count everything else.
+
+    With ``fast`` (and audit literals in it), only the events that hold a
+    literal are reassembled (:mod:`credwatch.sources.audit_prefiltered`); the
+    exec events passed over are counted from their EXECVE records.
+    """
     from credwatch.sources.ecs import Record, iter_lines
 
     audit_diag = raw.Diagnostics()
     stats = NormalizeStats()
+    picker = None
+    numbered: Iterator[tuple[int, bytes | None]]
+    if fast is not None and fast.audit_literals is not None:
+        from credwatch.sources.audit_prefiltered import AuditLineFilter
 
-    def lines() -> Iterator[bytes]:
-        for lineno, line in iter_lines(stream):
+        picker = AuditLineFilter(fast.audit_literals)
+        numbered = picker.lines(stream)
+    else:
+        numbered = iter_lines(stream)
+
+    def lines() -> Iterator[tuple[int, bytes]]:
+        for lineno, line in numbered:
             if line is None:
                 diag.skip("line-too-long", source, lineno)
-                yield b"\n"  # keep numbering aligned
             else:
-                yield line
+                yield lineno, line
 
     try:
-        for event in raw.iter_audit_events(lines(), path=source, diagnostics=audit_diag):
+        reasm = raw.Reassembler(diagnostics=audit_diag)
+        events = itertools.chain(raw.feed_lines(lines(), reasm, path=source), _flushed(reasm))
+        for event in events:
             doc = to_ecs(event, stats=stats)
             if doc is not None:
                 yield Record(doc, source, event.lineno)
     finally:
+        if picker is not None:
+            diag.events += picker.passed_over
+            diag.prefiltered += picker.passed_over
         for reason, n in audit_diag.skipped.items():
             diag.skipped[f"audit-{reason}"] += n
         for reason, n in audit_diag.warnings.items():
@@ -54,3 +75,8 @@ def audit_records(stream: IO[bytes], source: str, diag: Diagnostics) -> Iterator
             first = audit_diag.samples[0] if audit_diag.samples else None
             raise SourceError(first.message if first else "bad audit record",
                               first.path if first else source, first.line if first else None)
+
+
+def _flushed(reasm: raw.Reassembler) -> Iterator[raw.AuditEvent]:
+    # A generator, so that the buffer is flushed only after every line was fed.
+    yield from reasm.flush()

@@ -377,12 +377,12 @@ def _read_one(stream: IO[bytes], source: str, diag: Diagnostics, input_format: s
     if fmt == "auditd":
         from credwatch.sources.audit_records import audit_records
 
-        yield from audit_records(stream, source, diag)
+        yield from audit_records(stream, source, diag, fast)
         return
     if fmt in ("json", "search"):
         yield from _json_records(stream, source, diag)
         return
-    if fast is not None:
+    if fast is not None and fast.literals is not None:
         from credwatch.sources.prefiltered import prefiltered_records
 
         size = _plain_size(path, stream) if path is not None else None

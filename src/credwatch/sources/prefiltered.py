@@ -69,10 +69,13 @@ class FastPath:
     when the record would produce an alert (the reader then yields it).
     """
 
-    literals: frozenset[str]
+    #: Literals for NDJSON (``None``: NDJSON inputs are read in full).
+    literals: frozenset[str] | None
     keep: Callable[[Record], bool]
     mode: PrefilterMode = "auto"
     workers: int | None = None
+    #: Literals of fields copied verbatim from audit records (``None``: audit logs are read in full).
+    audit_literals: frozenset[str] | None = None
 
     def engages(self, size: int | None) -> bool:
         """True when a file of ``size`` bytes (``None``: unknown, e.g. stdin) takes the fast path."""
@@ -193,6 +196,55 @@ def make_finder(literals: frozenset[str]) -> _Finder:
         return _RegexFinder(literals)
 
 
+def line_blocks(stream: IO[bytes], limit: int | None = None
+                ) -> Iterator[tuple[bytes, int, int] | None]:
+    """Cut ``stream`` (up to ``limit`` bytes) into blocks of whole lines, in order.
+
+    Each block is ``(buf, lo, hi)``: the lines in ``buf[lo:hi]``, the last
+    ending with a newline (one is added to an unterminated last line). Reads are
+    used in place (no copy of the 8 MB buffers): the line a read cuts in two is
+    joined and yielded on its own. A line longer than
+    :data:`~credwatch.sources.ecs.MAX_LINE_BYTES` is not held in memory; it is
+    yielded as ``None``.
+    """
+    from credwatch.sources.ecs import MAX_LINE_BYTES
+
+    pending = b""  # the start of a line that the previous read cut
+    skipping = False  # inside a line already found too long
+    remaining = limit
+    while True:
+        want = BLOCK_BYTES if remaining is None else min(BLOCK_BYTES, remaining)
+        chunk = stream.read(want) if want > 0 else b""
+        if remaining is not None:
+            remaining -= len(chunk)
+        if not chunk:
+            break
+        first = chunk.find(b"\n")
+        if first < 0:
+            if not skipping:
+                pending += chunk
+                if len(pending) > MAX_LINE_BYTES:
+                    skipping, pending = True, b""
+            continue
+        if skipping or len(pending) + first > MAX_LINE_BYTES:
+            yield None
+        elif pending:
+            joint = pending + chunk[: first + 1]
+            yield joint, 0, len(joint)
+        else:
+            yield chunk, 0, first + 1
+        skipping, pending = False, b""
+        last = chunk.rfind(b"\n")
+        if last > first:
+            yield chunk, first + 1, last + 1
+        pending = chunk[last + 1:]
+    if skipping:
+        yield None
+    elif pending:
+        joint = pending + b"\n"
+        yield joint, 0, len(joint)
+
+
 @dataclass
 class RangeResult:
     """What one scanned byte range gives back: counts and the lines to decode."""
@@ -209,6 +261,8 @@ class RangeScanner:
     """Scan byte blocks for candidate lines and decide which ones to keep."""
 
     def __init__(self, fast: FastPath) -> None:
+        if fast.literals is None:
+            raise ValueError("no NDJSON literals to scan for")
         self.fast = fast
         self.finder = make_finder(fast.literals)
         self.needles = re.compile("|".join(re.escape(n) for n in sorted(fast.literals | {_HITS})))
@@ -216,47 +270,14 @@ class RangeScanner:
     def scan_stream(self, stream: IO[bytes], limit: int | None = None) -> Iterator[RangeResult]:
         """Scan ``stream`` (up to ``limit`` bytes) block by block, in order.
 
-        Blocks are scanned in place (no copy of the 8 MB reads): the lines a
-        read cuts in two are joined and scanned on their own. A line longer than
-        :data:`~credwatch.sources.ecs.MAX_LINE_BYTES` is not kept in memory; it
-        comes back as a kept line of ``None``.
+        A line longer than :data:`~credwatch.sources.ecs.MAX_LINE_BYTES` comes
+        back as a kept line of ``None``.
         """
-        from credwatch.sources.ecs import MAX_LINE_BYTES
-
-        pending = b""  # the start of a line that the previous read cut
-        skipping = False  # inside a line already found too long
-        remaining = limit
-        while True:
-            want = BLOCK_BYTES if remaining is None else min(BLOCK_BYTES, remaining)
-            chunk = stream.read(want) if want > 0 else b""
-            if remaining is not None:
-                remaining -= len(chunk)
-            if not chunk:
-                break
-            first = chunk.find(b"\n")
-            if first < 0:
-                if not skipping:
-                    pending += chunk
-                    if len(pending) > MAX_LINE_BYTES:
-                        skipping, pending = True, b""
-                continue
-            if skipping or len(pending) + first > MAX_LINE_BYTES:
+        for block in line_blocks(stream, limit):
+            if block is None:
                 yield RangeResult(1, 0, [(1, None)])
-            elif pending or first == 0:
-                joint = pending + chunk[: first + 1]
-                yield self.scan_block(joint, 0, len(joint))
             else:
-                yield self.scan_block(chunk, 0, first + 1)
-            skipping, pending = False, b""
-            last = chunk.rfind(b"\n")
-            if last > first:
-                yield self.scan_block(chunk, first + 1, last + 1)
-            pending = chunk[last + 1:]
-        if skipping:
-            yield RangeResult(1, 0, [(1, None)])
-        elif pending:
-            joint = pending + b"\n"
-            yield self.scan_block(joint, 0, len(joint))
+                yield self.scan_block(*block)
 
     def scan_block(self, buf: bytes, lo: int, hi: int) -> RangeResult:
         """Scan the whole lines in ``buf[lo:hi]`` (``buf[hi - 1]`` is a newline)."""

@@ -1,0 +1,216 @@
+"""The literal fast path for raw audit logs: feed the reassembler only the events that matter.
+
+An audit event that a rule can match holds one of the rule's literals in one
+of its records, either as raw text or as the uppercase hex the kernel uses for
+an argument with a space, a quote or a non-ASCII byte
+(:func:`credwatch.backends.prefilter.encodings`, fields copied verbatim only).
+An argument split over ``aN[k]=`` records can cut a literal in two, so every
+record with ``_len=`` is a candidate too.
+
+For each block of whole lines, the candidate lines give the events to keep,
+by their ``(node, audit(stamp:serial))`` key; then *every* line of those events
+within :data:`WINDOW_BYTES` (8 MB) of a candidate line is collected (an event's
+records are written together; 8 MB is far more than the reassembler's
+``quiet_records`` window of 2,000 records). Collected lines are
+passed on in file order with their true line numbers, together with any line
+that does not look like an audit record (so that it is still reported), and go
+through the ordinary reassembly and ECS mapping.
+
+Exec events that were passed over are counted from their ``EXECVE`` records.
+Lines that do not start like a record are always passed on, so they are
+reported as in the full path; a line that starts like one but is malformed
+further on is only reported if it belongs to a candidate event.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Protocol, cast
+
+from credwatch.backends.prefilter import ROUTE_TO_FULL, encodings
+from credwatch.sources.prefiltered import line_blocks
+
+#: The record header, as :mod:`credwatch.sources.auditd` finds it (also after a syslog prefix).
+_HEADER = re.compile(rb"(?:\A|\s)(?:node=(\S+) )?type=\S+ (?:msg=)?audit\(([^)]*)\)")
+_TAIL = rb"[^\n]*\n"
+#: A line that starts with none of ``type=``, ``node=`` or ausearch's ``----`` (nor is blank).
+_ODD_START = (rb"\n(?:[^tn\-\n]|t[^y\n]|ty[^p\n]|typ[^e\n]|type[^=\n]"
+              rb"|n[^o\n]|no[^d\n]|nod[^e\n]|node[^=\n]|-[^\-\n])" + _TAIL)
+_GOOD_STARTS = (b"type=", b"node=", b"--", b"\n")
+#: An exec event has one EXECVE record with ``argc=`` (long arguments add more EXECVE
+#: records, without it); ``ausearch -i`` writes ``) : argc=``, hence no ``)``.
+_EXECVE = b" argc="
+#: How far apart (in bytes) the records of one event may be and still be joined.
+WINDOW_BYTES = 8 << 20
+
+
+@dataclass(slots=True)
+class _Block:
+    """A scanned block waiting for the lines after it to be scanned too."""
+
+    buf: bytes
+    lo: int
+    hi: int
+    offset: int  #: file offset of ``buf[lo]``
+    base: int  #: lines before it
+    odd: list[int]  #: starts of lines that do not look like audit records
+
+AuditKey = tuple[bytes | None, bytes]
+
+
+class _LineFinder(Protocol):
+    def ends(self, buf: bytes, lo: int, hi: int) -> list[int]:
+        """Offsets just past the newline of every line in ``buf[lo:hi]`` that matches."""
+        ...
+
+
+class _HsLines:
+    """Patterns that end at a line end; or, with ``literal``, plain strings anywhere in a line.
+
+    Literal databases compile in about a millisecond, which matters because the
+    event stamps to collect change with every block (the same strings with a
+    ``[^\n]*\n`` tail take about 70 ms to compile).
+    """
+
+    def __init__(self, patterns: list[bytes], literal: bool = False) -> None:
+        import hyperscan
+
+        self.literal = literal
+        self.db = hyperscan.Database()
+        self.db.compile(expressions=patterns, ids=list(range(len(patterns))), elements=len(patterns),
+                        flags=[0 if literal else hyperscan.HS_FLAG_DOTALL] * len(patterns),
+                        literal=literal)
+
+    def ends(self, buf: bytes, lo: int, hi: int) -> list[int]:
+        found: set[int] = set()
+
+        def on_match(_pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            found.add(lo + end)
+
+        self.db.scan(cast(bytes, memoryview(buf)[lo:hi]), match_event_handler=on_match)
+        if self.literal:
+            return sorted({buf.find(b"\n", end - 1) + 1 for end in found})
+        return sorted(found)
+
+
+class _ReLines:
+    def __init__(self, patterns: list[bytes]) -> None:
+        self.pattern = re.compile(b"|".join(b"(?:" + p + b")" for p in patterns))
+
+    def ends(self, buf: bytes, lo: int, hi: int) -> list[int]:
+        found: set[int] = set()
+        pos = lo
+        while (m := self.pattern.search(buf, pos, hi)) is not None:
+            end = buf.find(b"\n", m.end() - 1) + 1
+            found.add(end)
+            pos = max(end - 1, m.start() + 1)
+        return sorted(found)
+
+
+def _line_finder(patterns: list[bytes], literal: bool = False) -> _LineFinder:
+    try:
+        return _HsLines(patterns, literal)
+    except ImportError:
+        return _ReLines([re.escape(p) for p in patterns] if literal else patterns)
+
+
+class AuditLineFilter:
+    """Pick the lines of the audit events that may match ``literals``."""
+
+    def __init__(self, literals: frozenset[str]) -> None:
+        needles = sorted({enc for lit in literals for enc in encodings(lit, "audit")}
+                         | set(ROUTE_TO_FULL["audit"]))
+        alternation = b"|".join(re.escape(n) for n in needles)
+        self.candidates = _line_finder([b"(?:" + alternation + b")" + _TAIL, _ODD_START])
+        #: Counted over the passed-over lines (exec events never reassembled).
+        self.execve_lines = 0
+        self.fed_execve_lines = 0
+
+    def lines(self, stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+        """``(line number, line)`` of the lines to reassemble, in file order.
+
+        ``None`` stands for a line too long to hold (reported by the caller).
+        A block is passed on once :data:`WINDOW_BYTES` more have been scanned,
+        so that every candidate within that distance has been seen.
+        """
+        window = WINDOW_BYTES
+        keys: dict[AuditKey, list[int]] = {}  # key -> [first, last] offset of its candidate lines
+        pending: deque[_Block] = deque()
+        offset = 0  # file offset of the next block
+        base = 0  # lines before the next block
+        for block in line_blocks(stream):
+            if block is None:
+                while pending:
+                    yield from self._collect(pending.popleft(), keys, window)
+                base += 1
+                yield base, None
+                continue
+            buf, lo, hi = block
+            self.execve_lines += buf.count(_EXECVE, lo, hi)
+            odd: list[int] = []
+            for end in self.candidates.ends(buf, lo, hi):
+                start = buf.rfind(b"\n", lo, end - 1) + 1 or lo
+                key = _key(buf[start:end])
+                if key is None:
+                    odd.append(start)
+                    continue
+                at = offset + start - lo
+                span = keys.get(key)
+                if span is None:
+                    keys[key] = [at, at]
+                else:
+                    span[1] = at
+            if not buf.startswith(_GOOD_STARTS, lo) and (not odd or odd[0] != lo):
+                odd.insert(0, lo)
+            pending.append(_Block(buf, lo, hi, offset, base, odd))
+            offset += hi - lo
+            base += buf.count(b"\n", lo, hi)
+            while pending and offset - (pending[0].offset + pending[0].hi - pending[0].lo) >= window:
+                yield from self._collect(pending.popleft(), keys, window)
+            if pending:
+                horizon = pending[0].offset - window
+                for key in [k for k, (_first, last) in keys.items() if last < horizon]:
+                    del keys[key]
+        while pending:
+            yield from self._collect(pending.popleft(), keys, window)
+
+    def _collect(self, block: _Block, keys: dict[AuditKey, list[int]], window: int
+                 ) -> Iterator[tuple[int, bytes]]:
+        """Every line of ``block`` that belongs to a nearby candidate event, or looks odd, numbered."""
+        buf, lo, hi = block.buf, block.lo, block.hi
+        begin, finish = block.offset, block.offset + hi - lo
+        starts = set(block.odd)
+        stamps: dict[bytes, list[bytes | None]] = {}
+        for (node, stamp), (first, last) in keys.items():
+            if first - window < finish and last + window >= begin:
+                stamps.setdefault(stamp, []).append(node)
+        if stamps:
+            finder = _line_finder([b"audit(" + s + b")" for s in stamps], literal=True)
+            for end in finder.ends(buf, lo, hi):
+                start = buf.rfind(b"\n", lo, end - 1) + 1 or lo
+                key = _key(buf[start:end])
+                if key is not None and key[0] in stamps.get(key[1], ()):
+                    starts.add(start)
+        lineno = block.base
+        counted = lo
+        for start in sorted(starts):
+            lineno += buf.count(b"\n", counted, start)
+            counted = start
+            end = buf.find(b"\n", start, hi)
+            line = buf[start: end + 1]
+            if _EXECVE in line:
+                self.fed_execve_lines += 1
+            yield lineno + 1, line
+
+    @property
+    def passed_over(self) -> int:
+        """Exec events (by their EXECVE records) that were never reassembled."""
+        return max(0, self.execve_lines - self.fed_execve_lines)
+
+
+def _key(line: bytes) -> AuditKey | None:
+    m = _HEADER.search(line)
+    return None if m is None else (m.group(1), m.group(2))
