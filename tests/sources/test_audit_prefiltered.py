@@ -26,10 +26,10 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 CLOCK = datetime(2026, 12, 2, tzinfo=UTC)
 
 
-def _scan(path: Path, mode: str | None) -> tuple[list[tuple[Any, ...]], Diagnostics]:
+def _scan(path: Path, mode: str | None, workers: int = 1) -> tuple[list[tuple[Any, ...]], Diagnostics]:
     diag = Diagnostics()
     scanner = Scanner(compile_rules([default_rule()]), clock=lambda: CLOCK, diagnostics=diag, triage=False)
-    fast = None if mode is None else scanner.fast_path(mode)  # type: ignore[arg-type]
+    fast = None if mode is None else scanner.fast_path(mode, workers)  # type: ignore[arg-type]
     records = read_records([str(path)], diag, input_format="auditd", fast=fast)
     alerts = [(a["kibana.alert.uuid"], a["credwatch.source.line"]) for a in scanner.scan(records)]
     return alerts, diag
@@ -40,6 +40,7 @@ def block_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     """Small blocks, and a join window that still spans the generator's interleaving."""
     monkeypatch.setattr(prefiltered, "BLOCK_BYTES", request.param)
     monkeypatch.setattr(audit_prefiltered, "WINDOW_BYTES", 128 << 10)
+    monkeypatch.setattr(prefiltered, "RANGE_BYTES", 200_003)  # several ranges per file
     return int(request.param)
 
 
@@ -55,10 +56,12 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_generated_log(generated: Path, block_bytes: int) -> None:
+@pytest.mark.parametrize("workers", [1, 3])
+def test_generated_log(generated: Path, block_bytes: int, workers: int) -> None:
     full, fdiag = _scan(generated, None)
-    fast, diag = _scan(generated, "always")
+    fast, diag = _scan(generated, "always", workers)
     assert len(full) > 100
+    assert generated.stat().st_size > 3 * prefiltered.RANGE_BYTES  # workers get several ranges
     assert fast == full
     assert diag.events == fdiag.events
     assert diag.prefiltered > fdiag.events // 2

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Protocol, cast
 
 from credwatch.backends.prefilter import ROUTE_TO_FULL, encodings
-from credwatch.sources.prefiltered import line_blocks
+from credwatch.sources.prefiltered import line_blocks, split_ranges
 
 #: The record header, as :mod:`credwatch.sources.auditd` finds it (also after a syslog prefix).
 _HEADER = re.compile(rb"(?:\A|\s)(?:node=(\S+) )?type=\S+ (?:msg=)?audit\(([^)]*)\)")
@@ -57,6 +57,7 @@ class _Block:
     offset: int  #: file offset of ``buf[lo]``
     base: int  #: lines before it
     odd: list[int]  #: starts of lines that do not look like audit records
+    own: bool  #: False for context read around a worker's range
 
 AuditKey = tuple[bytes | None, bytes]
 
@@ -128,28 +129,41 @@ class AuditLineFilter:
         #: Counted over the passed-over lines (exec events never reassembled).
         self.execve_lines = 0
         self.fed_execve_lines = 0
+        #: Own lines read by the last :meth:`lines_of_blocks` (once it is exhausted).
+        self.own_lines = 0
 
     def lines(self, stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
         """``(line number, line)`` of the lines to reassemble, in file order.
 
         ``None`` stands for a line too long to hold (reported by the caller).
-        A block is passed on once :data:`WINDOW_BYTES` more have been scanned,
-        so that every candidate within that distance has been seen.
+        """
+        return self.lines_of_blocks((block, True) for block in line_blocks(stream))
+
+    def lines_of_blocks(self, blocks: Iterable[tuple[tuple[bytes, int, int] | None, bool]],
+                        offset: int = 0) -> Iterator[tuple[int, bytes | None]]:
+        """The lines to reassemble from ``(block, own)`` pairs that start at file ``offset``.
+
+        Blocks that are not *own* (the context around a worker's byte range)
+        are scanned for candidates but none of their lines is passed on or
+        counted; line numbers count own lines only. A block is passed on once
+        :data:`WINDOW_BYTES` more have been scanned, so that every candidate
+        within that distance has been seen.
         """
         window = WINDOW_BYTES
         keys: dict[AuditKey, list[int]] = {}  # key -> [first, last] offset of its candidate lines
         pending: deque[_Block] = deque()
-        offset = 0  # file offset of the next block
-        base = 0  # lines before the next block
-        for block in line_blocks(stream):
+        base = 0  # own lines before the next block
+        for block, own in blocks:
             if block is None:
-                while pending:
-                    yield from self._collect(pending.popleft(), keys, window)
-                base += 1
-                yield base, None
+                if own:
+                    while pending:
+                        yield from self._collect(pending.popleft(), keys, window)
+                    base += 1
+                    yield base, None
                 continue
             buf, lo, hi = block
-            self.execve_lines += buf.count(_EXECVE, lo, hi)
+            if own:
+                self.execve_lines += buf.count(_EXECVE, lo, hi)
             odd: list[int] = []
             for end in self.candidates.ends(buf, lo, hi):
                 start = buf.rfind(b"\n", lo, end - 1) + 1 or lo
@@ -165,9 +179,10 @@ class AuditLineFilter:
                     span[1] = at
             if not buf.startswith(_GOOD_STARTS, lo) and (not odd or odd[0] != lo):
                 odd.insert(0, lo)
-            pending.append(_Block(buf, lo, hi, offset, base, odd))
+            pending.append(_Block(buf, lo, hi, offset, base, odd, own))
             offset += hi - lo
-            base += buf.count(b"\n", lo, hi)
+            if own:
+                base += buf.count(b"\n", lo, hi)
             while pending and offset - (pending[0].offset + pending[0].hi - pending[0].lo) >= window:
                 yield from self._collect(pending.popleft(), keys, window)
             if pending:
@@ -176,10 +191,13 @@ class AuditLineFilter:
                     del keys[key]
         while pending:
             yield from self._collect(pending.popleft(), keys, window)
+        self.own_lines = base
 
     def _collect(self, block: _Block, keys: dict[AuditKey, list[int]], window: int
                  ) -> Iterator[tuple[int, bytes]]:
         """Every line of ``block`` that belongs to a nearby candidate event, or looks odd, numbered."""
+        if not block.own:
+            return
         buf, lo, hi = block.buf, block.lo, block.hi
         begin, finish = block.offset, block.offset + hi - lo
         starts = set(block.odd)
@@ -214,3 +232,61 @@ class AuditLineFilter:
 def _key(line: bytes) -> AuditKey | None:
     m = _HEADER.search(line)
     return None if m is None else (m.group(1), m.group(2))
+
+
+# --- splitting a file across workers -----------------------------------------------------
+
+@dataclass
+class _RangeLines:
+    lines: int
+    execve_lines: int
+    fed_execve_lines: int
+    picked: list[tuple[int, bytes | None]]
+
+
+_WORKER: AuditLineFilter | None = None
+
+
+def _pick_range(job: tuple[str, int, int, int]) -> _RangeLines:
+    """Pick the lines of ``[lo, hi)``, reading ``WINDOW_BYTES`` of context either side."""
+    path, lo, hi, size = job
+    assert _WORKER is not None  # set before the pool forks
+    picker = AuditLineFilter.__new__(AuditLineFilter)
+    picker.candidates = _WORKER.candidates
+    picker.execve_lines = picker.fed_execve_lines = picker.own_lines = 0
+    window = WINDOW_BYTES
+    with open(path, "rb", buffering=0) as fh:
+        start = max(0, lo - window)
+        fh.seek(start)
+        if start > 0:
+            start = min(start + len(fh.readline()), lo)  # context starts at a line start
+            fh.seek(start)
+
+        def blocks() -> Iterator[tuple[tuple[bytes, int, int] | None, bool]]:
+            for limit, own in ((lo - start, False), (hi - lo, True), (min(window, size - hi), False)):
+                for block in line_blocks(fh, limit):
+                    yield block, own
+
+        picked = list(picker.lines_of_blocks(blocks(), start))
+    return _RangeLines(picker.own_lines, picker.execve_lines, picker.fed_execve_lines, picked)
+
+
+def parallel_lines(picker: AuditLineFilter, path: str, size: int, workers: int
+                   ) -> Iterator[tuple[int, bytes | None]]:
+    """:meth:`AuditLineFilter.lines` over ``path``, with byte ranges picked by forked workers."""
+    import multiprocessing
+
+    global _WORKER
+    ranges = split_ranges(path, size)
+    _WORKER = picker  # inherited by the forked workers
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(ranges))) as pool:
+            base = 0
+            for part in pool.imap(_pick_range, [(path, lo, hi, size) for lo, hi in ranges]):
+                picker.execve_lines += part.execve_lines
+                picker.fed_execve_lines += part.fed_execve_lines
+                for n, line in part.picked:
+                    yield base + n, line
+                base += part.lines
+    finally:
+        _WORKER = None

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
-                  fast: FastPath | None = None) -> Iterator[Record]:
+                  fast: FastPath | None = None, path: str | None = None,
+                  size: int | None = None) -> Iterator[Record]:
     """Yield one record per exec event in a raw audit log; count everything else.
 
     With ``fast`` (and audit literals in it), only the events that hold a
@@ -28,6 +29,7 @@ def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
     exec events passed over are counted from their EXECVE records.
     """
     from credwatch.sources.ecs import Record, iter_lines
+    from credwatch.sources.prefiltered import worker_count
 
     audit_diag = raw.Diagnostics()
     stats = NormalizeStats()
@@ -37,7 +39,13 @@ def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
         from credwatch.sources.audit_prefiltered import AuditLineFilter
 
         picker = AuditLineFilter(fast.audit_literals)
-        numbered = picker.lines(stream)
+        workers = worker_count(fast, path, size)
+        if path is not None and size is not None and workers > 1:
+            from credwatch.sources.audit_prefiltered import parallel_lines
+
+            numbered = parallel_lines(picker, path, size, workers)
+        else:
+            numbered = picker.lines(stream)
     else:
         numbered = iter_lines(stream)
 

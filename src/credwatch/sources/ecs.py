@@ -377,7 +377,8 @@ def _read_one(stream: IO[bytes], source: str, diag: Diagnostics, input_format: s
     if fmt == "auditd":
         from credwatch.sources.audit_records import audit_records
 
-        yield from audit_records(stream, source, diag, fast)
+        size = _plain_size(path, stream) if path is not None else None
+        yield from audit_records(stream, source, diag, fast, path if size is not None else None, size)
         return
     if fmt in ("json", "search"):
         yield from _json_records(stream, source, diag)

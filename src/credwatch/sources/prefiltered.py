@@ -367,23 +367,23 @@ def _scan_range(job: tuple[str, int, int]) -> RangeResult:
     return RangeResult(lines, dismissed, kept)
 
 
-def _worker_count(fast: FastPath, ranges: int) -> int:
+def worker_count(fast: FastPath, path: str | None, size: int | None) -> int:
+    """Processes to scan a file with: one per CPU (or ``fast.workers``) and per range, 1 off Linux."""
+    if path is None or size is None or not sys.platform.startswith("linux"):
+        return 1
     wanted = fast.workers if fast.workers is not None else (os.cpu_count() or 1)
-    return max(1, min(wanted, ranges))
+    return max(1, min(wanted, -(-size // RANGE_BYTES)))
 
 
 def scan_results(stream: IO[bytes], path: str | None, size: int | None,
                  fast: FastPath) -> Iterator[RangeResult]:
     """Range results for one input, in file order (parallel for large regular files)."""
     scanner = RangeScanner(fast)
-    if path is None or size is None or not sys.platform.startswith("linux"):
+    workers = worker_count(fast, path, size)
+    if path is None or size is None or workers < 2:
         yield from scanner.scan_stream(stream)
         return
     ranges = split_ranges(path, size)
-    workers = _worker_count(fast, len(ranges))
-    if workers < 2:
-        yield from scanner.scan_stream(stream)
-        return
     import multiprocessing
 
     global _WORKER
