@@ -79,8 +79,8 @@ def test_real_captures(name: str, block_bytes: int) -> None:
 
 def test_odd_lines_are_still_reported(tmp_path: Path, block_bytes: int) -> None:
     lines = (FIXTURES / "raw_node.log").read_bytes().splitlines(keepends=True)
-    lines.insert(3, b"this is not an audit record\n")
-    lines.insert(9, b"tpye=SYSCALL msg=audit(1.2:3): x=1\n")
+    lines.insert(3, b"garbage: this is not an audit record\n")
+    lines.insert(9, b"SYSCALL msg=audit(1.2:3): x=1\n")
     path = tmp_path / "audit.log"
     path.write_bytes(b"".join(lines))
     full, fdiag = _scan(path, None)

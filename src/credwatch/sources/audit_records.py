@@ -38,7 +38,7 @@ def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
     if fast is not None and fast.audit_literals is not None:
         from credwatch.sources.audit_prefiltered import AuditLineFilter
 
-        picker = AuditLineFilter(fast.audit_literals)
+        picker = AuditLineFilter(fast.audit_literals, fast.keep)
         workers = worker_count(fast, path, size)
         if path is not None and size is not None and workers > 1:
             from credwatch.sources.audit_prefiltered import parallel_lines

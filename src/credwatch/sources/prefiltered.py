@@ -49,7 +49,7 @@ AUTO_MIN_BYTES = 32 << 20
 #: Bytes handed to the literal scanner per call.
 BLOCK_BYTES = 8 << 20
 #: Bytes per work unit when a file is split across workers.
-RANGE_BYTES = 64 << 20
+RANGE_BYTES = 128 << 20
 PREFILTER_MODES = ("auto", "always", "never")
 PrefilterMode = Literal["auto", "always", "never"]
 
