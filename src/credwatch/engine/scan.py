@@ -137,10 +137,12 @@ class Scanner:
                                for c in self.rules])
         if literals is None and audit is None:
             return None
-        return FastPath(literals, self.would_alert, mode, workers, audit)
+        return FastPath(literals, self.would_alert, mode, workers, audit, self.alerts_for)
 
     def alerts_for(self, rec: Record) -> list[dict[str, object]]:
         """Alerts produced by every rule for one record."""
+        if rec.prebuilt is not None:
+            return self._adopt(rec)
         out: list[dict[str, object]] = []
         index = None if self.all_indices else record_index(rec)
         for crule in self.rules:
@@ -161,6 +163,18 @@ class Scanner:
                 enrich_alert(alert, rec.event)
             out.append(alert)
         return out
+
+    def _adopt(self, rec: Record) -> list[dict[str, object]]:
+        """Alerts a fast-path worker built for ``rec``: count them and set their location."""
+        alerts = rec.prebuilt or []
+        by_id = {c.rule.rule_id: c for c in self.rules}
+        for alert in alerts:
+            alert["credwatch.source.path"] = rec.source
+            alert["credwatch.source.line"] = rec.line
+            crule = by_id.get(str(alert.get("kibana.alert.rule.rule_id")))
+            if crule is not None:
+                crule.matched += 1
+        return alerts
 
     def scan(self, records: Iterable[Record]) -> Iterator[dict[str, object]]:
         """Yield alerts for ``records`` in input order; counts go to ``diagnostics``."""

@@ -44,6 +44,9 @@ class Record:
     index: str | None = None
     id: str | None = None
     version: int | str | None = None
+    #: Alerts already built for this record by a fast-path worker (their location is
+    #: fixed up by :class:`~credwatch.engine.scan.Scanner`).
+    prebuilt: list[dict[str, object]] | None = None
 
 
 @dataclass

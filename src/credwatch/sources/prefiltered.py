@@ -76,6 +76,9 @@ class FastPath:
     workers: int | None = None
     #: Literals of fields copied verbatim from audit records (``None``: audit logs are read in full).
     audit_literals: frozenset[str] | None = None
+    #: Builds a record's alerts where the line was found (in the worker), so that the
+    #: reader only passes them on; the reader fixes their file and line.
+    alerts: Callable[[Record], list[dict[str, object]]] | None = None
 
     def engages(self, size: int | None) -> bool:
         """True when a file of ``size`` bytes (``None``: unknown, e.g. stdin) takes the fast path."""
@@ -253,8 +256,9 @@ class RangeResult:
     #: Events passed over without an alert: never decoded, or decoded and dismissed.
     dismissed: int
     #: ``(line number within the range, 1-based; line bytes)`` to read through the full
-    #: path; ``None`` for a line too long to hold.
-    kept: list[tuple[int, bytes | None]]
+    #: path (``None`` for a line too long to hold), or the line's records with their
+    #: alerts already built.
+    kept: list[tuple[int, bytes | list[Record] | None]]
 
 
 class RangeScanner:
@@ -289,7 +293,7 @@ class RangeScanner:
                 hits.insert(0, (first_end, _SHAPE))
             else:
                 hits[0] = (first_end, hits[0][1] | _SHAPE)
-        kept: list[tuple[int, bytes | None]] = []
+        kept: list[tuple[int, bytes | list[Record] | None]] = []
         dismissed = lines - len(hits)
         # Line numbers are only needed for the few kept lines: count lazily.
         lines_before = 0
@@ -302,32 +306,43 @@ class RangeScanner:
                 if text is not None and self.needles.search(text) is None:
                     dismissed += 1
                     continue
-            n_events = self._dismiss(line)
+            n_events, built = self._judge(line)
             if n_events is not None:
                 dismissed += n_events
                 continue
             lines_before += buf.count(b"\n", counted_to, start)
             counted_to = start
-            kept.append((lines_before + 1, line))
+            kept.append((lines_before + 1, line if built is None else built))
         return RangeResult(lines, dismissed, kept)
 
-    def _dismiss(self, line: bytes) -> int | None:
-        """How many events ``line`` holds if none of them would alert and it parses cleanly.
+    def _judge(self, line: bytes) -> tuple[int | None, list[Record] | None]:
+        """``(events, None)`` if none of ``line``'s events would alert and it parses cleanly.
 
-        ECS type checks are left to the reader: a record that fails them would
-        not alert either, and the fast path does not type-check lines it passes over.
+        Otherwise ``(None, records)`` with the alerts already built into each
+        record when the line is clean (see :attr:`FastPath.alerts`), or
+        ``(None, None)`` when the reader must read the line itself (it needs a
+        diagnostic). ECS type checks are left to the reader for lines that
+        would not alert: a record that fails them would not alert either, and
+        the fast path does not type-check lines it passes over.
         """
-        from credwatch.sources.ecs import Diagnostics, line_records
+        from credwatch.sources.ecs import Diagnostics, check_types, line_records
 
         scratch = Diagnostics()
         records = list(line_records(line, "", 0, scratch))
         if scratch.skipped:
-            return None
+            return None, None
         keep = self.fast.keep
+        if not any(keep(rec) for rec in records):
+            return len(records), None
+        build = self.fast.alerts
+        if build is None:
+            return None, None
         for rec in records:
-            if keep(rec):
-                return None
-        return len(records)
+            if not check_types(rec, scratch) or scratch.skipped or scratch.warnings:
+                return None, None
+        for rec in records:
+            rec.prebuilt = build(rec)
+        return None, records
 
 
 # --- splitting a file across workers -----------------------------------------------------
@@ -357,7 +372,7 @@ def _scan_range(job: tuple[str, int, int]) -> RangeResult:
     path, lo, hi = job
     assert _WORKER is not None  # set before the pool forks
     lines = dismissed = 0
-    kept: list[tuple[int, bytes | None]] = []
+    kept: list[tuple[int, bytes | list[Record] | None]] = []
     with open(path, "rb", buffering=0) as fh:
         fh.seek(lo)
         for part in _WORKER.scan_stream(fh, hi - lo):
@@ -407,6 +422,10 @@ def prefiltered_records(stream: IO[bytes], source: str, diag: Diagnostics, fast:
         for n, line in result.kept:
             if line is None:
                 diag.skip("line-too-long", source, base + n, f"over {MAX_LINE_BYTES} bytes")
+            elif isinstance(line, list):
+                for rec in line:  # alerts already built: only the location is the reader's
+                    rec.source, rec.line = source, base + n
+                    yield rec
             else:
                 yield from line_records_checked(line, source, base + n, diag)
         base += result.lines
