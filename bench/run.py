@@ -445,6 +445,30 @@ def scaling_checks(args: argparse.Namespace, cw: list[str], cw_reason: str, time
     return out
 
 
+def differential(console: Console, timeout: float) -> dict[str, Any]:
+    """Run the fast-path differential tests at full size (100k ECS, 30k audit events).
+
+    CI runs the same tests at 3,000 events; ``CREDWATCH_FULL_DIFFERENTIAL=1``
+    scales them up. The verdict goes in the results file and on the console.
+    """
+    tests = ["tests/sources/test_prefiltered.py", "tests/sources/test_audit_prefiltered.py",
+             "tests/backends/test_prefilter.py"]
+    cmd = [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "differential", *tests]
+    env = {**os.environ, "CREDWATCH_FULL_DIFFERENTIAL": "1"}
+    start = time.perf_counter()
+    try:
+        run = subprocess.run(cmd, cwd=HERE.parent, env=env, capture_output=True, text=True,
+                             timeout=timeout, check=False)
+        tail = (run.stdout.strip().splitlines() or ["(no output)"])[-1]
+        ok = run.returncode == 0
+    except subprocess.TimeoutExpired:
+        tail, ok = f"timed out after {timeout:.0f} s", False
+    took = time.perf_counter() - start
+    colour = "green" if ok else "red"
+    console.print(f"differential (fast path == full path, full size): [{colour}]{tail}[/] in {took:.0f} s")
+    return {"ok": ok, "summary": tail, "seconds": took}
+
+
 # ---------------------------------------------------------------------------
 # report
 
@@ -509,12 +533,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--credwatch", default=None, help="credwatch command (default: the venv's console script)")
     p.add_argument("--only", choices=("ecs", "audit"), default=None, help="run one suite only")
     p.add_argument("--no-scaling", action="store_true", help="skip the RSS-at-10x and 50-rules checks")
+    p.add_argument("--no-differential", action="store_true",
+                   help="skip the full-size differential tests (fast path == full path)")
     p.add_argument("--multi-rule-events", type=int, default=200_000, help="file size for the 50-rules check (capped at --events)")
     args = p.parse_args(argv)
     if args.quick:
         args.events = 50_000
         args.reps = args.reps or 2
         args.no_scaling = True
+        args.no_differential = True
     args.reps = args.reps or 3
 
     console = Console(width=None if sys.stdout.isatty() else 200)
@@ -559,6 +586,9 @@ def main(argv: list[str] | None = None) -> int:
             summary["fifty_vs_one"] = fifty.median / one.median
             console.print(f"50 rules / 1 rule wall time: x{summary['fifty_vs_one']:.2f}")
         report["suites"]["scaling"] = {"summary": summary, "results": [asdict(r) | {"median": r.median, "median_cpu": r.median_cpu, "peak_rss": r.peak_rss} for r in res]}
+
+    if not args.no_differential:
+        report["differential"] = differential(console, args.timeout * 4)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{args.events}.json"

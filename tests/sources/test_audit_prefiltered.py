@@ -9,6 +9,7 @@ straddle block boundaries everywhere.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,12 +53,13 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         sys.path.remove(str(BENCH))
     out = tmp_path_factory.mktemp("audit") / "audit.log"
-    gen_audit.generate(out, 3000, seed=3, positive_rate=0.05, decoy_rate=0.1, interleave_rate=0.3)
+    count = 30_000 if os.environ.get("CREDWATCH_FULL_DIFFERENTIAL") else 3000
+    gen_audit.generate(out, count, seed=3, positive_rate=0.05, decoy_rate=0.1, interleave_rate=0.3)
     return out
 
 
 @pytest.mark.parametrize("workers", [1, 3])
-def test_generated_log(generated: Path, block_bytes: int, workers: int) -> None:
+def test_differential_generated_log(generated: Path, block_bytes: int, workers: int) -> None:
     full, fdiag = _scan(generated, None)
     fast, diag = _scan(generated, "always", workers)
     assert len(full) > 100
@@ -89,3 +91,15 @@ def test_odd_lines_are_still_reported(tmp_path: Path, block_bytes: int) -> None:
     assert diag.skipped == fdiag.skipped
     assert sum(diag.skipped.values()) == 2
     assert [s.split(": ")[0] for s in diag.samples] == [s.split(": ")[0] for s in fdiag.samples]
+
+
+def test_without_hyperscan_the_regex_fallback_agrees(monkeypatch: pytest.MonkeyPatch,
+                                                     generated: Path) -> None:
+    def missing(*_args: object, **_kwargs: object) -> None:
+        raise ImportError("hyperscan is not installed")
+
+    monkeypatch.setattr(audit_prefiltered, "_HsLines", missing)
+    monkeypatch.setattr(audit_prefiltered, "WINDOW_BYTES", 128 << 10)
+    full, fdiag = _scan(generated, None)
+    fast, diag = _scan(generated, "always")
+    assert fast == full and diag.events == fdiag.events

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import random
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,9 @@ from credwatch.sources.prefiltered import (
 from tests.backends.test_prefilter import _event
 
 CLOCK = datetime(2026, 12, 2, tzinfo=UTC)
+#: Events in the scan-level differential: 3,000 in CI; 100,000 with CREDWATCH_FULL_DIFFERENTIAL=1
+#: (which `bench/run.py` sets for its differential step).
+DIFFERENTIAL_EVENTS = 100_000 if os.environ.get("CREDWATCH_FULL_DIFFERENTIAL") else 3000
 
 
 def _escape_slashes(line: bytes, how: bytes) -> bytes:
@@ -106,8 +110,8 @@ def tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("terminated", [True, False])
-def test_fast_path_gives_the_full_path_alerts(tmp_path: Path, tiny_blocks: None, terminated: bool) -> None:
-    lines = _lines(3000, seed=11)
+def test_differential_fast_path_gives_the_full_path_alerts(tmp_path: Path, tiny_blocks: None, terminated: bool) -> None:
+    lines = _lines(DIFFERENTIAL_EVENTS, seed=11)
     path = tmp_path / "events.ndjson"
     path.write_bytes(b"\n".join(lines) + (b"\n" if terminated else b""))
     rules = [default_rule()]
@@ -200,3 +204,17 @@ def test_split_ranges_start_at_line_starts(tmp_path: Path) -> None:
     assert ranges[0][0] == 0 and ranges[-1][1] == len(data)
     assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
     assert all(data[lo - 1: lo] == b"\n" for lo, _hi in ranges[1:])
+
+
+def test_without_hyperscan_the_regex_fallback_agrees(tmp_path: Path, tiny_blocks: None,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(*_args: object, **_kwargs: object) -> None:
+        raise ImportError("hyperscan is not installed")
+
+    monkeypatch.setattr(prefiltered, "_HyperscanFinder", missing)
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"\n".join(_lines(2000, seed=23)) + b"\n")
+    full, fdiag = _run(path, [default_rule()], None)
+    fast, diag = _run(path, [default_rule()], "always", 2)
+    assert fast == full
+    assert (diag.events, diag.skipped) == (fdiag.events, fdiag.skipped)
