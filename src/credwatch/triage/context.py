@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,10 +65,40 @@ _CONTROL = re.compile(r"control-?plane|master|(?:^|[-_.])cp\d*(?:$|[-_.])|apiser
 _NODE = re.compile(r"node|worker|kube|k8s|k3s|eks|aks|gke", re.I)
 
 
+#: ``(id(event), field) -> (event, first value)`` while :func:`memoized` is active. The
+#: event itself is kept so that its id cannot be reused by another object meanwhile.
+_MEMO: dict[tuple[int, str], tuple[Mapping[str, Any], Any]] | None = None
+
+
+@contextmanager
+def memoized() -> Iterator[None]:
+    """Within the block, :func:`first` resolves each (event, field) once.
+
+    Triage reads about 70 fields per alert, many of them several times; the
+    events must not change inside the block.
+    """
+    global _MEMO
+    outer = _MEMO
+    if outer is None:
+        _MEMO = {}
+    try:
+        yield
+    finally:
+        _MEMO = outer
+
+
 def first(event: Mapping[str, Any], field: str) -> Any:
     """The first non-null value of ``field`` (nested or dotted), or None."""
+    memo = _MEMO
+    if memo is not None:
+        hit = memo.get((id(event), field))
+        if hit is not None and hit[0] is event:
+            return hit[1]
     vals = get_values(event, field)
-    return vals[0] if vals else None
+    value = vals[0] if vals else None
+    if memo is not None:
+        memo[(id(event), field)] = (event, value)
+    return value
 
 
 def text(event: Mapping[str, Any], field: str) -> str | None:

@@ -41,6 +41,7 @@ from credwatch.triage.context import (
     benign_label,
     command_lines,
     indicators,
+    memoized,
     parent_chain,
     scratch_executable,
     shell_scripts,
@@ -72,6 +73,15 @@ def enrich_alert(alert: dict[str, Any], event: Mapping[str, Any] | None = None, 
     known expected-automation set.
     """
     src: Mapping[str, Any] = event if event is not None else alert
+    with memoized():
+        fields = _triage_fields(alert, src, event is not None, benign)
+    for key, value in fields.items():
+        alert[PREFIX + key] = value
+    return score_alert(alert, benign=benign)
+
+
+def _triage_fields(alert: dict[str, Any], src: Mapping[str, Any], from_event: bool,
+                   benign: Mapping[str, str] | None) -> dict[str, Any]:
     args = args_of(src)
     extra_texts = [t for t in (text(src, "process.command_line"), text(src, "process.title"))
                    if t] + shell_scripts(args)
@@ -101,12 +111,10 @@ def enrich_alert(alert: dict[str, Any], event: Mapping[str, Any] | None = None, 
                                       ("working_directory",
                                        text(src, "process.working_directory"))) if v},
         # In an alert, @timestamp is the alert's creation time; the event's is original_time.
-        "event_time": (text(src, "@timestamp") if event is not None
+        "event_time": (text(src, "@timestamp") if from_event
                        else text(src, "kibana.alert.original_time") or text(src, "@timestamp")),
     }
-    for key, value in fields.items():
-        alert[PREFIX + key] = value
-    return score_alert(alert, benign=benign)
+    return fields
 
 
 def score_alert(alert: dict[str, Any], *,
