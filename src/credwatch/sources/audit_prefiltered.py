@@ -57,7 +57,6 @@ class _Block:
     lo: int
     hi: int
     offset: int  #: file offset of ``buf[lo]``
-    base: int  #: lines before it
     odd: list[int]  #: starts of lines that do not look like audit records
     own: bool  #: False for context read around a worker's range
 
@@ -141,7 +140,7 @@ class AuditLineFilter:
         #: Counted over the passed-over lines (exec events never reassembled).
         self.execve_lines = 0
         self.fed_execve_lines = 0
-        #: Own lines read by the last :meth:`lines_of_blocks` (once it is exhausted).
+        #: Own lines counted so far by :meth:`lines_of_blocks` (all of them once it is exhausted).
         self.own_lines = 0
 
     def lines(self, stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
@@ -165,14 +164,14 @@ class AuditLineFilter:
         window = WINDOW_BYTES
         keys: dict[AuditKey, list[int]] = {}  # key -> [first, last] offset of its candidate lines
         pending: deque[_Block] = deque()
-        base = 0  # own lines before the next block
+        self.own_lines = 0  # own lines before the next block to collect (blocks are collected in order)
         for block, own in blocks:
             if block is None:
                 if own:
                     while pending:
                         yield from self._collect(pending.popleft(), keys, window, context)
-                    base += 1
-                    yield base, None
+                    self.own_lines += 1
+                    yield self.own_lines, None
                 continue
             buf, lo, hi = block
             if own:
@@ -192,10 +191,8 @@ class AuditLineFilter:
                     span[1] = at
             if not buf.startswith(_GOOD_STARTS, lo) and (not odd or odd[0] != lo):
                 odd.insert(0, lo)
-            pending.append(_Block(buf, lo, hi, offset, base, odd, own))
+            pending.append(_Block(buf, lo, hi, offset, odd, own))
             offset += hi - lo
-            if own:
-                base += buf.count(b"\n", lo, hi)
             while pending and offset - (pending[0].offset + pending[0].hi - pending[0].lo) >= window:
                 yield from self._collect(pending.popleft(), keys, window, context)
             if pending:
@@ -204,7 +201,6 @@ class AuditLineFilter:
                     del keys[key]
         while pending:
             yield from self._collect(pending.popleft(), keys, window, context)
-        self.own_lines = base
 
     def _collect(self, block: _Block, keys: dict[AuditKey, list[int]], window: int,
                  context: bool = False) -> Iterator[tuple[int, bytes]]:
@@ -225,7 +221,8 @@ class AuditLineFilter:
                 key = _key(buf[start:end])
                 if key is not None and key[0] in stamps.get(key[1], ()):
                     starts.add(start)
-        lineno = block.base
+        # Newlines are counted once: up to each picked line, then the rest of the block.
+        lineno = self.own_lines
         counted = lo
         for start in sorted(starts):
             end = buf.find(b"\n", start, hi)
@@ -238,6 +235,8 @@ class AuditLineFilter:
             if _EXECVE in line and not context:
                 self.fed_execve_lines += 1
             yield lineno + 1, line
+        if block.own:
+            self.own_lines = lineno + buf.count(b"\n", counted, hi)
 
     @property
     def passed_over(self) -> int:

@@ -285,7 +285,6 @@ class RangeScanner:
 
     def scan_block(self, buf: bytes, lo: int, hi: int) -> RangeResult:
         """Scan the whole lines in ``buf[lo:hi]`` (``buf[hi - 1]`` is a newline)."""
-        lines = buf.count(b"\n", lo, hi)
         hits = self.finder.scan(buf, lo, hi)
         if buf[lo:lo + 1] != b"{":
             first_end = buf.find(b"\n", lo) + 1
@@ -294,8 +293,8 @@ class RangeScanner:
             else:
                 hits[0] = (first_end, hits[0][1] | _SHAPE)
         kept: list[tuple[int, bytes | list[Record] | None]] = []
-        dismissed = lines - len(hits)
-        # Line numbers are only needed for the few kept lines: count lazily.
+        dismissed = -len(hits)  # plus the block's line count, below
+        # Newlines are counted once: up to each kept line, then the rest of the block.
         lines_before = 0
         counted_to = lo
         for end, kind in hits:
@@ -313,7 +312,8 @@ class RangeScanner:
             lines_before += buf.count(b"\n", counted_to, start)
             counted_to = start
             kept.append((lines_before + 1, line if built is None else built))
-        return RangeResult(lines, dismissed, kept)
+        lines = lines_before + buf.count(b"\n", counted_to, hi)
+        return RangeResult(lines, dismissed + lines, kept)
 
     def _judge(self, line: bytes) -> tuple[int | None, list[Record] | None]:
         """``(events, None)`` if none of ``line``'s events would alert and it parses cleanly.
