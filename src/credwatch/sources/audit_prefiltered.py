@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from credwatch.backends.prefilter import ROUTE_TO_FULL, encodings
-from credwatch.sources.prefiltered import line_blocks, split_ranges
+from credwatch.sources.prefiltered import fork_pool, line_blocks, split_ranges
 
 if TYPE_CHECKING:
     from credwatch.sources.ecs import Record
@@ -370,13 +370,11 @@ def dismiss_events(picked: list[tuple[int, bytes | None]], keep: Callable[[Recor
 def parallel_lines(picker: AuditLineFilter, path: str, size: int, workers: int
                    ) -> Iterator[tuple[int, bytes | None]]:
     """:meth:`AuditLineFilter.lines` over ``path``, with byte ranges picked by forked workers."""
-    import multiprocessing
-
     global _WORKER
     ranges = split_ranges(path, size)
     _WORKER = picker  # inherited by the forked workers
     try:
-        with multiprocessing.get_context("fork").Pool(min(workers, len(ranges))) as pool:
+        with fork_pool(min(workers, len(ranges))) as pool:
             base = 0
             for part in pool.imap(_pick_range, [(path, lo, hi, size) for lo, hi in ranges]):
                 picker.execve_lines += part.execve_lines

@@ -36,12 +36,15 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Literal, Protocol, cast
 
 if TYPE_CHECKING:
+    import multiprocessing.pool
+
     from credwatch.sources.ecs import Diagnostics, Record
 
 #: ``auto`` engages the fast path for regular files at least this large.
@@ -382,6 +385,19 @@ def _scan_range(job: tuple[str, int, int]) -> RangeResult:
     return RangeResult(lines, dismissed, kept)
 
 
+def _quiet_worker() -> None:
+    # Ctrl-C reaches the whole process group: the reader stops the pool, and the
+    # workers must not print a traceback each.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def fork_pool(workers: int) -> multiprocessing.pool.Pool:
+    """A pool of ``workers`` forked processes that inherit the module state set just before."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker)
+
+
 def worker_count(fast: FastPath, path: str | None, size: int | None) -> int:
     """Processes to scan a file with: one per CPU (or ``fast.workers``) and per range, 1 off Linux."""
     if path is None or size is None or not sys.platform.startswith("linux"):
@@ -399,12 +415,10 @@ def scan_results(stream: IO[bytes], path: str | None, size: int | None,
         yield from scanner.scan_stream(stream)
         return
     ranges = split_ranges(path, size)
-    import multiprocessing
-
     global _WORKER
     _WORKER = scanner  # inherited by the forked workers
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with fork_pool(workers) as pool:
             yield from pool.imap(_scan_range, [(path, lo, hi) for lo, hi in ranges])
     finally:
         _WORKER = None
