@@ -32,6 +32,7 @@ from credwatch.engine.checkpoint import CheckpointStore
 from credwatch.engine.scan import Scanner
 from credwatch.normalize.auditd import NormalizeStats, to_ecs
 from credwatch.sources import auditd as raw
+from credwatch.sources.auditd_watch import AuditStream
 from credwatch.sources.ecs import Diagnostics, Record, documents_to_records
 from credwatch.sources.follow import FollowedLine, Follower
 
@@ -66,31 +67,15 @@ class Watcher:
         saved = self.checkpoints.get(path)
         self.follower = Follower(path, checkpoint=(saved.inode, saved.offset) if saved else None,
                                  start=start, poll_interval=poll_interval)
-        self.audit_diag = raw.Diagnostics()
-        self.reasm = raw.Reassembler(quiet_records=quiet_records, idle_seconds=idle_seconds,
-                                     diagnostics=self.audit_diag)
+        self.audit = AuditStream(idle_seconds=idle_seconds, quiet_records=quiet_records)
+        self.audit_diag = self.audit.diagnostics
         self.normalize_stats = NormalizeStats()
         self.diag: Diagnostics = scanner.diagnostics
         self.stats = WatchStats()
         self.on_alert = on_alert
-        # Where each in-flight audit event started: (arrival order, inode, byte offset).
-        self._starts: dict[raw.EventKey, tuple[int, int, int]] = {}
-        self._seq = 0
         self._last_pos: tuple[int, int] | None = None
 
     # -- per line ----------------------------------------------------------------------------
-    def _audit_line(self, fl: FollowedLine, events: list[raw.AuditEvent]) -> None:
-        rec = raw.parse_line(fl.line, path=fl.path, lineno=self.stats.lines)
-        if isinstance(rec, str):
-            if rec not in ("blank", "separator"):
-                self.audit_diag.skip(rec, fl.path, self.stats.lines)
-            return
-        key: raw.EventKey = (rec.node, rec.stamp, rec.serial)
-        if key not in self._starts and not self.reasm.is_pending(key):
-            self._seq += 1
-            self._starts[key] = (self._seq, fl.inode, fl.start)
-        events.extend(self.reasm.feed(rec))
-
     def _ndjson_line(self, fl: FollowedLine, records: list[Record]) -> None:
         if not fl.line.strip():
             return
@@ -113,13 +98,12 @@ class Watcher:
         for fl in batch:
             self.stats.lines += 1
             if self.input_format == "auditd":
-                self._audit_line(fl, events)
+                events.extend(self.audit.feed(fl, self.stats.lines))
             else:
                 self._ndjson_line(fl, records)
         if self.input_format == "auditd":
-            events.extend(self.reasm.flush_idle())
+            events.extend(self.audit.flush_idle())
             for ev in events:
-                self._starts.pop((ev.node, ev.stamp, ev.serial), None)
                 doc = to_ecs(ev, stats=self.normalize_stats)
                 if doc is None:
                     self.stats.non_exec += 1
@@ -164,9 +148,9 @@ class Watcher:
     def _checkpoint(self, batch: list[FollowedLine], final: bool) -> None:
         if self.follower.position is not None:
             self._last_pos = self.follower.position
-        if self._starts:
-            _, inode, offset = min(self._starts.values())
-            self.checkpoints.set(self.path, inode, offset)
+        oldest = self.audit.oldest_pending()
+        if oldest is not None:
+            self.checkpoints.set(self.path, *oldest)
             return
         # The follower is closed by the time the final flush runs; use the last position seen.
         pos = self._last_pos
