@@ -41,7 +41,7 @@ def block_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     """Small blocks, and a join window that still spans the generator's interleaving."""
     monkeypatch.setattr(prefiltered, "BLOCK_BYTES", request.param)
     monkeypatch.setattr(audit_prefiltered, "WINDOW_BYTES", 128 << 10)
-    monkeypatch.setattr(prefiltered, "RANGE_BYTES", 200_003)  # several ranges per file
+    monkeypatch.setattr(audit_prefiltered, "AUDIT_RANGE_BYTES", 200_003)  # several ranges per file
     return int(request.param)
 
 
@@ -63,7 +63,7 @@ def test_differential_generated_log(generated: Path, block_bytes: int, workers: 
     full, fdiag = _scan(generated, None)
     fast, diag = _scan(generated, "always", workers)
     assert len(full) > 100
-    assert generated.stat().st_size > 3 * prefiltered.RANGE_BYTES  # workers get several ranges
+    assert generated.stat().st_size > 3 * audit_prefiltered.AUDIT_RANGE_BYTES  # several ranges
     assert fast == full
     assert diag.events == fdiag.events
     assert diag.prefiltered > fdiag.events // 2

@@ -47,6 +47,9 @@ _GOOD_STARTS = (b"t", b"n", b"-", b"\n")
 _EXECVE = b" argc="
 #: How far apart (in bytes) the records of one event may be and still be joined.
 WINDOW_BYTES = 8 << 20
+#: Bytes per worker range: each also reads WINDOW_BYTES of context on either side,
+#: so ranges are larger than NDJSON's.
+AUDIT_RANGE_BYTES = 128 << 20
 
 
 @dataclass(slots=True)
@@ -371,7 +374,7 @@ def parallel_lines(picker: AuditLineFilter, path: str, size: int, workers: int
                    ) -> Iterator[tuple[int, bytes | None]]:
     """:meth:`AuditLineFilter.lines` over ``path``, with byte ranges picked by forked workers."""
     global _WORKER
-    ranges = split_ranges(path, size)
+    ranges = split_ranges(path, size, AUDIT_RANGE_BYTES)
     _WORKER = picker  # inherited by the forked workers
     try:
         with fork_pool(min(workers, len(ranges))) as pool:

@@ -51,8 +51,9 @@ if TYPE_CHECKING:
 AUTO_MIN_BYTES = 32 << 20
 #: Bytes handed to the literal scanner per call.
 BLOCK_BYTES = 8 << 20
-#: Bytes per work unit when a file is split across workers.
-RANGE_BYTES = 128 << 20
+#: Bytes per work unit when an NDJSON file is split across workers (small units
+#: balance the workers; an audit range also reads context, see audit_prefiltered).
+RANGE_BYTES = 32 << 20
 PREFILTER_MODES = ("auto", "always", "never")
 PrefilterMode = Literal["auto", "always", "never"]
 
@@ -398,12 +399,13 @@ def fork_pool(workers: int) -> multiprocessing.pool.Pool:
     return multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker)
 
 
-def worker_count(fast: FastPath, path: str | None, size: int | None) -> int:
+def worker_count(fast: FastPath, path: str | None, size: int | None, unit: int | None = None) -> int:
     """Processes to scan a file with: one per CPU (or ``fast.workers``) and per range, 1 off Linux."""
     if path is None or size is None or not sys.platform.startswith("linux"):
         return 1
     wanted = fast.workers if fast.workers is not None else (os.cpu_count() or 1)
-    return max(1, min(wanted, -(-size // RANGE_BYTES)))
+    unit = RANGE_BYTES if unit is None else unit
+    return max(1, min(wanted, -(-size // unit)))
 
 
 def scan_results(stream: IO[bytes], path: str | None, size: int | None,
