@@ -70,7 +70,8 @@ def _dotted(parts: tuple[str, ...]) -> list[list[tuple[str, int]]]:
 def _values(obj: Any, parts: tuple[str, ...], i: int, out: list[Any],
             dotted: list[list[tuple[str, int]]]) -> None:
     # The same walk as `_resolve(objects=False)`, in the same order, but iterative
-    # down the common path (plain nested objects): this is the evaluator's hot loop.
+    # down the common path (plain nested objects, no dotted keys): this is the
+    # evaluator's and the triage's hot loop, so it allocates nothing on that path.
     n = len(parts)
     while True:
         if isinstance(obj, list):
@@ -78,13 +79,19 @@ def _values(obj: Any, parts: tuple[str, ...], i: int, out: list[Any],
                 _values(item, parts, i, out, dotted)
             return
         if i == n:
-            _collect(obj, out)
+            if obj is not None and not isinstance(obj, dict):
+                out.append(obj)
             return
         if not isinstance(obj, dict):
             return
-        alternatives = [(obj[k], j) for k, j in dotted[i] if k in obj] if dotted[i] else None
+        alternatives: list[tuple[Any, int]] | None = None
+        for key, j in dotted[i]:
+            if key in obj:
+                if alternatives is None:
+                    alternatives = []
+                alternatives.append((obj[key], j))
         nxt = obj.get(parts[i], _MISSING)
-        if not alternatives:
+        if alternatives is None:
             if nxt is _MISSING:
                 return
             obj = nxt
@@ -97,11 +104,24 @@ def _values(obj: Any, parts: tuple[str, ...], i: int, out: list[Any],
         return
 
 
+#: ``path -> (parts, dotted keys)`` for field names given as strings.
+_PLANS: dict[str, tuple[tuple[str, ...], list[list[tuple[str, int]]]]] = {}
+
+
 def get_values(event: Mapping[str, Any], path: str | Sequence[str]) -> list[Any]:
     """Return every non-null scalar value of field ``path`` (``[]`` when missing)."""
-    parts = tuple(path.split(".") if isinstance(path, str) else path)
+    if isinstance(path, str):
+        plan = _PLANS.get(path)
+        if plan is None:
+            parts = tuple(path.split("."))
+            plan = (parts, _dotted(parts))
+            if len(_PLANS) < 4096:
+                _PLANS[path] = plan
+    else:
+        parts = tuple(path)
+        plan = (parts, _dotted(parts))
     out: list[Any] = []
-    _values(event, parts, 0, out, _dotted(parts))
+    _values(event, plan[0], 0, out, plan[1])
     return out
 
 
