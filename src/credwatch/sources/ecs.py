@@ -22,8 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from credwatch.errors import SourceError
-from credwatch.kql.fields import NUMERIC_TYPES, field_type
-from credwatch.normalize.flatten import iter_leaves
+from credwatch.kql.fields import ECS_FIELD_TYPES, NUMERIC_TYPES, field_type
 
 if TYPE_CHECKING:
     from credwatch.sources.prefiltered import FastPath
@@ -271,15 +270,49 @@ def check_types(rec: Record, diag: Diagnostics) -> bool:
     elif isinstance(args, dict):
         diag.skip("wrong-type", rec.source, rec.line, "process.args is an object")
         return False
-    for name, value in iter_leaves(event):
-        ftype = field_type(name)
-        if ftype in NUMERIC_TYPES and isinstance(value, str):
+    bad = _non_numeric_string(event, "")
+    if bad is not None:
+        name, value = bad
+        diag.skip("wrong-type", rec.source, rec.line,
+                  f"{name} is {field_type(name)}, got {value[:40]!r}")
+        return False
+    return True
+
+
+#: ECS fields mapped to a numeric type: a string there must parse as a number.
+_NUMERIC_FIELDS: frozenset[str] = frozenset(
+    name for name, ftype in ECS_FIELD_TYPES.items() if ftype in NUMERIC_TYPES)
+
+
+def _non_numeric_string(obj: Mapping[str, Any], prefix: str) -> tuple[str, str] | None:
+    """The first ``(field, value)``, in document order, of a non-numeric string in a numeric field.
+
+    A plain recursive walk rather than :func:`iter_leaves`: this runs on every
+    event of a full-path scan, and only strings can fail.
+    """
+    for key, value in obj.items():
+        found = _check_value(prefix + key, value)
+        if found is not None:
+            return found
+    return None
+
+
+def _check_value(name: str, value: Any) -> tuple[str, str] | None:
+    if isinstance(value, str):
+        if name in _NUMERIC_FIELDS:
             try:
                 float(value)
             except ValueError:
-                diag.skip("wrong-type", rec.source, rec.line, f"{name} is {ftype}, got {value[:40]!r}")
-                return False
-    return True
+                return name, value
+        return None
+    if isinstance(value, dict):
+        return _non_numeric_string(value, name + ".")
+    if isinstance(value, list):
+        for item in value:
+            found = _check_value(name, item)
+            if found is not None:
+                return found
+    return None
 
 
 def line_records(raw: bytes, source: str, lineno: int, diag: Diagnostics) -> Iterator[Record]:
