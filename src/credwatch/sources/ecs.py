@@ -270,7 +270,7 @@ def check_types(rec: Record, diag: Diagnostics) -> bool:
     elif isinstance(args, dict):
         diag.skip("wrong-type", rec.source, rec.line, "process.args is an object")
         return False
-    bad = _non_numeric_string(event, "")
+    bad = _non_numeric_string(event, _NUMERIC_TRIE, "")
     if bad is not None:
         name, value = bad
         diag.skip("wrong-type", rec.source, rec.line,
@@ -279,37 +279,55 @@ def check_types(rec: Record, diag: Diagnostics) -> bool:
     return True
 
 
-#: ECS fields mapped to a numeric type: a string there must parse as a number.
-_NUMERIC_FIELDS: frozenset[str] = frozenset(
-    name for name, ftype in ECS_FIELD_TYPES.items() if ftype in NUMERIC_TYPES)
+#: ECS fields mapped to a numeric type (a string there must parse as a number), as a
+#: trie of their dotted parts; ``""`` marks a field's end. Walking an event along it
+#: skips every subtree that holds no numeric field (``process.args``, ``user.*``).
+_NUMERIC_TRIE: dict[str, Any] = {}
+for _name, _ftype in ECS_FIELD_TYPES.items():
+    if _ftype in NUMERIC_TYPES:
+        _node = _NUMERIC_TRIE
+        for _part in _name.split("."):
+            _node = _node.setdefault(_part, {})
+        _node[""] = True
 
 
-def _non_numeric_string(obj: Mapping[str, Any], prefix: str) -> tuple[str, str] | None:
+def _non_numeric_string(obj: Mapping[str, Any], trie: dict[str, Any], path: str
+                        ) -> tuple[str, str] | None:
     """The first ``(field, value)``, in document order, of a non-numeric string in a numeric field.
 
-    A plain recursive walk rather than :func:`iter_leaves`: this runs on every
-    event of a full-path scan, and only strings can fail.
+    Keys may be dotted (``{"process.pid": "x"}``) or nested, or both.
     """
     for key, value in obj.items():
-        found = _check_value(prefix + key, value)
+        node = trie.get(key)
+        if node is None:
+            if "." not in key:
+                continue
+            node = trie
+            for part in key.split("."):
+                node = node.get(part)
+                if node is None:
+                    break
+            if node is None:
+                continue
+        found = _check_value(value, node, f"{path}{key}")
         if found is not None:
             return found
     return None
 
 
-def _check_value(name: str, value: Any) -> tuple[str, str] | None:
+def _check_value(value: Any, node: dict[str, Any], name: str) -> tuple[str, str] | None:
     if isinstance(value, str):
-        if name in _NUMERIC_FIELDS:
+        if "" in node:
             try:
                 float(value)
             except ValueError:
                 return name, value
         return None
     if isinstance(value, dict):
-        return _non_numeric_string(value, name + ".")
+        return _non_numeric_string(value, node, name + ".")
     if isinstance(value, list):
         for item in value:
-            found = _check_value(name, item)
+            found = _check_value(item, node, name)
             if found is not None:
                 return found
     return None
