@@ -176,7 +176,7 @@ def iter_fields(event: Event) -> Iterator[tuple[str, Any]]:
 
 def _values_with_index(event: Event, parts: Sequence[str], name: str
                        ) -> list[tuple[str, Any, int | None]]:
-    vals = get_values(event, parts)
+    vals = get_values(event, name)
     if len(vals) == 1:
         return [(name, vals[0], None)]
     return [(name, v, i) for i, v in enumerate(vals)]
@@ -251,7 +251,7 @@ class PythonEvaluator(Visitor[Compiled]):
         parts = name.split(".")
 
         def test(event: Event) -> bool:
-            return any(vtest(v) for v in get_values(event, parts))
+            return any(vtest(v) for v in get_values(event, name))
 
         memo = self.memo
 
@@ -293,7 +293,7 @@ class PythonEvaluator(Visitor[Compiled]):
         parts = name.split(".")
 
         def find(event: Event) -> list[tuple[str, Any, int | None]]:
-            vals = get_values(event, parts)
+            vals = get_values(event, name)
             if vals:
                 return [(name, vals[0], 0 if len(vals) > 1 else None)]
             # `exists` on an object field matches when any sub-field has a value,
@@ -304,7 +304,7 @@ class PythonEvaluator(Visitor[Compiled]):
             return []
 
         def test(event: Event) -> bool:
-            return bool(get_values(event, parts)) or bool(find(event))
+            return bool(get_values(event, name)) or bool(find(event))
 
         return _Leaf(test, clause, find)
 
@@ -369,7 +369,7 @@ class PythonEvaluator(Visitor[Compiled]):
                 literals.add(node.value.text)
         tests: list[Predicate] = []
         for name, (literals, patterns) in groups.items():
-            tests.append(_set_test(name.split("."), frozenset(literals), tuple(patterns)))
+            tests.append(_set_test(name, frozenset(literals), tuple(patterns)))
         return tuple(tests + rest)
 
     def _simple_keyword(self, node: Node) -> str | None:
@@ -383,10 +383,11 @@ class PythonEvaluator(Visitor[Compiled]):
         return name if self._type(name) in KEYWORD_LIKE else None
 
 
-def _set_test(parts: Sequence[str], literals: frozenset[str],
+def _set_test(name: str, literals: frozenset[str],
               patterns: tuple[Callable[[str], bool], ...]) -> Predicate:
+    # The dotted name (not its parts): get_values caches its walk plan per name.
     def test(event: Event) -> bool:
-        for v in get_values(event, parts):
+        for v in get_values(event, name):
             s = v if isinstance(v, str) else keyword_text(v)
             if s in literals:
                 return True
