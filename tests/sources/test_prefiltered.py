@@ -139,12 +139,39 @@ def test_fast_path_with_several_rules(tmp_path: Path, tiny_blocks: None) -> None
     assert _run(path, [base, other], "always", 2)[0] == full
 
 
-def test_a_rule_without_literals_disables_the_fast_path() -> None:
+def test_a_rule_without_literals_decodes_every_line() -> None:
     base = default_rule()
     broad = dataclasses.replace(base, rule_id="x", query="not process.name:bash")
-    scanner = Scanner(compile_rules([base, broad]))
-    assert scanner.fast_path("always") is None
-    assert Scanner(compile_rules([base])).fast_path("never") is None
+    fast = Scanner(compile_rules([base, broad])).fast_path("always")
+    assert fast is not None and fast.literals is None
+    never = Scanner(compile_rules([base])).fast_path("never")
+    assert never is not None and never.literals is None and never.audit_literals is None
+    # Decoding every line pays only with workers on a large file.
+    assert not fast.engages(1 << 20) and not fast.engages(None)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_decoding_every_line_in_workers_is_the_full_path(tmp_path: Path, tiny_blocks: None,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        workers: int) -> None:
+    monkeypatch.setattr(prefiltered, "AUTO_MIN_BYTES", 0)
+    lines = _lines(2000, seed=29)
+    # Diagnostics the fast path would not see: a warning and a wrong type on lines without literals.
+    lines.insert(5, orjson.dumps({"process": {"args": "cat /etc/hosts", "pid": 1}}))
+    lines.insert(50, orjson.dumps({"process": {"pid": "not-a-number"}}))
+    lines.insert(70, b'{"a": "\xff invalid utf-8"}')
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    broad = dataclasses.replace(default_rule(), rule_id="y",
+                                query="process.name:cat and not process.args:x")
+    for rules in ([default_rule()], [default_rule(), broad]):
+        full, fdiag = _run(path, rules, None)
+        fast, diag = _run(path, rules, "never", workers)
+        assert fast == full
+        assert (diag.events, diag.skipped, diag.warnings) == (fdiag.events, fdiag.skipped, fdiag.warnings)
+        assert diag.samples == fdiag.samples
+        assert diag.prefiltered == 0
+        assert fdiag.skipped["wrong-type"] == 1 and fdiag.warnings["string-for-array"] == 1
 
 
 def test_auto_engages_only_for_large_regular_files() -> None:

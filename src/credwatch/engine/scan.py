@@ -123,20 +123,22 @@ class Scanner:
         return False
 
     def fast_path(self, mode: PrefilterMode = "auto", workers: int | None = None) -> FastPath | None:
-        """The literal prefilter for these rules, or ``None`` if some rule has no literal set.
+        """How to read large inputs for these rules (``None`` when there are no rules).
 
         Literals are derived from each rule's AST
-        (:func:`~credwatch.backends.prefilter.derive_literals`); a rule with a
-        negation or a typed clause at the top, for instance, has none, and then
-        every event must be decoded.
+        (:func:`~credwatch.backends.prefilter.derive_literals`). A rule with a
+        negation or a typed clause at the top, for instance, has none; then,
+        as with ``mode="never"``, every line is decoded, by parallel workers
+        for large NDJSON files (``literals`` is ``None``).
         """
-        if mode == "never" or not self.rules:
+        if not self.rules:
             return None
-        literals = literal_union([derive_literals(c.matcher.ast) for c in self.rules])
-        audit = literal_union([derive_literals(c.matcher.ast, fields=AUDIT_VERBATIM_FIELDS)
-                               for c in self.rules])
-        if literals is None and audit is None:
-            return None
+        literals: frozenset[str] | None = None
+        audit: frozenset[str] | None = None
+        if mode != "never":
+            literals = literal_union([derive_literals(c.matcher.ast) for c in self.rules])
+            audit = literal_union([derive_literals(c.matcher.ast, fields=AUDIT_VERBATIM_FIELDS)
+                                   for c in self.rules])
         return FastPath(literals, self.would_alert, mode, workers, audit, self.alerts_for)
 
     def alerts_for(self, rec: Record) -> list[dict[str, object]]:

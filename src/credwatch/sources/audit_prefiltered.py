@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from credwatch.backends.prefilter import ROUTE_TO_FULL, encodings
-from credwatch.sources.prefiltered import fork_pool, line_blocks, split_ranges
+from credwatch.sources.prefiltered import fork_pool, line_blocks, ordered_results, split_ranges
 
 if TYPE_CHECKING:
     from credwatch.sources.ecs import Record
@@ -379,7 +379,8 @@ def parallel_lines(picker: AuditLineFilter, path: str, size: int, workers: int
     try:
         with fork_pool(min(workers, len(ranges))) as pool:
             base = 0
-            for part in pool.imap(_pick_range, [(path, lo, hi, size) for lo, hi in ranges]):
+            jobs = [(path, lo, hi, size) for lo, hi in ranges]
+            for part in ordered_results(pool, _pick_range, jobs, workers):
                 picker.execve_lines += part.execve_lines
                 picker.fed_execve_lines += part.fed_execve_lines
                 for n, line in part.picked:

@@ -437,10 +437,13 @@ def _read_one(stream: IO[bytes], source: str, diag: Diagnostics, input_format: s
     if fmt in ("json", "search"):
         yield from _json_records(stream, source, diag)
         return
-    if fast is not None and fast.literals is not None:
-        from credwatch.sources.prefiltered import prefiltered_records
+    if fast is not None:
+        from credwatch.sources.prefiltered import prefiltered_records, worker_count
 
         size = _plain_size(path, stream) if path is not None else None
-        yield from prefiltered_records(stream, source, diag, fast, path if size is not None else None, size)
-        return
+        plain = path if size is not None else None
+        # Decoding every line gains only from workers; alone, the plain reader is as fast.
+        if fast.literals is not None or worker_count(fast, plain, size) > 1:
+            yield from prefiltered_records(stream, source, diag, fast, plain, size)
+            return
     yield from _ndjson_records(stream, source, diag)

@@ -34,13 +34,15 @@ consumed in file order.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Literal, Protocol, cast
+from typing import IO, TYPE_CHECKING, Literal, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
     import multiprocessing.pool
@@ -53,7 +55,9 @@ AUTO_MIN_BYTES = 32 << 20
 BLOCK_BYTES = 8 << 20
 #: Bytes per work unit when an NDJSON file is split across workers (small units
 #: balance the workers; an audit range also reads context, see audit_prefiltered).
-RANGE_BYTES = 32 << 20
+RANGE_BYTES = 8 << 20
+#: At most this many records per block get their alerts built in a worker.
+PREBUILT_PER_BLOCK = 128
 PREFILTER_MODES = ("auto", "always", "never")
 PrefilterMode = Literal["auto", "always", "never"]
 
@@ -85,9 +89,13 @@ class FastPath:
     alerts: Callable[[Record], list[dict[str, object]]] | None = None
 
     def engages(self, size: int | None) -> bool:
-        """True when a file of ``size`` bytes (``None``: unknown, e.g. stdin) takes the fast path."""
-        if self.mode == "never":
-            return False
+        """True when a file of ``size`` bytes (``None``: unknown, e.g. stdin) takes this path.
+
+        Without literals every line is decoded anyway, and splitting the file
+        across workers only pays for large regular files.
+        """
+        if self.literals is None or self.mode == "never":
+            return size is not None and size >= AUTO_MIN_BYTES
         if self.mode == "always":
             return True
         return size is not None and size >= AUTO_MIN_BYTES
@@ -269,11 +277,13 @@ class RangeScanner:
     """Scan byte blocks for candidate lines and decide which ones to keep."""
 
     def __init__(self, fast: FastPath) -> None:
-        if fast.literals is None:
-            raise ValueError("no NDJSON literals to scan for")
         self.fast = fast
-        self.finder = make_finder(fast.literals)
-        self.needles = re.compile("|".join(re.escape(n) for n in sorted(fast.literals | {_HITS})))
+        #: None: no literals, every line is decoded and checked (the full path, in parallel).
+        self.finder = make_finder(fast.literals) if fast.literals is not None else None
+        self.needles = re.compile("|".join(re.escape(n) for n in sorted((fast.literals or set()) | {_HITS})))
+        #: Records whose alerts this block may still build here; past it the reader builds
+        #: them, so that a rule matching most events cannot fill memory with finished alerts.
+        self.prebuilt_left = PREBUILT_PER_BLOCK
 
     def scan_stream(self, stream: IO[bytes], limit: int | None = None) -> Iterator[RangeResult]:
         """Scan ``stream`` (up to ``limit`` bytes) block by block, in order.
@@ -289,6 +299,9 @@ class RangeScanner:
 
     def scan_block(self, buf: bytes, lo: int, hi: int) -> RangeResult:
         """Scan the whole lines in ``buf[lo:hi]`` (``buf[hi - 1]`` is a newline)."""
+        self.prebuilt_left = PREBUILT_PER_BLOCK
+        if self.finder is None:
+            return self._decode_all(buf, lo, hi)
         hits = self.finder.scan(buf, lo, hi)
         if buf[lo:lo + 1] != b"{":
             first_end = buf.find(b"\n", lo) + 1
@@ -319,7 +332,24 @@ class RangeScanner:
         lines = lines_before + buf.count(b"\n", counted_to, hi)
         return RangeResult(lines, dismissed + lines, kept)
 
-    def _judge(self, line: bytes) -> tuple[int | None, list[Record] | None]:
+    def _decode_all(self, buf: bytes, lo: int, hi: int) -> RangeResult:
+        """Every line decoded and checked: what the reader would do, split across workers."""
+        kept: list[tuple[int, bytes | list[Record] | None]] = []
+        dismissed = lines = 0
+        pos = lo
+        while pos < hi:
+            end = buf.find(b"\n", pos, hi)
+            line = buf[pos:end]
+            pos = end + 1
+            lines += 1
+            n_events, built = self._judge(line, check=True)
+            if n_events is not None:
+                dismissed += n_events
+            else:
+                kept.append((lines, line if built is None else built))
+        return RangeResult(lines, dismissed, kept)
+
+    def _judge(self, line: bytes, check: bool = False) -> tuple[int | None, list[Record] | None]:
         """``(events, None)`` if none of ``line``'s events would alert and it parses cleanly.
 
         Otherwise ``(None, records)`` with the alerts already built into each
@@ -335,17 +365,22 @@ class RangeScanner:
         records = list(line_records(line, "", 0, scratch))
         if scratch.skipped:
             return None, None
+        if check:  # a line with a diagnostic is the reader's to report
+            for rec in records:
+                if not check_types(rec, scratch) or scratch.warnings:
+                    return None, None
         keep = self.fast.keep
         if not any(keep(rec) for rec in records):
             return len(records), None
         build = self.fast.alerts
-        if build is None:
-            return None, None
+        if build is None or self.prebuilt_left <= 0:
+            return None, None  # the reader builds the alerts, streaming
         for rec in records:
             if not check_types(rec, scratch) or scratch.skipped or scratch.warnings:
                 return None, None
         for rec in records:
             rec.prebuilt = build(rec)
+        self.prebuilt_left -= len(records)
         return None, records
 
 
@@ -399,6 +434,31 @@ def fork_pool(workers: int) -> multiprocessing.pool.Pool:
     return multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker)
 
 
+_Job = TypeVar("_Job")
+_Result = TypeVar("_Result")
+
+
+def ordered_results(pool: multiprocessing.pool.Pool, func: Callable[[_Job], _Result],
+                    jobs: Sequence[_Job], workers: int) -> Iterator[_Result]:
+    """``func`` over ``jobs`` in the pool, results in job order, at most ``workers + 1`` ahead.
+
+    ``Pool.imap`` lets workers run arbitrarily far ahead of a slow reader (one
+    writing many alerts), and every finished range waits in memory; this keeps
+    memory flat whatever the file size.
+    """
+    ahead = workers + 1
+    pending: deque[multiprocessing.pool.AsyncResult[_Result]] = deque()
+    queue = iter(jobs)
+    for job in itertools.islice(queue, ahead):
+        pending.append(pool.apply_async(func, (job,)))
+    while pending:
+        result = pending.popleft().get()
+        nxt = next(queue, None)
+        if nxt is not None:
+            pending.append(pool.apply_async(func, (nxt,)))
+        yield result
+
+
 def worker_count(fast: FastPath, path: str | None, size: int | None, unit: int | None = None) -> int:
     """Processes to scan a file with: one per CPU (or ``fast.workers``) and per range, 1 off Linux."""
     if path is None or size is None or not sys.platform.startswith("linux"):
@@ -421,20 +481,26 @@ def scan_results(stream: IO[bytes], path: str | None, size: int | None,
     _WORKER = scanner  # inherited by the forked workers
     try:
         with fork_pool(workers) as pool:
-            yield from pool.imap(_scan_range, [(path, lo, hi) for lo, hi in ranges])
+            yield from ordered_results(pool, _scan_range, [(path, lo, hi) for lo, hi in ranges], workers)
     finally:
         _WORKER = None
 
 
 def prefiltered_records(stream: IO[bytes], source: str, diag: Diagnostics, fast: FastPath,
                         path: str | None = None, size: int | None = None) -> Iterator[Record]:
-    """Records of the lines that would alert or need a diagnostic; count the rest as events."""
+    """Records of the lines that would alert or need a diagnostic; count the rest as events.
+
+    Without literals (``fast.literals is None``) every line is decoded and
+    checked in the workers, and only lines that alert or need a diagnostic
+    come back: the full path's results, in parallel.
+    """
     from credwatch.sources.ecs import MAX_LINE_BYTES, line_records_checked
 
     base = 0
     for result in scan_results(stream, path, size, fast):
         diag.events += result.dismissed
-        diag.prefiltered += result.dismissed
+        if fast.literals is not None:
+            diag.prefiltered += result.dismissed
         for n, line in result.kept:
             if line is None:
                 diag.skip("line-too-long", source, base + n, f"over {MAX_LINE_BYTES} bytes")
