@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import random
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -243,3 +244,26 @@ def test_without_hyperscan_the_regex_fallback_agrees(tmp_path: Path, tiny_blocks
     fast, diag = _run(path, [default_rule()], "always", 2)
     assert fast == full
     assert (diag.events, diag.skipped) == (fdiag.events, fdiag.skipped)
+
+
+def test_progress_counts_events_the_fast_path_never_decodes(tmp_path: Path, tiny_blocks: None) -> None:
+    import io
+
+    from credwatch.cli.env import Env
+    from credwatch.cli.main import program
+
+    path = tmp_path / "events.ndjson"
+    lines = _lines(1500, seed=31)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    out, err = io.StringIO(), io.StringIO()
+    env = Env(stdin=io.BytesIO(b""), stdout=out, stderr=err, environ={}, clock=lambda: CLOCK,
+              stdout_isatty=False, stderr_isatty=True)
+    code = program(["scan", "--no-store", "--format", "ndjson", "--prefilter", "always",
+                    "--workers", "2", str(path)], env)
+    assert code == 0
+    shown = [int(m.replace(",", "")) for m in re.findall(r"([\d,]+) events ", err.getvalue())]
+    # The bar counted the lines that were never decoded too, up to every event read.
+    summary = err.getvalue().strip().splitlines()[-1]
+    total = int(re.search(r"(\d+) events read", summary).group(1))  # type: ignore[union-attr]
+    assert shown and max(shown) == total
+    assert "ruled out by the literal prefilter" in summary

@@ -15,7 +15,7 @@ import io
 import os
 import stat
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -61,6 +61,13 @@ class Diagnostics:
     strict: bool = False
     #: Events counted without being decoded or dismissed by the literal prefilter.
     prefiltered: int = 0
+    #: Called by readers that count many events at once (see :meth:`tick`), e.g. a progress bar.
+    progress: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+    def tick(self) -> None:
+        """Tell :attr:`progress` that the counts moved."""
+        if self.progress is not None:
+            self.progress()
 
     def skip(self, reason: str, source: str, line: int | None, detail: str = "") -> None:
         """Record a skipped input unit; raise :class:`SourceError` under ``strict``."""

@@ -501,6 +501,7 @@ def prefiltered_records(stream: IO[bytes], source: str, diag: Diagnostics, fast:
         diag.events += result.dismissed
         if fast.literals is not None:
             diag.prefiltered += result.dismissed
+        diag.tick()
         for n, line in result.kept:
             if line is None:
                 diag.skip("line-too-long", source, base + n, f"over {MAX_LINE_BYTES} bytes")

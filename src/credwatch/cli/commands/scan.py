@@ -75,7 +75,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _with_progress(records: Iterator[Record], env: Env, enabled: bool) -> Iterator[Record]:
+def _with_progress(records: Iterator[Record], env: Env, enabled: bool,
+                   diag: Diagnostics) -> Iterator[Record]:
+    """Show events read so far on a terminal.
+
+    The count is ``diag.events``: with the literal fast path most events are
+    counted without ever becoming a record, and the reader ticks ``diag`` after
+    each range it has counted.
+    """
     if not enabled:
         yield from records
         return
@@ -84,14 +91,20 @@ def _with_progress(records: Iterator[Record], env: Env, enabled: bool) -> Iterat
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
                   transient=True) as progress:
         task = progress.add_task("scan", total=None, rate="")
-        n = 0
-        for rec in records:
-            n += 1
-            if n % 5000 == 0:
-                elapsed = progress.tasks[0].elapsed or 1e-9
-                progress.update(task, completed=n, rate=f"{n / elapsed:,.0f} events/s")
-            yield rec
-        progress.update(task, completed=n)
+
+        def show() -> None:
+            elapsed = progress.tasks[0].elapsed or 1e-9
+            progress.update(task, completed=diag.events, rate=f"{diag.events / elapsed:,.0f} events/s")
+
+        diag.progress = show
+        try:
+            for n, rec in enumerate(records, 1):
+                if n % 5000 == 0:
+                    show()
+                yield rec
+        finally:
+            diag.progress = None
+        show()
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
@@ -109,7 +122,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         records = read_records(args.paths, diag, input_format=args.input_format, glob=args.glob,
                                stdin=env.stdin, fast=fast)
         show_progress = bool(env.stderr_isatty) and not args.quiet
-        for alert in scanner.scan(_with_progress(records, env, show_progress)):
+        for alert in scanner.scan(_with_progress(records, env, show_progress, diag)):
             alerts += 1
             write_all(sinks, alert)
             if store_sink:
