@@ -29,6 +29,7 @@ def test_wrong_type_is_skipped_with_the_first_field(event: dict[str, Any], field
     {"process.pid": 42.0, "process.parent.pid": "1e3"},
     {"user": {"id": "abc"}, "labels": {"pid": "x"}},
     {"process": {"pid": None}},
+    {"process.pid.": "x", "process..pid": "y", "": {"": "z"}, "process": {"": "w", "pid": {"": "v"}}},
 ])
 def test_numbers_and_non_numeric_fields_pass(event: dict[str, Any]) -> None:
     diag = Diagnostics()

@@ -287,18 +287,19 @@ def check_types(rec: Record, diag: Diagnostics) -> bool:
 
 
 #: ECS fields mapped to a numeric type (a string there must parse as a number), as a
-#: trie of their dotted parts; ``""`` marks a field's end. Walking an event along it
+#: trie of their dotted parts; the key ``None`` marks a field's end (no key of an
+#: event can collide with it, not even an empty one). Walking an event along the trie
 #: skips every subtree that holds no numeric field (``process.args``, ``user.*``).
-_NUMERIC_TRIE: dict[str, Any] = {}
+_NUMERIC_TRIE: dict[str | None, Any] = {}
 for _name, _ftype in ECS_FIELD_TYPES.items():
     if _ftype in NUMERIC_TYPES:
         _node = _NUMERIC_TRIE
         for _part in _name.split("."):
             _node = _node.setdefault(_part, {})
-        _node[""] = True
+        _node[None] = True
 
 
-def _non_numeric_string(obj: Mapping[str, Any], trie: dict[str, Any], path: str
+def _non_numeric_string(obj: Mapping[str, Any], trie: dict[str | None, Any], path: str
                         ) -> tuple[str, str] | None:
     """The first ``(field, value)``, in document order, of a non-numeric string in a numeric field.
 
@@ -322,9 +323,9 @@ def _non_numeric_string(obj: Mapping[str, Any], trie: dict[str, Any], path: str
     return None
 
 
-def _check_value(value: Any, node: dict[str, Any], name: str) -> tuple[str, str] | None:
+def _check_value(value: Any, node: dict[str | None, Any], name: str) -> tuple[str, str] | None:
     if isinstance(value, str):
-        if "" in node:
+        if None in node:
             try:
                 float(value)
             except ValueError:
