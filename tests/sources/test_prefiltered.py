@@ -267,3 +267,19 @@ def test_progress_counts_events_the_fast_path_never_decodes(tmp_path: Path, tiny
     total = int(re.search(r"(\d+) events read", summary).group(1))  # type: ignore[union-attr]
     assert shown and max(shown) == total
     assert "ruled out by the literal prefilter" in summary
+
+
+def _failing_range(job: tuple[str, int, int]) -> Any:
+    raise OSError(5, "Input/output error")
+
+
+def test_a_worker_read_error_is_a_clear_source_error(tmp_path: Path, tiny_blocks: None,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from credwatch.errors import SourceError
+
+    monkeypatch.setattr(prefiltered, "_scan_range", _failing_range)
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"\n".join(_lines(300, seed=2)) + b"\n")
+    with pytest.raises(SourceError, match="read error: Input/output error") as caught:
+        _run(path, [default_rule()], "always", 2)
+    assert str(path) in caught.value.render()

@@ -380,7 +380,7 @@ def parallel_lines(picker: AuditLineFilter, path: str, size: int, workers: int
         with fork_pool(min(workers, len(ranges))) as pool:
             base = 0
             jobs = [(path, lo, hi, size) for lo, hi in ranges]
-            for part in ordered_results(pool, _pick_range, jobs, workers):
+            for part in ordered_results(pool, _pick_range, jobs, workers, path):
                 picker.execve_lines += part.execve_lines
                 picker.fed_execve_lines += part.fed_execve_lines
                 for n, line in part.picked:

@@ -44,6 +44,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Literal, Protocol, TypeVar, cast
 
+from credwatch.errors import SourceError
+
 if TYPE_CHECKING:
     import multiprocessing.pool
 
@@ -390,7 +392,11 @@ def split_ranges(path: str, size: int, unit: int | None = None) -> list[tuple[in
     """Byte ranges of about ``unit`` bytes covering ``path``, each starting at a line start."""
     unit = RANGE_BYTES if unit is None else unit
     starts = [0]
-    with open(path, "rb") as fh:
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed just below
+    except OSError as exc:
+        raise SourceError(f"cannot open: {exc.strerror or exc}", path) from None
+    with fh:
         pos = unit
         while pos < size:
             fh.seek(pos)
@@ -439,12 +445,13 @@ _Result = TypeVar("_Result")
 
 
 def ordered_results(pool: multiprocessing.pool.Pool, func: Callable[[_Job], _Result],
-                    jobs: Sequence[_Job], workers: int) -> Iterator[_Result]:
+                    jobs: Sequence[_Job], workers: int, source: str) -> Iterator[_Result]:
     """``func`` over ``jobs`` in the pool, results in job order, at most ``workers + 1`` ahead.
 
     ``Pool.imap`` lets workers run arbitrarily far ahead of a slow reader (one
     writing many alerts), and every finished range waits in memory; this keeps
-    memory flat whatever the file size.
+    memory flat whatever the file size. A worker's read error becomes a
+    :class:`~credwatch.errors.SourceError` naming ``source``.
     """
     ahead = workers + 1
     pending: deque[multiprocessing.pool.AsyncResult[_Result]] = deque()
@@ -452,7 +459,10 @@ def ordered_results(pool: multiprocessing.pool.Pool, func: Callable[[_Job], _Res
     for job in itertools.islice(queue, ahead):
         pending.append(pool.apply_async(func, (job,)))
     while pending:
-        result = pending.popleft().get()
+        try:
+            result = pending.popleft().get()
+        except OSError as exc:
+            raise SourceError(f"read error: {exc.strerror or exc}", source) from None
         nxt = next(queue, None)
         if nxt is not None:
             pending.append(pool.apply_async(func, (nxt,)))
@@ -481,7 +491,8 @@ def scan_results(stream: IO[bytes], path: str | None, size: int | None,
     _WORKER = scanner  # inherited by the forked workers
     try:
         with fork_pool(workers) as pool:
-            yield from ordered_results(pool, _scan_range, [(path, lo, hi) for lo, hi in ranges], workers)
+            jobs = [(path, lo, hi) for lo, hi in ranges]
+            yield from ordered_results(pool, _scan_range, jobs, workers, path)
     finally:
         _WORKER = None
 
