@@ -13,35 +13,24 @@ from typing import Any
 Scalar = str | int | float | bool
 
 
-def _collect(obj: Any, out: list[Any]) -> None:
+def _objects(obj: Any, parts: Sequence[str], i: int, out: list[Any]) -> None:
+    """Collect the objects stored under ``parts[i:]`` (values go through :func:`_values`)."""
     if isinstance(obj, list):
         for item in obj:
-            _collect(item, out)
-    elif obj is not None and not isinstance(obj, dict):
-        out.append(obj)
-
-
-def _resolve(obj: Any, parts: Sequence[str], i: int, out: list[Any], objects: bool) -> None:
-    if isinstance(obj, list):
-        for item in obj:
-            _resolve(item, parts, i, out, objects)
+            _objects(item, parts, i, out)
         return
     if i == len(parts):
-        if objects:
-            if isinstance(obj, dict):
-                out.append(obj)
-        else:
-            _collect(obj, out)
+        if isinstance(obj, dict):
+            out.append(obj)
         return
     if not isinstance(obj, dict):
         return
-    if objects:
-        # An object may also be spelled with dotted keys ({"items.name": "a"}),
-        # which Elasticsearch expands into {"items": {"name": "a"}} at index time.
-        prefix = ".".join(parts[i:]) + "."
-        synthetic = {k[len(prefix):]: v for k, v in obj.items() if k.startswith(prefix)}
-        if synthetic:
-            out.append(synthetic)
+    # An object may also be spelled with dotted keys ({"items.name": "a"}),
+    # which Elasticsearch expands into {"items": {"name": "a"}} at index time.
+    prefix = ".".join(parts[i:]) + "."
+    synthetic = {k[len(prefix):]: v for k, v in obj.items() if k.startswith(prefix)}
+    if synthetic:
+        out.append(synthetic)
     # Try every split of the remaining path: "a.b.c" may be stored as
     # {"a": {"b.c": ..}}, {"a.b": {"c": ..}}, {"a.b.c": ..} or a mixture.
     key = parts[i]
@@ -49,7 +38,7 @@ def _resolve(obj: Any, parts: Sequence[str], i: int, out: list[Any], objects: bo
         if j > i + 1:
             key = key + "." + parts[j - 1]
         if key in obj:
-            _resolve(obj[key], parts, j, out, objects)
+            _objects(obj[key], parts, j, out)
 
 
 _MISSING = object()
@@ -69,9 +58,9 @@ def _dotted(parts: tuple[str, ...]) -> list[list[tuple[str, int]]]:
 
 def _values(obj: Any, parts: tuple[str, ...], i: int, out: list[Any],
             dotted: list[list[tuple[str, int]]]) -> None:
-    # The same walk as `_resolve(objects=False)`, in the same order, but iterative
-    # down the common path (plain nested objects, no dotted keys): this is the
-    # evaluator's and the triage's hot loop, so it allocates nothing on that path.
+    # The same splits as `_objects`, in the same order, but collecting scalar leaves
+    # and iterative down the common path (plain nested objects, no dotted keys):
+    # this is the evaluator's and the triage's hot loop, so it allocates nothing there.
     n = len(parts)
     while True:
         if isinstance(obj, list):
@@ -129,7 +118,7 @@ def get_objects(event: Mapping[str, Any], path: str | Sequence[str]) -> list[dic
     """Return the objects stored under ``path`` (arrays of objects are expanded)."""
     parts = path.split(".") if isinstance(path, str) else path
     out: list[Any] = []
-    _resolve(event, parts, 0, out, True)
+    _objects(event, parts, 0, out)
     return out
 
 
