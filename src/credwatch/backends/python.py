@@ -174,8 +174,7 @@ def iter_fields(event: Event) -> Iterator[tuple[str, Any]]:
             yield sub, value
 
 
-def _values_with_index(event: Event, parts: Sequence[str], name: str
-                       ) -> list[tuple[str, Any, int | None]]:
+def _values_with_index(event: Event, name: str) -> list[tuple[str, Any, int | None]]:
     vals = get_values(event, name)
     if len(vals) == 1:
         return [(name, vals[0], None)]
@@ -248,7 +247,6 @@ class PythonEvaluator(Visitor[Compiled]):
         source = multi_field_parent(self.prefix + name, self.field_types)
         if source is not None:
             name = source[len(self.prefix):]
-        parts = name.split(".")
 
         def test(event: Event) -> bool:
             return any(vtest(v) for v in get_values(event, name))
@@ -260,7 +258,7 @@ class PythonEvaluator(Visitor[Compiled]):
             key = (id(event), name)
             cached = memo.get(key)
             if cached is None:
-                cached = memo[key] = (event, _values_with_index(event, parts, name))
+                cached = memo[key] = (event, _values_with_index(event, name))
             return [(f, v, i) for f, v, i in cached[1] if vtest(v)]
 
         return _Leaf(test, clause, find)
