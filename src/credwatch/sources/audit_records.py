@@ -7,7 +7,6 @@ their diagnostics to the ones :mod:`credwatch.sources.ecs` reports.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 
@@ -57,9 +56,7 @@ def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
                 yield lineno, line
 
     try:
-        reasm = raw.Reassembler(diagnostics=audit_diag)
-        events = itertools.chain(raw.feed_lines(lines(), reasm, path=source), _flushed(reasm))
-        for event in events:
+        for event in raw.iter_numbered_audit_events(lines(), path=source, diagnostics=audit_diag):
             doc = to_ecs(event, stats=stats)
             if doc is not None:
                 yield Record(doc, source, event.lineno)
@@ -83,8 +80,3 @@ def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
             first = audit_diag.samples[0] if audit_diag.samples else None
             raise SourceError(first.message if first else "bad audit record",
                               first.path if first else source, first.line if first else None)
-
-
-def _flushed(reasm: raw.Reassembler) -> Iterator[raw.AuditEvent]:
-    # A generator, so that the buffer is flushed only after every line was fed.
-    yield from reasm.flush()

@@ -46,6 +46,7 @@ __all__ = [
     "Reassembler",
     "iter_audit_events",
     "iter_audit_files",
+    "iter_numbered_audit_events",
     "looks_like_audit",
     "open_lines",
     "parse_line",
@@ -497,10 +498,25 @@ def iter_audit_events(lines: Iterable[bytes], *, path: str = "<input>",
     Events are yielded as they close; everything still buffered is yielded at
     the end. Bad lines are counted in ``diagnostics``.
     """
+    yield from iter_numbered_audit_events(
+        enumerate(lines, first_lineno), path=path, diagnostics=diagnostics,
+        quiet_records=quiet_records, max_pending=max_pending,
+        max_records_per_event=max_records_per_event, interpreted_tz=interpreted_tz)
+
+
+def iter_numbered_audit_events(lines: Iterable[tuple[int, bytes]], *, path: str = "<input>",
+                               diagnostics: Diagnostics | None = None,
+                               quiet_records: int = DEFAULT_QUIET_RECORDS,
+                               max_pending: int = DEFAULT_MAX_PENDING,
+                               max_records_per_event: int = DEFAULT_MAX_RECORDS_PER_EVENT,
+                               interpreted_tz: tzinfo = UTC) -> Iterator[AuditEvent]:
+    """:func:`iter_audit_events` over ``(line number, line)`` pairs, numbered by the caller.
+
+    The literal fast path passes only some lines of a file, with their true numbers.
+    """
     reasm = Reassembler(quiet_records=quiet_records, max_pending=max_pending,
                         max_records_per_event=max_records_per_event, diagnostics=diagnostics)
-    yield from feed_lines(enumerate(lines, first_lineno), reasm, path=path,
-                          interpreted_tz=interpreted_tz)
+    yield from feed_lines(lines, reasm, path=path, interpreted_tz=interpreted_tz)
     yield from reasm.flush()
 
 
