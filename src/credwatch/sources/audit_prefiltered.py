@@ -24,16 +24,28 @@ is only reported if it belongs to a candidate event.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Protocol, cast
+from typing import IO, TYPE_CHECKING, Protocol
 
 from credwatch.backends.prefilter import ROUTE_TO_FULL, encodings
-from credwatch.sources.prefiltered import fork_pool, line_blocks, ordered_results, split_ranges
+from credwatch.sources.prefiltered import (
+    fork_pool,
+    hyperscan_database,
+    line_blocks,
+    line_end,
+    line_start,
+    ordered_results,
+    scan_in_place,
+    split_ranges,
+)
 
 if TYPE_CHECKING:
+    import hyperscan
+
     from credwatch.sources.ecs import Record
 
 #: The record header, as :mod:`credwatch.sources.auditd` finds it (also after a syslog prefix).
@@ -82,12 +94,7 @@ class _HsLines:
     """
 
     def __init__(self, patterns: list[bytes], literal: bool = False) -> None:
-        import hyperscan
-
-        self.db = hyperscan.Database()
-        self.db.compile(expressions=patterns, ids=list(range(len(patterns))), elements=len(patterns),
-                        flags=[0 if literal else hyperscan.HS_FLAG_DOTALL] * len(patterns),
-                        literal=literal)
+        self.db = hyperscan_database(patterns, literal)
 
     def ends(self, buf: bytes, lo: int, hi: int) -> list[int]:
         found: set[int] = set()
@@ -95,8 +102,8 @@ class _HsLines:
         def on_match(_pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
             found.add(lo + end)
 
-        self.db.scan(cast(bytes, memoryview(buf)[lo:hi]), match_event_handler=on_match)
-        return sorted({buf.find(b"\n", end - 1) + 1 for end in found})
+        scan_in_place(self.db, buf, lo, hi, on_match)
+        return sorted({line_end(buf, end) for end in found})
 
 
 class _ReLines:
@@ -107,7 +114,7 @@ class _ReLines:
         found: set[int] = set()
         pos = lo
         while (m := self.pattern.search(buf, pos, hi)) is not None:
-            end = buf.find(b"\n", m.end() - 1) + 1
+            end = line_end(buf, m.end())
             found.add(end)
             pos = max(end - 1, m.start() + 1)
         return sorted(found)
@@ -129,22 +136,18 @@ class _Candidates:
 
     def __init__(self, needles: list[bytes], tally: bytes) -> None:
         self.tally = tally
-        self.db: object | None = None
-        try:
-            import hyperscan
-        except ImportError:
-            self.fallback: _LineFinder = _ReLines([re.escape(n) for n in needles])
-            return
-        db = hyperscan.Database()
-        patterns = [*needles, tally]
-        db.compile(expressions=patterns, ids=list(range(len(patterns))), elements=len(patterns),
-                   flags=[0] * len(patterns), literal=True)
-        self.db = db
         self.tally_id = len(needles)
+        self.fallback: _LineFinder | None = None
+        try:
+            self.db: hyperscan.Database | None = hyperscan_database([*needles, tally], literal=True)
+        except ImportError:
+            self.db = None
+            self.fallback = _ReLines([re.escape(n) for n in needles])
 
     def scan(self, buf: bytes, lo: int, hi: int) -> tuple[list[int], int]:
         """``(line ends of lines with a needle, occurrences of the tally)`` in ``buf[lo:hi]``."""
         if self.db is None:
+            assert self.fallback is not None
             return self.fallback.ends(buf, lo, hi), buf.count(self.tally, lo, hi)
         found: set[int] = set()
         tallied = 0
@@ -157,8 +160,8 @@ class _Candidates:
             else:
                 found.add(lo + end)
 
-        cast(Any, self.db).scan(cast(bytes, memoryview(buf)[lo:hi]), match_event_handler=on_match)
-        return sorted({buf.find(b"\n", end - 1) + 1 for end in found}), tallied
+        scan_in_place(self.db, buf, lo, hi, on_match)
+        return sorted({line_end(buf, end) for end in found}), tallied
 
 
 class AuditLineFilter:
@@ -213,7 +216,7 @@ class AuditLineFilter:
                 self.execve_lines += execve
             odd: list[int] = []
             for end in sorted({*ends, *self.odd_lines.ends(buf, lo, hi)}):
-                start = buf.rfind(b"\n", lo, end - 1) + 1 or lo
+                start = line_start(buf, lo, end)
                 key = _key(buf[start:end])
                 if key is None:
                     odd.append(start)
@@ -252,7 +255,7 @@ class AuditLineFilter:
         if stamps:
             finder = _line_finder([b"audit(" + s + b")" for s in stamps], literal=True)
             for end in finder.ends(buf, lo, hi):
-                start = buf.rfind(b"\n", lo, end - 1) + 1 or lo
+                start = line_start(buf, lo, end)
                 key = _key(buf[start:end])
                 if key is not None and key[0] in stamps.get(key[1], ()):
                     starts.add(start)
@@ -301,10 +304,7 @@ def _pick_range(job: tuple[str, int, int, int]) -> _RangeLines:
     """Pick the lines of ``[lo, hi)``, reading ``WINDOW_BYTES`` of context either side."""
     path, lo, hi, size = job
     assert _WORKER is not None  # set before the pool forks
-    picker = AuditLineFilter.__new__(AuditLineFilter)
-    picker.candidates = _WORKER.candidates
-    picker.odd_lines = _WORKER.odd_lines
-    picker.keep = _WORKER.keep
+    picker = copy.copy(_WORKER)  # the compiled finders are shared; the counts are this range's
     picker.execve_lines = picker.fed_execve_lines = picker.own_lines = 0
     window = WINDOW_BYTES
     with open(path, "rb", buffering=0) as fh:

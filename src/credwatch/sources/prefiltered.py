@@ -3,7 +3,7 @@
 Every event a rule set can match contains one of the rules' literals
 (:func:`credwatch.backends.prefilter.derive_literals`). This reader scans the
 raw bytes in large blocks for those literals (hyperscan when installed, else
-pyahocorasick) and decodes only the lines that can matter. The others are
+Python's ``re``) and decodes only the lines that can matter. The others are
 counted as events without being decoded.
 
 A line is decoded (a *candidate*) when it holds a literal, or when it could
@@ -48,6 +48,8 @@ from credwatch.errors import SourceError
 
 if TYPE_CHECKING:
     import multiprocessing.pool
+
+    import hyperscan
 
     from credwatch.sources.ecs import Diagnostics, Record
 
@@ -96,9 +98,7 @@ class FastPath:
         Without literals every line is decoded anyway, and splitting the file
         across workers only pays for large regular files.
         """
-        if self.literals is None or self.mode == "never":
-            return size is not None and size >= AUTO_MIN_BYTES
-        if self.mode == "always":
+        if self.mode == "always" and self.literals is not None:
             return True
         return size is not None and size >= AUTO_MIN_BYTES
 
@@ -141,27 +141,44 @@ def _line_patterns(literals: frozenset[str]) -> list[tuple[bytes, int]]:
 _SHAPE_PATTERNS: tuple[bytes, ...] = (rb"\n[^{]", rb"[^}\r]\r?\n", _CONTROL)
 
 
-def _line_end(buf: bytes, offset: int) -> int:
+def line_end(buf: bytes, offset: int) -> int:
     """The end (just past the newline) of the line holding the byte before ``offset``."""
     return buf.find(b"\n", offset - 1) + 1
+
+
+def line_start(buf: bytes, lo: int, end: int) -> int:
+    """The start of the line of ``buf[lo:]`` that ends (newline included) at ``end``."""
+    return buf.rfind(b"\n", lo, end - 1) + 1 or lo
+
+
+def hyperscan_database(patterns: Sequence[bytes], literal: bool = False) -> hyperscan.Database:
+    """A block-mode database whose match ids are pattern indexes (ImportError without hyperscan).
+
+    ``literal`` compiles plain strings, about a millisecond for hundreds of them.
+    """
+    import hyperscan
+
+    db = hyperscan.Database()
+    db.compile(expressions=list(patterns), ids=list(range(len(patterns))), elements=len(patterns),
+               flags=[0 if literal else hyperscan.HS_FLAG_DOTALL] * len(patterns), literal=literal)
+    return db
+
+
+def scan_in_place(db: hyperscan.Database, buf: bytes, lo: int, hi: int,
+                  on_match: Callable[[int, int, int, int, object], bool | None]) -> None:
+    """Scan ``buf[lo:hi]`` without copying it (match offsets are relative to ``lo``)."""
+    # hyperscan takes any buffer; its stubs say bytes.
+    db.scan(cast(bytes, memoryview(buf)[lo:hi]), match_event_handler=on_match)
 
 
 class _HyperscanFinder:
     """Two hyperscan databases: literal and escape lines, and badly shaped lines."""
 
     def __init__(self, literals: frozenset[str]) -> None:
-        import hyperscan
-
-        def database(expressions: list[bytes]) -> hyperscan.Database:
-            db = hyperscan.Database()
-            db.compile(expressions=expressions, ids=list(range(len(expressions))),
-                       elements=len(expressions), flags=[hyperscan.HS_FLAG_DOTALL] * len(expressions))
-            return db
-
         pats = _line_patterns(literals)
         self.kinds = [kind for _p, kind in pats]
-        self.lines_db = database([p for p, _k in pats])
-        self.shape_db = database(list(_SHAPE_PATTERNS))
+        self.lines_db = hyperscan_database([p for p, _k in pats])
+        self.shape_db = hyperscan_database(_SHAPE_PATTERNS)
 
     def scan(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, int]]:
         hits: dict[int, int] = {}
@@ -174,13 +191,11 @@ class _HyperscanFinder:
         def on_shape(_pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
             shapes.append(lo + end)
 
-        # Scanned in place, without a copy (hyperscan takes any buffer; its stubs say bytes).
-        view = cast(bytes, memoryview(buf)[lo:hi])
-        self.lines_db.scan(view, match_event_handler=on_line)
-        self.shape_db.scan(view, match_event_handler=on_shape)
+        scan_in_place(self.lines_db, buf, lo, hi, on_line)
+        scan_in_place(self.shape_db, buf, lo, hi, on_shape)
         for end in shapes:
-            line_end = _line_end(buf, end)
-            hits[line_end] = hits.get(line_end, 0) | _SHAPE
+            end_of_line = line_end(buf, end)
+            hits[end_of_line] = hits.get(end_of_line, 0) | _SHAPE
         return sorted(hits.items())
 
 
@@ -199,9 +214,9 @@ class _RegexFinder:
                 hits[m.end()] = hits.get(m.end(), 0) | kind
         pos = lo
         while (bad := self.shape.search(buf, pos, hi)) is not None:
-            line_end = _line_end(buf, bad.end())
-            hits[line_end] = hits.get(line_end, 0) | _SHAPE
-            pos = max(line_end - 1, bad.start() + 1)
+            end_of_line = line_end(buf, bad.end())
+            hits[end_of_line] = hits.get(end_of_line, 0) | _SHAPE
+            pos = max(end_of_line - 1, bad.start() + 1)
         return sorted(hits.items())
 
 
@@ -317,7 +332,7 @@ class RangeScanner:
         lines_before = 0
         counted_to = lo
         for end, kind in hits:
-            start = buf.rfind(b"\n", lo, end - 1) + 1 or lo
+            start = line_start(buf, lo, end)
             line = buf[start: end - 1]
             if kind == _ESCAPE:
                 text = json_unescape(line)
@@ -367,19 +382,20 @@ class RangeScanner:
         records = list(line_records(line, "", 0, scratch))
         if scratch.skipped:
             return None, None
-        if check:  # a line with a diagnostic is the reader's to report
-            for rec in records:
-                if not check_types(rec, scratch) or scratch.warnings:
-                    return None, None
+
+        def typed() -> bool:  # False: a diagnostic the reader must report itself
+            return all(check_types(rec, scratch) and not scratch.warnings for rec in records)
+
+        if check and not typed():
+            return None, None
         keep = self.fast.keep
         if not any(keep(rec) for rec in records):
             return len(records), None
         build = self.fast.alerts
         if build is None or self.prebuilt_left <= 0:
             return None, None  # the reader builds the alerts, streaming
-        for rec in records:
-            if not check_types(rec, scratch) or scratch.skipped or scratch.warnings:
-                return None, None
+        if not check and not typed():
+            return None, None
         for rec in records:
             rec.prebuilt = build(rec)
         self.prebuilt_left -= len(records)
