@@ -403,8 +403,10 @@ def read_records(paths: Iterable[str], diag: Diagnostics, *, input_format: str =
         stream = open_binary(path, stdin)
         try:
             source = path if path != "-" else "<stdin>"
-            if fast is not None and fast.engages(_plain_size(path, stream)) and not diag.strict:
-                yield from _read_one(stream, source, diag, input_format, fast, path)
+            size = _plain_size(path, stream) if fast is not None else None
+            if fast is not None and fast.engages(size) and not diag.strict:
+                yield from _read_one(stream, source, diag, input_format, fast,
+                                     path if size is not None else None, size)
             else:
                 yield from _read_one(stream, source, diag, input_format)
         finally:
@@ -424,7 +426,9 @@ def _plain_size(path: str, stream: IO[bytes]) -> int | None:
 
 
 def _read_one(stream: IO[bytes], source: str, diag: Diagnostics, input_format: str,
-              fast: FastPath | None = None, path: str | None = None) -> Iterator[Record]:
+              fast: FastPath | None = None, path: str | None = None,
+              size: int | None = None) -> Iterator[Record]:
+    """One input as records; ``path`` and ``size`` are given only for an uncompressed regular file."""
     fmt = input_format
     if fmt == "auto":
         try:
@@ -439,8 +443,7 @@ def _read_one(stream: IO[bytes], source: str, diag: Diagnostics, input_format: s
     if fmt == "auditd":
         from credwatch.sources.audit_records import audit_records
 
-        size = _plain_size(path, stream) if path is not None else None
-        yield from audit_records(stream, source, diag, fast, path if size is not None else None, size)
+        yield from audit_records(stream, source, diag, fast, path, size)
         return
     if fmt in ("json", "search"):
         yield from _json_records(stream, source, diag)
@@ -448,10 +451,8 @@ def _read_one(stream: IO[bytes], source: str, diag: Diagnostics, input_format: s
     if fast is not None:
         from credwatch.sources.prefiltered import prefiltered_records, worker_count
 
-        size = _plain_size(path, stream) if path is not None else None
-        plain = path if size is not None else None
         # Decoding every line gains only from workers; alone, the plain reader is as fast.
-        if fast.literals is not None or worker_count(fast, plain, size) > 1:
-            yield from prefiltered_records(stream, source, diag, fast, plain, size)
+        if fast.literals is not None or worker_count(fast, path, size) > 1:
+            yield from prefiltered_records(stream, source, diag, fast, path, size)
             return
     yield from _ndjson_records(stream, source, diag)
