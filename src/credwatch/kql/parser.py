@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from importlib import resources
 
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
@@ -30,6 +29,7 @@ from credwatch.kql.ast import (
     Value,
     Wildcard,
 )
+from credwatch.kql.tables import load_parser
 
 _RANGE_OPS = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
 
@@ -49,11 +49,8 @@ _WS_ESCAPES = {"t": "\t", "r": "\r", "n": "\n"}
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    grammar = resources.files("credwatch.kql").joinpath("grammar.lark").read_text("utf-8")
-    # cache=True keeps the built LALR tables in the temp folder (keyed by the grammar
-    # and lark's version): building them costs ~150 ms of every command's start-up.
-    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
-                maybe_placeholders=False, cache=True)
+    # Tables shipped as Python literals, never a cache file (see kql.tables).
+    return load_parser()
 
 
 def decode_quoted(raw: str, pos: int = -1) -> Literal:
