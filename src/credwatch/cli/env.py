@@ -21,9 +21,13 @@ class ExitStatus(enum.IntEnum):
     # Like grep: 0 when something was found, 1 when nothing was, 2 on error.
     # So `credwatch scan ... && page-someone` reads naturally, and a hunt that
     # finds alerts is a successful hunt.
-    OK = 0  #: success (for scan/run: alerts were produced)
-    NO_ALERTS = 1  #: scan/run succeeded and produced no alerts
-    ERROR = 2  #: bad usage, bad rule, bad input under --strict, or an internal error
+    # 1 is a promise: every input was evaluated and nothing alerted. Any failure,
+    # even one beside alerts that were found, gets a code of its own.
+    OK = 0  #: success (for scan/run/watch: every input evaluated, alerts were produced)
+    NO_ALERTS = 1  #: every input was evaluated and produced no alerts
+    ERROR = 2  #: bad usage, bad rule or config, bad input under --strict: nothing was evaluated
+    PARTIAL = 3  #: some inputs or records could not be read or evaluated (see stderr); others were
+    INTERNAL = 70  #: an unexpected internal error (EX_SOFTWARE); ``--debug`` shows the traceback
     INTERRUPTED = 130  #: stopped by Ctrl-C
 
 

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import pkgutil
 import sys
+import traceback
 from collections.abc import Sequence
 
 from credwatch import __version__
@@ -44,9 +45,12 @@ class _ParserExit(Exception):
 
 
 EPILOG = """exit status (like grep):
-  0  success; for scan and run: alerts were produced
-  1  scan or run succeeded and produced no alerts
-  2  error (bad usage, bad rule, unreadable input, bad input under --strict)
+  0   success; for scan, run and watch: every input evaluated, alerts were produced
+  1   every input was evaluated and nothing alerted (never after a failure)
+  2   error: bad usage, bad rule or config, bad input under --strict
+  3   partial: some inputs or records could not be read or evaluated (reported
+      on stderr as path: reason); the others were, and alerts may have been produced
+  70  internal error (one line on stderr; run again with --debug for the traceback)
   130 interrupted
 """
 
@@ -66,6 +70,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"credwatch {__version__}")
+    parser.add_argument("--debug", action="store_true", default=False,
+                        help="print the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__)
                    if not m.name.startswith("_"))
@@ -80,6 +86,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def program(argv: Sequence[str], env: Env | None = None) -> int:
     """Run credwatch with ``argv`` (without the program name) in ``env``."""
     env = env or Env()
+    # --debug is accepted anywhere on the line, before or after the command.
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     first = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(first)
     try:
@@ -104,6 +113,23 @@ def program(argv: Sequence[str], env: Env | None = None) -> int:
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:
         return ExitStatus.OK
+    except RecursionError:
+        return _internal(env, "input nested too deeply", debug)
+    except MemoryError:
+        return _internal(env, "out of memory", debug)
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        return _internal(env, f"{type(exc).__name__}: {exc}", debug)
+
+
+def _internal(env: Env, what: str, debug: bool) -> int:
+    """Report an unexpected failure in one line (the traceback only with ``--debug``)."""
+    first = what.splitlines()[0] if what else "unknown error"
+    env.stderr.write(f"credwatch: internal error: {first[:500]}\n")
+    if debug:
+        env.stderr.write(traceback.format_exc())
+    else:
+        env.stderr.write("credwatch: run again with --debug for details\n")
+    return ExitStatus.INTERNAL
 
 
 def main() -> None:
