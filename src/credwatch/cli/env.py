@@ -44,6 +44,8 @@ class Env:
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     clock: Callable[[], datetime] = _utcnow
+    #: The effective user id (injectable so privilege checks are testable as any user).
+    euid: Callable[[], int] = os.geteuid
     stdout_isatty: bool | None = None
     stderr_isatty: bool | None = None
 

@@ -160,7 +160,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
 
 
 def _apply(auditctl: str | None, key: str, env: Env) -> int:
-    if os.geteuid() != 0:
+    if env.euid() != 0:
         raise ConfigError("'setup auditd --apply' changes kernel audit rules and must run as root "
                           "(try: sudo credwatch setup auditd --apply)")
     if auditctl is None:
