@@ -211,7 +211,9 @@ class RunStore:
                 "INSERT INTO rule_runs (execution_uuid, rule_uuid, rule_id, rule_name, started_at,"
                 " finished_at, windows, status, message, warnings, errors, events_searched,"
                 " events_matched, events_excluded, alerts_created, alerts_updated, suppressed,"
-                " gap_ms, duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " gap_ms, duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                # Another process may have committed this same (deterministic) execution.
+                " ON CONFLICT(execution_uuid) DO NOTHING",
                 (record.execution_uuid, record.rule_uuid, record.rule_id, record.rule_name,
                  iso_ms(record.started_at), iso_ms(record.finished_at),
                  json.dumps(record.windows), record.status, record.message,
