@@ -2,9 +2,25 @@
 
 Alert ids are deterministic, so inserting the same alert twice is a no-op:
 re-scanning data, overlapping schedule windows and restarts never duplicate
-alerts. The schema is versioned (``PRAGMA user_version``) and indexed by
-time, rule, host and uuid. Other modules (run history, follow checkpoints)
-keep their own tables in the same database file through :attr:`AlertStore.conn`.
+alerts. The schema is versioned (``PRAGMA user_version`` plus a row in
+``credwatch_schema``) and indexed by time, rule, host and uuid. Other modules
+(run history, follow checkpoints) keep their own tables in the same database
+file through :attr:`AlertStore.conn`, and can create them with
+:meth:`AlertStore.ensure_schema`.
+
+Many processes may share one store (several ``scan``/``run``/``watch`` at
+once): the database is in WAL mode, every connection waits up to
+:data:`BUSY_TIMEOUT_S` for the write lock, every write transaction starts with
+``BEGIN IMMEDIATE`` (so it takes the lock before reading anything it will
+write, and never fails half-way with a stale snapshot), and alerts are inserted
+with ``ON CONFLICT(uuid) DO NOTHING``: the first writer stores an alert, the
+others count it as already stored. Schema creation runs inside the same kind
+of immediate transaction, so eight processes opening a new store at once
+create it exactly once.
+
+The database and its ``-wal``/``-shm`` files hold full command lines, which
+often hold secrets: a new store file is created 0600 before SQLite opens it
+(SQLite gives the ``-wal`` and ``-shm`` files the database file's mode).
 """
 
 from __future__ import annotations
@@ -21,9 +37,18 @@ import orjson
 
 from credwatch.errors import ConfigError
 from credwatch.normalize.flatten import get_values
+from credwatch.privatefile import create_private_file, make_private_dirs
 
 SCHEMA_VERSION = 1
+COMPONENT = "alerts"
+#: How long a writer waits for another process's write transaction before giving up.
+BUSY_TIMEOUT_S = 30
 WORKFLOW_STATUSES = ("open", "acknowledged", "closed")
+
+_SCHEMA_TABLE = """CREATE TABLE IF NOT EXISTS credwatch_schema (
+    component TEXT PRIMARY KEY,
+    version   INTEGER NOT NULL
+)"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -65,23 +90,43 @@ def _now() -> str:
 
 
 class AlertStore:
-    """SQLite-backed alert store. Use as a context manager or call :meth:`close`."""
+    """SQLite-backed alert store. Use as a context manager or call :meth:`close`.
 
-    def __init__(self, path: str | Path) -> None:
+    ``create_folder`` creates a missing parent folder (0700); without it a missing
+    folder is a :class:`ConfigError` (``path: folder does not exist``), so a typo in
+    an explicit ``--db`` does not silently start a new store somewhere unexpected.
+    """
+
+    def __init__(self, path: str | Path, *, create_folder: bool = False) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(f"cannot create the alert store folder {self.path.parent}: {exc}") from None
+            self._prepare_file(create_folder)
         try:
-            self.conn = sqlite3.connect(str(path), timeout=30, isolation_level=None,
+            self.conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                         check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot open the alert store {path}: {exc}") from None
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            self.conn.close()
             raise ConfigError(f"cannot open the alert store {path}: {exc}") from None
+
+    def _prepare_file(self, create_folder: bool) -> None:
+        folder = self.path.parent
+        if not folder.is_dir():
+            if not create_folder:
+                raise ConfigError(f"{self.path}: folder does not exist")
+            try:
+                make_private_dirs(folder)
+            except OSError as exc:
+                raise ConfigError(f"{self.path}: cannot create its folder: "
+                                  f"{exc.strerror or exc}") from None
+        # SQLite would create the file with the umask's mode; -wal/-shm copy this one's.
+        create_private_file(self.path)
 
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -90,9 +135,35 @@ class AlertStore:
                 f"alert store {self.path} has schema version {version}, newer than this "
                 f"credwatch understands ({SCHEMA_VERSION}); upgrade credwatch"
             )
-        if version < 1:
-            self.conn.executescript(_SCHEMA)
-            self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if version < SCHEMA_VERSION:
+            self.ensure_schema(COMPONENT, SCHEMA_VERSION, _SCHEMA)
+            with self.transaction() as conn:
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def ensure_schema(self, component: str, version: int, ddl: str) -> None:
+        """Create ``component``'s tables (``IF NOT EXISTS`` statements in ``ddl``) once.
+
+        Runs in one immediate transaction, so concurrent processes opening a new
+        store serialise here: the first creates the tables and records
+        ``(component, version)`` in ``credwatch_schema``, the others find it done.
+        A recorded version newer than ``version`` is a :class:`ConfigError`.
+        """
+        with self.transaction() as conn:
+            conn.execute(_SCHEMA_TABLE)
+            row = conn.execute("SELECT version FROM credwatch_schema WHERE component=?",
+                               (component,)).fetchone()
+            if row is not None and int(row[0]) > version:
+                raise ConfigError(f"the {component} tables in {self.path} have schema version "
+                                  f"{row[0]}, newer than this credwatch understands ({version})")
+            if row is not None and int(row[0]) == version:
+                return
+            # executescript would commit the transaction first; run statements one by one.
+            for statement in ddl.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO credwatch_schema (component, version) VALUES (?, ?) "
+                         "ON CONFLICT(component) DO UPDATE SET version=excluded.version",
+                         (component, version))
 
     # -- context management ----------------------------------------------------------------
     def __enter__(self) -> AlertStore:
@@ -147,9 +218,9 @@ class AlertStore:
         try:
             for alert in alerts:
                 cur = self.conn.execute(
-                    "INSERT OR IGNORE INTO alerts (uuid, rule_id, rule_name, severity, risk_score,"
+                    "INSERT INTO alerts (uuid, rule_id, rule_name, severity, risk_score,"
                     " host, user_name, process, event_time, alert_time, workflow_status, updated_at,"
-                    " doc) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " doc) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(uuid) DO NOTHING",
                     self._row(alert),
                 )
                 out.append(cur.rowcount == 1)

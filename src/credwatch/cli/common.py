@@ -19,6 +19,7 @@ from credwatch.alerts.sinks.table import TableSink
 from credwatch.alerts.store import AlertStore, default_db_path
 from credwatch.cli.env import Env
 from credwatch.errors import ConfigError
+from credwatch.privatefile import open_private_text, refuse_inputs_as_outputs
 from credwatch.rules.loader import default_rule, load_folder, resolve_rules
 from credwatch.rules.model import Rule
 
@@ -83,20 +84,43 @@ def add_output_args(parser: argparse.ArgumentParser, *, store_optional: bool = T
 
 
 def open_store(args: argparse.Namespace, env: Env) -> AlertStore:
-    """Open the alert store named by ``--db`` (or the default)."""
-    return AlertStore(args.db or default_db_path(env.environ))
+    """Open the alert store named by ``--db`` (or the default).
+
+    The default store's folder is created (0700) when missing; an explicit ``--db``
+    in a folder that does not exist is an error. A ``--db`` that is one of the
+    command's inputs is refused before SQLite touches it.
+    """
+    if args.db:
+        refuse_inputs_as_outputs([("--db", args.db)], input_paths(args))
+        return AlertStore(args.db)
+    return AlertStore(default_db_path(env.environ), create_folder=True)
+
+
+def input_paths(args: argparse.Namespace) -> list[str]:
+    """Every file or folder the command reads: PATHs, --exceptions, --value-list, --input."""
+    found: list[str] = []
+    for name in ("paths", "exceptions", "value_list"):
+        found.extend(str(p) for p in getattr(args, name, None) or [])
+    single = getattr(args, "input", None)
+    if isinstance(single, str):
+        found.append(single)
+    return found
 
 
 def output_sinks(args: argparse.Namespace, env: Env) -> list[Sink]:
-    """Build the output sinks for ``--format``/``--output``/``--bulk``."""
+    """Build the output sinks for ``--format``/``--output``/``--bulk``.
+
+    Output files are created 0600 and never through a symbolic link; an output
+    that is also an input (or lies in an input folder) is refused before any
+    file is opened or truncated.
+    """
+    refuse_inputs_as_outputs([("--output", args.output), ("--bulk", args.bulk)],
+                             input_paths(args), glob=getattr(args, "glob", None))
     sinks: list[Sink] = []
     stream: IO[str] = env.stdout
     owns = False
     if args.output:
-        try:
-            stream = open(args.output, "w", encoding="utf-8")  # noqa: SIM115 - sink closes it
-        except OSError as exc:
-            raise ConfigError(f"cannot write {args.output}: {exc.strerror}") from None
+        stream = open_private_text(args.output)
         owns = True
     fmt = args.format or ("table" if (env.stdout_isatty and not args.output) else "ndjson")
     if fmt == "table":
@@ -108,8 +132,10 @@ def output_sinks(args: argparse.Namespace, env: Env) -> list[Sink]:
     if args.bulk:
         try:
             sinks.append(BulkSink(str(args.bulk)))
-        except OSError as exc:
-            raise ConfigError(f"cannot write {args.bulk}: {exc}") from None
+        except ConfigError:
+            if owns:
+                stream.close()
+            raise
     return sinks
 
 

@@ -22,6 +22,7 @@ import json
 from collections.abc import Mapping
 from typing import IO, Any
 
+from credwatch.privatefile import open_private_text
 from credwatch.rules.defaults import DEFAULT_ALERTS_INDEX
 
 
@@ -37,13 +38,18 @@ def bulk_lines(alert: Mapping[str, Any], index: str = DEFAULT_ALERTS_INDEX) -> s
 
 
 class BulkSink:
-    """Write alerts as ``_bulk`` NDJSON to a path or an open text stream."""
+    """Write alerts as ``_bulk`` NDJSON to a path or an open text stream.
 
-    def __init__(self, target: str | IO[str], index: str = DEFAULT_ALERTS_INDEX) -> None:
+    A path is created as a private file (0600, not through a symbolic link): the
+    documents hold full command lines. ``owns`` makes the sink close a stream it
+    was given.
+    """
+
+    def __init__(self, target: str | IO[str], index: str = DEFAULT_ALERTS_INDEX, *,
+                 owns: bool = False) -> None:
         self.index = index
-        self._owned = isinstance(target, str)
-        self._out: IO[str] = (open(target, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
-                              if isinstance(target, str) else target)
+        self._owned = isinstance(target, str) or owns
+        self._out: IO[str] = open_private_text(target) if isinstance(target, str) else target
         self.count = 0
 
     def write(self, alert: Mapping[str, Any]) -> None:
