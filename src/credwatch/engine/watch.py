@@ -1,19 +1,34 @@
 """Live detection: follow a log, reassemble, evaluate, store, emit.
 
-:class:`Watcher` ties the pieces together: a :class:`~credwatch.sources.follow.Follower`
-(``tail -F`` with rotation handling), the audit :class:`~credwatch.sources.auditd.Reassembler`
-(or plain NDJSON lines), the :class:`~credwatch.engine.scan.Scanner`, the alert
-store and the output sinks.
+:class:`Watcher` ties the pieces together: the one
+:class:`~credwatch.sources.follow.Follower` (``tail -F`` by file identity, with
+rotation, copytruncate and compressed-rotation handling), the audit
+:class:`~credwatch.sources.follow_audit.AuditStream` (or plain NDJSON lines),
+the :class:`~credwatch.engine.scan.Scanner`, the alert store and the sinks.
+:meth:`Watcher.step` is one poll; :meth:`Watcher.run` repeats it.
 
-Exactly-once, across restarts: the read position saved after each batch is the
-start of the oldest audit event still being reassembled (or the end of the
-batch when none is), so a restart re-reads at most a few lines of events that
-were in flight, never skips one. Alerts are inserted into the store (keyed by
-the deterministic alert id) *before* they are written to the sinks, and only
-alerts the store did not already hold are written: a re-read event produces
-the same id and is not emitted twice. The store, not stdout, is the record of
-truth: a crash between the store insert and the sink write loses that line of
-output, never the alert.
+Exactly-once, across restarts and ``kill -9``: after each batch the alerts it
+produced and the read position after it are committed in *one* SQLite
+transaction (:class:`~credwatch.engine.checkpoint.CheckpointStore`). The
+position is the start of the oldest audit event still being reassembled (or
+the follower's position when none is), so a restart re-reads at most the
+lines of events that were in flight, never skips one; a re-read event gives
+the same alert id, which the store already holds, so it is not emitted twice.
+Only alerts new to the store are written to the sinks, after the commit: a
+crash between the two loses that line of output, never the alert.
+
+Failures never stop the loop or repeat after a restart:
+
+* a record whose evaluation raises (mapping or matching) is reported once as
+  ``path:line: evaluation failed: <reason>``, counted in
+  :attr:`WatchStats.failed_records`, and passed; its position is stored with
+  the checkpoint, so a restart that re-reads it passes it silently;
+* what the follower cannot read (a corrupt rotated ``.gz``, an I/O error) is
+  reported as ``path: reason`` and counted in :attr:`WatchStats.failed_inputs`;
+* notes (an over-long line skipped, a checkpointed file gone) are reported
+  and do not count as failures.
+
+``credwatch watch`` exits 3 (PARTIAL) when either failure count is non-zero.
 """
 
 from __future__ import annotations
@@ -28,13 +43,19 @@ import orjson
 
 from credwatch.alerts.sinks.base import Sink
 from credwatch.alerts.store import AlertStore
-from credwatch.engine.checkpoint import CheckpointStore
+from credwatch.engine.checkpoint import CheckpointStore, SkipKey
 from credwatch.engine.scan import Scanner
+from credwatch.errors import SourceError
 from credwatch.normalize.auditd import NormalizeStats, to_ecs
 from credwatch.sources import auditd as raw
-from credwatch.sources.auditd_watch import AuditStream
 from credwatch.sources.ecs import Diagnostics, Record, documents_to_records
-from credwatch.sources.follow import FollowedLine, Follower
+from credwatch.sources.follow import MAX_LINE_BYTES, FollowedLine, Follower, LineRef, Position
+from credwatch.sources.follow_audit import AuditStream, ClosedEvent
+
+__all__ = ["WatchStats", "Watcher"]
+
+#: Longest exception text repeated in a report.
+_REASON_CHARS = 200
 
 
 @dataclass
@@ -46,7 +67,24 @@ class WatchStats:
     alerts: int = 0
     duplicates: int = 0
     non_exec: int = 0
+    #: Records whose evaluation raised (reported, passed).
+    failed_records: int = 0
+    #: Inputs the follower could not read (reported as ``path: reason``).
+    failed_inputs: int = 0
+    #: Records passed because they had already failed before a restart.
+    skipped_failed: int = 0
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def failed(self) -> int:
+        """Every failure: a non-zero value makes ``watch`` exit 3 (PARTIAL)."""
+        return self.failed_records + self.failed_inputs
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return first[:_REASON_CHARS]
 
 
 class Watcher:
@@ -57,121 +95,174 @@ class Watcher:
                  start: Literal["beginning", "end"] = "end",
                  poll_interval: float = 0.15, idle_seconds: float = 0.3,
                  quiet_records: int = raw.DEFAULT_QUIET_RECORDS,
-                 on_alert: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+                 max_line_bytes: int = MAX_LINE_BYTES, settle_seconds: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 on_alert: Callable[[Mapping[str, Any]], None] | None = None,
+                 on_problem: Callable[[SourceError], None] | None = None) -> None:
         self.path = path
         self.scanner = scanner
         self.store = store
         self.sinks = sinks
         self.input_format = input_format
         self.checkpoints = CheckpointStore(store.conn)
-        saved = self.checkpoints.get(path)
-        self.follower = Follower(path, checkpoint=(saved.inode, saved.offset) if saved else None,
-                                 start=start, poll_interval=poll_interval)
-        self.audit = AuditStream(idle_seconds=idle_seconds, quiet_records=quiet_records)
+        saved = self.checkpoints.load(path)
+        self._saved: Position | None = saved.position if saved else None
+        self._skip: set[SkipKey] = set(saved.skip) if saved else set()
+        self.follower = Follower(path, resume=self._saved, start=start,
+                                 poll_interval=poll_interval, max_line_bytes=max_line_bytes,
+                                 settle_seconds=settle_seconds, clock=clock)
+        self.audit = AuditStream(idle_seconds=idle_seconds, quiet_records=quiet_records,
+                                 clock=clock)
         self.audit_diag = self.audit.diagnostics
         self.normalize_stats = NormalizeStats()
         self.diag: Diagnostics = scanner.diagnostics
         self.stats = WatchStats()
         self.on_alert = on_alert
-        self._last_pos: tuple[int, int] | None = None
+        self.on_problem = on_problem
+        self._clock = clock
 
-    # -- per line ----------------------------------------------------------------------------
-    def _ndjson_line(self, fl: FollowedLine, records: list[Record]) -> None:
+    # -- reporting ---------------------------------------------------------------------------
+    def _report(self, err: SourceError) -> None:
+        if self.on_problem is not None:
+            self.on_problem(err)
+
+    def _collect_problems(self) -> None:
+        for p in self.follower.take_problems():
+            if p.failure:
+                self.stats.failed_inputs += 1
+            self._report(p.error)
+
+    # -- evaluation --------------------------------------------------------------------------
+    def _evaluate(self, where: LineRef | None, path: str, line: int,
+                  produce: Callable[[], list[Record]], alerts: list[Mapping[str, Any]]) -> None:
+        """Evaluate the records ``produce`` makes; a failure is reported and passed."""
+        key = (where.file.dev, where.file.ino, where.start) if where is not None else None
+        if key is not None and key in self._skip:
+            self.stats.skipped_failed += 1
+            return
+        try:
+            found: list[Mapping[str, Any]] = []
+            records = produce()
+            for rec in records:
+                found.extend(self.scanner.alerts_for(rec))
+        except Exception as exc:  # one bad record must not stop the watch
+            self.stats.failed_records += 1
+            if key is not None:
+                self._skip.add(key)
+            self._report(SourceError(f"evaluation failed: {_reason(exc)}", path, line))
+            return
+        for _ in records:
+            self.stats.events += 1
+            self.diag.events += 1
+        if found:
+            self.diag.matched += 1
+            alerts.extend(found)
+
+    def _audit_events(self, closed: list[ClosedEvent], alerts: list[Mapping[str, Any]]) -> None:
+        for ev, where in closed:
+            def produce(ev: raw.AuditEvent = ev) -> list[Record]:
+                doc = to_ecs(ev, stats=self.normalize_stats)
+                if doc is None:
+                    self.stats.non_exec += 1
+                    return []
+                return [Record(doc, ev.path, ev.lineno)]
+            self._evaluate(where, ev.path, ev.lineno, produce, alerts)
+
+    def _ndjson_line(self, fl: FollowedLine, alerts: list[Mapping[str, Any]]) -> None:
         if not fl.line.strip():
             return
         try:
             doc = orjson.loads(fl.line)
         except orjson.JSONDecodeError:
-            self.diag.skip("malformed-json", fl.path, self.stats.lines)
+            self.diag.skip("malformed-json", fl.path, fl.lineno)
             return
-        records.extend(documents_to_records(doc, fl.path, self.stats.lines, self.diag))
+        self._evaluate(fl.ref, fl.path, fl.lineno,
+                       lambda: list(documents_to_records(doc, fl.path, fl.lineno, self.diag)),
+                       alerts)
 
     # -- per batch ---------------------------------------------------------------------------
-    def process(self, batch: list[FollowedLine], *, final: bool = False) -> int:
-        """Handle one batch of lines; returns the number of new alerts emitted.
+    def step(self) -> int:
+        """One poll: read what is new, evaluate it, store and checkpoint, emit; new alerts."""
+        return self.process(self.follower.poll())
 
-        ``final`` marks the last call before stopping (the follower is closed
-        by then, so the checkpoint uses the last position seen).
-        """
-        events: list[raw.AuditEvent] = []
-        records: list[Record] = []
+    def process(self, batch: list[FollowedLine]) -> int:
+        """Handle one batch of lines; returns the number of new alerts emitted."""
+        self._collect_problems()
+        alerts: list[Mapping[str, Any]] = []
         for fl in batch:
             self.stats.lines += 1
             if self.input_format == "auditd":
-                events.extend(self.audit.feed(fl, self.stats.lines))
+                self._audit_events(self.audit.feed(fl), alerts)
             else:
-                self._ndjson_line(fl, records)
+                self._ndjson_line(fl, alerts)
         if self.input_format == "auditd":
-            events.extend(self.audit.flush_idle())
-            for ev in events:
-                doc = to_ecs(ev, stats=self.normalize_stats)
-                if doc is None:
-                    self.stats.non_exec += 1
-                    continue
-                records.append(Record(doc, ev.path, ev.lineno))
-        alerts: list[Mapping[str, Any]] = []
-        for rec in records:
-            self.stats.events += 1
-            self.diag.events += 1
-            found = self.scanner.alerts_for(rec)
-            if found:
-                self.diag.matched += 1
-                alerts.extend(found)
-        emitted = self._emit(alerts)
-        self._checkpoint(batch, final)
-        return emitted
+            self._audit_events(self.audit.flush_idle(), alerts)
+        fresh = self._commit(alerts)
+        return self._emit(fresh)
+
+    def _restart_point(self) -> Position | None:
+        oldest = self.audit.oldest_pending()
+        return oldest.position() if oldest is not None else self.follower.position
+
+    def _commit(self, alerts: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """Store the alerts and the restart point in one transaction; the new alerts."""
+        pos = self._restart_point()
+        if not alerts and (pos is None or pos == self._saved):
+            return []
+        with self.store.transaction():
+            fresh = self.store.insert(alerts) if alerts else []
+            if pos is not None:
+                self._prune_skip(pos)
+                self.checkpoints.save(self.path, pos, self._skip)
+        self._saved = pos
+        new = [a for a, is_new in zip(alerts, fresh, strict=True) if is_new]
+        self.stats.duplicates += len(alerts) - len(new)
+        return new
+
+    def _prune_skip(self, pos: Position) -> None:
+        """Failed records before the restart point will not be read again: forget them."""
+        self._skip = {k for k in self._skip
+                      if (k[0], k[1]) != (pos.dev, pos.ino) or k[2] >= pos.offset}
 
     def _emit(self, alerts: list[Mapping[str, Any]]) -> int:
-        if not alerts:
-            return 0
-        fresh = self.store.insert(alerts)
-        n = 0
-        for alert, new in zip(alerts, fresh, strict=True):
-            if not new:
-                self.stats.duplicates += 1
-                continue
-            n += 1
+        for alert in alerts:
             for sink in self.sinks:
                 sink.write(alert)
             if self.on_alert:
                 self.on_alert(alert)
-        for sink in self.sinks:
-            flush = getattr(sink, "flush", None)
-            if callable(flush):
-                flush()
-            stream = getattr(sink, "stream", None)
-            if stream is not None and hasattr(stream, "flush"):
-                stream.flush()
-        self.stats.alerts += n
-        return n
-
-    def _checkpoint(self, batch: list[FollowedLine], final: bool) -> None:
-        if self.follower.position is not None:
-            self._last_pos = self.follower.position
-        oldest = self.audit.oldest_pending()
-        if oldest is not None:
-            self.checkpoints.set(self.path, *oldest)
-            return
-        # The follower is closed by the time the final flush runs; use the last position seen.
-        pos = self._last_pos
-        if pos is not None and (batch or final or self.checkpoints.get(self.path) is None):
-            self.checkpoints.set(self.path, pos[0], pos[1])
+        if alerts:
+            for sink in self.sinks:
+                flush = getattr(sink, "flush", None)
+                if callable(flush):
+                    flush()
+                stream = getattr(sink, "stream", None)
+                if stream is not None and hasattr(stream, "flush"):
+                    stream.flush()
+        self.stats.alerts += len(alerts)
+        return len(alerts)
 
     # -- loop --------------------------------------------------------------------------------
     def run(self, stop: threading.Event, max_idle: float | None = None) -> WatchStats:
-        """Follow until ``stop`` is set (or ``max_idle`` seconds pass with no new line)."""
-        last_data = time.monotonic()
+        """Poll until ``stop`` is set (or ``max_idle`` seconds pass with no new line).
+
+        Between empty polls it waits on ``stop`` itself, so a stop request is
+        seen at once.
+        """
+        last_data = self._clock()
         try:
-            for batch in self.follower.iter_batches(stop):
+            while not stop.is_set():
+                batch = self.follower.poll()
                 self.process(batch)
-                now = time.monotonic()
+                now = self._clock()
                 if batch:
                     last_data = now
-                elif max_idle is not None and now - last_data >= max_idle:
+                    continue
+                if max_idle is not None and now - last_data >= max_idle:
                     break
+                stop.wait(self.follower.poll_interval)
         finally:
-            # On stop, close only the events that have gone quiet. An event still
-            # being written is left to the next start: the checkpoint points at
-            # its first record, so it is re-read whole rather than cut in two.
-            self.process([], final=True)
+            # Only events that have gone quiet are closed: one still being written is
+            # left to the next start, whose checkpoint points at its first record.
+            self.process([])
+            self.follower.close()
         return self.stats

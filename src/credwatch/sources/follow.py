@@ -1,207 +1,494 @@
-"""Follow a growing log file like ``tail -F``, with checkpointable positions.
+"""Follow a growing log file like ``tail -F``, resumable from a :class:`Position`.
 
-:class:`Follower` polls (every ``poll_interval`` seconds, 0.15 s by default,
-so a written record is seen well within a second) and yields only *complete*
-lines, each with the inode of the file it came from and its start and end byte
-offsets. A caller that stores ``(inode, end)`` after handling a line can
-restart from exactly there (:class:`credwatch.engine.checkpoint.CheckpointStore`).
+:meth:`Follower.poll` never blocks and returns the *complete* lines written
+since the last poll, each with its file, line number and byte range. A caller
+that stores :attr:`Follower.position` (or a pending line's
+:meth:`LineRef.position`) after handling lines restarts from exactly there.
 
-Rotation handling:
+The file is tracked by identity (``st_dev``, ``st_ino``) and by a fingerprint
+of its first bytes (see :mod:`credwatch.sources.follow_files`):
 
-* **rename** (auditd's ``ROTATE``, logrotate's default): when the path names a
-  new inode, the old file is read to its end before switching, so nothing
-  written before the rename is lost;
-* **copytruncate**: when the same inode becomes shorter than our position,
-  reading restarts at 0. (Lines written between logrotate's copy and its
-  truncate are lost by copytruncate itself, and a file that regrows past our
-  position between two polls cannot be told from growth: a limit of the
-  method, not of this reader.)
-* **restart**: given a checkpoint whose inode is no longer at ``path``, the
-  rotated sibling holding that inode (``audit.log.1`` …) is drained from the
-  checkpoint offset first.
+* **rename rotation** (auditd's own, logrotate's default): when the path names
+  another file, the old one is read to its end first (its half-written last
+  line gets one more poll to be finished, then is passed on as it is), then the
+  new one from its start;
+* **copytruncate**: when the file is shorter than what was read, or its first
+  bytes changed, it was truncated in place. The copy (``audit.log.1``, or the
+  ``.gz`` made of it) is found by fingerprint and read from where reading
+  stopped, then the live file from its start, so nothing written after the
+  truncation is lost (lines written between logrotate's copy and its truncate
+  are lost by the method itself);
+* **restart**: a position whose file is no longer at the path is looked for
+  among the rotated siblings, by identity, then by fingerprint (plain, then
+  gzip), and read from there first;
+* **a rotation still being compressed**: a ``.gz`` that ends early is retried
+  on the next poll, and reported (``path: reason``, once) only if it is still
+  unreadable after it stopped changing for ``settle_seconds``.
 
-A half-written last line is held back until its newline arrives. If a file is
-rotated away with a half line at its end, that fragment is never emitted and
-is counted in :attr:`Follower.dropped_partials`.
+A half-written last line is never handed out while the file can still grow.
+A line longer than ``max_line_bytes`` is skipped in bounded memory and linear
+time and reported as ``path:line: line too long``.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO, Literal
 
-__all__ = ["FollowedLine", "Follower"]
+from credwatch.errors import SourceError
+from credwatch.sources.follow_files import (
+    FINGERPRINT_BYTES,
+    GZIP_ERRORS,
+    FileRef,
+    Position,
+    Settle,
+    count_lines,
+    gz_head,
+    open_gzip,
+    open_regular,
+    siblings,
+)
+
+__all__ = ["MAX_LINE_BYTES", "FileRef", "FollowProblem", "FollowedLine", "Follower", "LineRef",
+           "Position"]
+
+#: Longest line handed out (as the batch readers' limit): longer ones are skipped and reported.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True, slots=True)
+class LineRef:
+    """Where a line starts: its file, 1-based line number and byte offset."""
+
+    file: FileRef
+    lineno: int
+    start: int
+
+    def position(self) -> Position:
+        """The restart point just before this line."""
+        f = self.file
+        return Position(f.dev, f.ino, self.start, self.lineno - 1, f.fingerprint)
 
 
 @dataclass(frozen=True, slots=True)
 class FollowedLine:
-    """One complete line (with its newline) and where it lives."""
+    """One complete line (newline included, except a rotated file's unfinished last line)."""
 
     line: bytes
-    path: str  #: the file it was read from (a rotated sibling while draining one)
-    inode: int
+    file: FileRef
+    lineno: int  #: 1-based line number in ``file``
     start: int  #: byte offset of the line's first byte
-    end: int  #: byte offset just after its newline: the checkpoint to store
+    end: int  #: byte offset just after it
+
+    @property
+    def path(self) -> str:
+        """The file the line was read from (a rotated sibling while draining one)."""
+        return self.file.path
+
+    @property
+    def ref(self) -> LineRef:
+        """Where this line starts."""
+        return LineRef(self.file, self.lineno, self.start)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowProblem:
+    """Something reported while following: ``failure`` means data could not be read."""
+
+    error: SourceError
+    failure: bool
+
+
+class _Source:
+    """A file being read: a stream, the consumed offset and the unfinished line."""
+
+    __slots__ = ("buf", "fio", "line", "line_start", "offset", "ref", "skipping", "stream")
+
+    def __init__(self, ref: FileRef, fio: io.FileIO | None, offset: int, line: int) -> None:
+        self.ref = ref
+        self.fio = fio
+        self.stream: BinaryIO | gzip.GzipFile | None = fio
+        self.offset = offset  # bytes consumed from the (decompressed) stream
+        self.line_start = offset  # first byte of the unfinished line
+        self.line = line  # complete lines before line_start
+        self.buf = bytearray()  # bytes[line_start:offset] unless skipping
+        self.skipping = False  # inside a line already found too long
+
+    def position(self) -> Position:
+        r = self.ref
+        return Position(r.dev, r.ino, self.line_start, self.line, r.fingerprint)
+
+    def rewind(self) -> None:
+        """Forget the unfinished line and close the stream (reopened at ``line_start`` later)."""
+        self.close()
+        self.offset = self.line_start
+        self.buf.clear()
+        self.skipping = False
+
+    def close(self) -> None:
+        if self.stream is not None and self.stream is not self.fio:
+            self.stream.close()
+        if self.fio is not None:
+            self.fio.close()
+        self.stream = self.fio = None
 
 
 class Follower:
     """Poll-based ``tail -F`` over ``path`` (see module doc)."""
 
     def __init__(self, path: str | os.PathLike[str], *,
-                 checkpoint: tuple[int, int] | None = None,
+                 resume: Position | None = None,
                  start: Literal["beginning", "end"] = "end",
                  poll_interval: float = 0.15,
                  chunk_size: int = 1 << 16,
+                 max_line_bytes: int = MAX_LINE_BYTES,
+                 settle_seconds: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.path = Path(path)
+        self.path = os.fspath(path)
         self.poll_interval = poll_interval
-        self.chunk_size = chunk_size
+        self.chunk_size = max(1, chunk_size)
+        self.max_line_bytes = max(1, max_line_bytes)
+        #: Unfinished lines dropped because the file was truncated under them.
         self.dropped_partials = 0
-        #: Human-readable notes about data that could not be recovered (e.g. a
-        #: checkpointed inode that no longer exists anywhere).
-        self.gaps: list[str] = []
+        #: Problems not yet collected with :meth:`take_problems`.
+        self.problems: list[FollowProblem] = []
         self._sleep = sleep
-        self._fh: BinaryIO | None = None
-        self._current = self.path
-        self._inode = -1
-        self._pos = 0  # offset of the first byte of self._buf
-        self._buf = b""
-        self._draining = False  # reading a rotated sibling before the live file
-        self._pending_start: tuple[int, int] | None = checkpoint
+        self._settle = Settle(clock, settle_seconds)
+        self._reported: set[str] = set()
         self._start_mode = start
+        self._resume = resume
+        self._started = False
+        self._locating: Position | None = None  # content to find among the siblings
+        self._sibling: _Source | None = None  # a rotated or copied file being read first
+        self._live: _Source | None = None  # the file at ``path``
+        self._grace = False  # one more poll for a rotated file's unfinished last line
 
-    # ------------------------------------------------------------------ opening
+    # ------------------------------------------------------------------ reporting
 
-    def _open(self, p: Path, offset: int) -> bool:
-        try:
-            fh = open(p, "rb")  # noqa: SIM115 -- kept open across polls
-        except OSError:
-            return False
-        st = os.fstat(fh.fileno())
-        if offset > st.st_size:
-            offset = 0  # truncated while we were away
-        fh.seek(offset)
-        self.close()
-        self._fh, self._inode, self._pos, self._buf = fh, st.st_ino, offset, b""
-        self._current = p
-        return True
+    def _problem(self, message: str, path: str, line: int | None = None, *,
+                 failure: bool, once: bool = False) -> None:
+        key = f"{path}\0{line}\0{message}"
+        if once:
+            if key in self._reported:
+                return
+            if len(self._reported) < 10_000:
+                self._reported.add(key)
+        self.problems.append(FollowProblem(SourceError(message, path, line), failure))
 
-    def _find_inode(self, inode: int) -> Path | None:
-        parent = self.path.parent
-        try:
-            siblings = sorted(parent.iterdir())
-        except OSError:
-            return None
-        for p in siblings:
-            if p.name.startswith(self.path.name + ".") and not p.name.endswith(".gz"):
-                try:
-                    if p.stat().st_ino == inode:
-                        return p
-                except OSError:
-                    continue
-        return None
+    def take_problems(self) -> list[FollowProblem]:
+        """Return and forget the problems reported since the last call."""
+        out, self.problems = self.problems, []
+        return out
 
-    def _initial_open(self) -> bool:
-        try:
-            st = self.path.stat()
-        except OSError:
-            # Everything in a file that appears later is new: read it from its start.
-            self._start_mode = "beginning"
-            return False
-        if self._pending_start is not None:
-            inode, offset = self._pending_start
-            if st.st_ino == inode:
-                ok = self._open(self.path, offset)
-            else:
-                rotated = self._find_inode(inode)
-                if rotated is not None and self._open(rotated, offset):
-                    self._draining = True
-                    ok = True
-                else:
-                    self.gaps.append(f"checkpoint inode {inode} not found next to {self.path}; "
-                                     "reading the current file from its start")
-                    ok = self._open(self.path, 0)
-        else:
-            ok = self._open(self.path, st.st_size if self._start_mode == "end" else 0)
-        if ok:
-            self._pending_start = None
-        return ok
-
-    def close(self) -> None:
-        """Close the current file handle."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+    # ------------------------------------------------------------------ position
 
     @property
-    def position(self) -> tuple[int, int] | None:
-        """``(inode, offset)`` after the last complete line returned, or None before opening."""
-        if self._fh is None:
-            return None
-        return self._inode, self._pos
+    def position(self) -> Position | None:
+        """Where to restart to lose nothing read so far, or None before anything was opened."""
+        if self._locating is not None:
+            return self._locating
+        src = self._sibling or self._live
+        return src.position() if src is not None else self._resume
 
-    # ------------------------------------------------------------------ reading
+    def close(self) -> None:
+        """Close the open files."""
+        for src in (self._sibling, self._live):
+            if src is not None:
+                src.close()
 
-    def _drain(self) -> list[FollowedLine]:
-        assert self._fh is not None
-        out: list[FollowedLine] = []
-        name = str(self._current)
-        while True:
-            chunk = self._fh.read(self.chunk_size)
-            if not chunk:
-                break
-            self._buf += chunk
-            start = 0
-            while True:
-                nl = self._buf.find(b"\n", start)
-                if nl < 0:
-                    break
-                line = self._buf[start:nl + 1]
-                out.append(FollowedLine(line, name, self._inode, self._pos + start, self._pos + nl + 1))
-                start = nl + 1
-            self._buf = self._buf[start:]
-            self._pos += start
-        return out
+    # ------------------------------------------------------------------ polling
 
     def poll(self) -> list[FollowedLine]:
         """Read every complete line available now, handling rotation; never blocks."""
-        if self._fh is None and not self._initial_open():
-            return []
-        out = self._drain()
-        if self._draining:
-            # The rotated file is finished once drained; move on to the live one.
-            self._finish_file()
-            if self._open(self.path, 0):
-                self._draining = False
-                out.extend(self._drain())
-            return out
+        out: list[FollowedLine] = []
         try:
-            st = self.path.stat()
-        except OSError:
-            return out  # mid-rotation: the new file is not there yet
-        if st.st_ino != self._inode:
-            out.extend(self._drain())  # last writes to the old file
-            self._finish_file()
-            if self._open(self.path, 0):
-                out.extend(self._drain())
-        elif st.st_size < self._pos + len(self._buf):
-            # copytruncate: same file, shorter than what we have read.
-            self._buf = b""
-            assert self._fh is not None
-            self._fh.seek(0)
-            self._pos = 0
-            out.extend(self._drain())
+            if not self._started and not self._start():
+                return out
+            if self._locating is not None and not self._locate_step():
+                return out
+            if self._sibling is not None and not self._drain_sibling(out):
+                return out
+            self._poll_live(out)
+        except OSError as exc:
+            self._problem(f"cannot read: {exc.strerror or exc}", self.path, failure=True, once=True)
         return out
 
-    def _finish_file(self) -> None:
-        if self._buf:
+    def _stat(self) -> os.stat_result | None:
+        try:
+            return os.stat(self.path)
+        except OSError:
+            return None
+
+    def _open_plain(self, path: str, offset: int, line: int) -> _Source:
+        fio, st = open_regular(path)
+        head = os.pread(fio.fileno(), FINGERPRINT_BYTES, 0)
+        if line < 0:
+            line, _ = count_lines(fio, offset)
+        fio.seek(offset)
+        return _Source(FileRef(path, st.st_dev, st.st_ino, head), fio, offset, line)
+
+    def _start(self) -> bool:
+        st = self._stat()
+        cp = self._resume
+        if cp is None:
+            if st is None:
+                # Everything in a file that appears later is new: read it from its start.
+                self._start_mode = "beginning"
+                return False
+            self._live = self._open_start(self._start_mode)
+        elif st is not None and (st.st_dev, st.st_ino) == (cp.dev, cp.ino):
+            live = self._open_plain(self.path, 0, 0)
+            if live.ref.fingerprint.startswith(cp.fingerprint) and st.st_size >= cp.offset:
+                live.close()
+                live = self._open_plain(self.path, cp.offset, cp.line)
+            else:
+                # Truncated (or replaced) while we were away: its old content may be in a copy.
+                self._locating = cp
+            self._live = live
+        else:
+            self._locating = cp
+        self._started = True
+        return True
+
+    def _open_start(self, mode: str) -> _Source:
+        src = self._open_plain(self.path, 0, 0)
+        if mode == "end":
+            assert src.fio is not None
+            # Start after the last complete line: a half-written one is read whole later.
+            src.line, end = count_lines(src.fio, os.fstat(src.fio.fileno()).st_size)
+            src.fio.seek(end)
+            src.offset = src.line_start = end
+        return src
+
+    # ------------------------------------------------------------------ siblings
+
+    def _locate_step(self) -> bool:
+        """Find the located content; False while a candidate is still being written."""
+        cp = self._locating
+        assert cp is not None
+        found = self._locate(cp)
+        if found == "wait":
+            return False
+        self._locating = None
+        if found is None:
+            if cp.offset > 0:
+                self._problem(f"the file read up to byte {cp.offset} before is no longer here or "
+                              "among its rotations; reading the current file from its start",
+                              self.path, failure=False, once=True)
+        else:
+            self._sibling = found
+        return True
+
+    def _locate(self, cp: Position) -> _Source | Literal["wait"] | None:
+        """The file holding the content of ``cp`` (identity, then plain copy, then gzip)."""
+        live = self._live.ref if self._live is not None else None
+        plain: _Source | None = None
+        gzipped: list[str] = []
+        for path, st in siblings(self.path):
+            if live is not None and (st.st_dev, st.st_ino) == (live.dev, live.ino):
+                continue
+            try:
+                fio, _ = open_regular(path, follow_symlinks=False)
+            except OSError:
+                continue
+            with fio:
+                head = os.pread(fio.fileno(), FINGERPRINT_BYTES, 0)
+            if head.startswith(_GZIP_MAGIC):
+                gzipped.append(path)
+                continue
+            same = (st.st_dev, st.st_ino) == (cp.dev, cp.ino)
+            if not head.startswith(cp.fingerprint) or st.st_size < cp.offset:
+                continue
+            if same:
+                return self._open_plain(path, cp.offset, cp.line)
+            if plain is None and cp.fingerprint:
+                plain = self._open_plain(path, cp.offset, cp.line)
+        if plain is not None or not cp.fingerprint:
+            return plain
+        return self._locate_gzip(cp, gzipped)
+
+    def _locate_gzip(self, cp: Position, paths: list[str]) -> _Source | Literal["wait"] | None:
+        waiting = False
+        for path in paths:
+            try:
+                head = gz_head(path, len(cp.fingerprint))
+            except GZIP_ERRORS as exc:
+                if not self._settle.settled(path):
+                    waiting = True  # a rotation still being compressed: next poll
+                else:
+                    self._problem(_gzip_reason(exc), path, failure=True, once=True)
+                continue
+            if head == cp.fingerprint:
+                try:
+                    st = os.stat(path, follow_symlinks=False)
+                except OSError:
+                    continue
+                ref = FileRef(path, st.st_dev, st.st_ino, head, compressed=True)
+                # Opened lazily by _drain_sibling, which skips to the offset.
+                return _Source(ref, None, cp.offset, cp.line)
+        return "wait" if waiting else None
+
+    def _open_gzip_source(self, src: _Source) -> None:
+        fio, _ = open_regular(src.ref.path, follow_symlinks=False)
+        gz = open_gzip(fio)
+        src.fio, src.stream = fio, gz
+        skipped = lines = 0
+        while skipped < src.line_start:
+            chunk = gz.read(min(self.chunk_size, src.line_start - skipped))
+            if not chunk:
+                break
+            if src.line < 0:
+                lines += chunk.count(b"\n")
+            skipped += len(chunk)
+        if src.line < 0:
+            src.line = lines
+        src.offset = src.line_start = skipped
+
+    def _drain_sibling(self, out: list[FollowedLine]) -> bool:
+        """Read the sibling to its end; False while a ``.gz`` is still being written."""
+        src = self._sibling
+        assert src is not None
+        try:
+            if src.stream is None:
+                self._open_gzip_source(src)
+            self._read(src, out)
+        except GZIP_ERRORS as exc:
+            if not src.ref.compressed:
+                raise
+            if not self._settle.settled(src.ref.path):
+                src.rewind()
+                return False
+            self._problem(_gzip_reason(exc), src.ref.path, failure=True, once=True)
+        else:
+            self._finish(src, out)
+        src.close()
+        self._sibling = None
+        return True
+
+    # ------------------------------------------------------------------ the live file
+
+    def _poll_live(self, out: list[FollowedLine]) -> None:
+        if self._live is None:
+            if self._stat() is None:
+                return  # mid-rotation: the new file is not there yet
+            self._live = self._open_plain(self.path, 0, 0)
+        src = self._live
+        if self._truncated(src):
+            self._on_truncation(src)
+            if self._locating is not None and not self._locate_step():
+                return
+            if self._sibling is not None and not self._drain_sibling(out):
+                return
+        self._read(src, out)
+        st = self._stat()
+        if st is None or (st.st_dev, st.st_ino) == (src.ref.dev, src.ref.ino):
+            return
+        # Renamed away: its last writes are read above. An unfinished last line gets
+        # one more poll for its writer to complete it.
+        if src.buf and not self._grace:
+            self._grace = True
+            return
+        self._grace = False
+        self._finish(src, out)
+        src.close()
+        self._live = self._open_plain(self.path, 0, 0)
+        self._read(self._live, out)
+
+    def _truncated(self, src: _Source) -> bool:
+        """True if the file shrank below what was read, or its first bytes changed."""
+        assert src.fio is not None
+        fd = src.fio.fileno()
+        if os.fstat(fd).st_size < src.offset:
+            return True
+        head = os.pread(fd, FINGERPRINT_BYTES, 0)
+        if not head.startswith(src.ref.fingerprint):
+            return True
+        if len(head) > len(src.ref.fingerprint):
+            src.ref.fingerprint = head
+        return False
+
+    def _on_truncation(self, src: _Source) -> None:
+        """copytruncate: look for the copy from where we were, then read the file from 0."""
+        was = src.position()
+        if src.buf or src.skipping:
             self.dropped_partials += 1
-            self._buf = b""
+        if was.offset > 0 and was.fingerprint:
+            self._locating = was
+        assert src.fio is not None
+        src.buf.clear()
+        src.skipping = False
+        src.fio.seek(0)
+        src.offset = src.line_start = src.line = 0
+        src.ref = FileRef(src.ref.path, src.ref.dev, src.ref.ino,
+                          os.pread(src.fio.fileno(), FINGERPRINT_BYTES, 0))
+
+    # ------------------------------------------------------------------ lines
+
+    def _read(self, src: _Source, out: list[FollowedLine]) -> None:
+        assert src.stream is not None
+        while True:
+            chunk = src.stream.read(self.chunk_size)
+            if not chunk:
+                return
+            self._split(src, chunk, out)
+
+    def _split(self, src: _Source, chunk: bytes, out: list[FollowedLine]) -> None:
+        """Cut ``chunk`` into lines; every byte is searched once (linear)."""
+        base = src.offset
+        src.offset += len(chunk)
+        pos = 0
+        if src.skipping:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                return
+            src.skipping = False
+            src.line += 1
+            pos = nl + 1
+            src.line_start = base + pos
+        while (nl := chunk.find(b"\n", pos)) >= 0:
+            if src.buf:
+                src.buf += chunk[pos:nl + 1]
+                line = bytes(src.buf)
+                src.buf.clear()
+            else:
+                line = chunk[pos:nl + 1]
+            src.line += 1
+            if len(line) > self.max_line_bytes:
+                self._too_long(src, src.line)
+            else:
+                out.append(FollowedLine(line, src.ref, src.line, src.line_start, base + nl + 1))
+            src.line_start = base + nl + 1
+            pos = nl + 1
+        if pos < len(chunk):
+            if len(src.buf) + len(chunk) - pos > self.max_line_bytes:
+                self._too_long(src, src.line + 1)
+                src.buf.clear()
+                src.skipping = True
+            else:
+                src.buf += chunk[pos:]
+
+    def _too_long(self, src: _Source, lineno: int) -> None:
+        self._problem(f"line too long (over {self.max_line_bytes} bytes), skipped",
+                      src.ref.path, lineno, failure=False)
+
+    def _finish(self, src: _Source, out: list[FollowedLine]) -> None:
+        """A file that will not grow any more: its unfinished last line is a line."""
+        if src.buf and not src.skipping:
+            line = bytes(src.buf)
+            src.line += 1
+            out.append(FollowedLine(line, src.ref, src.line, src.line_start, src.offset))
+            src.line_start = src.offset
+            src.buf.clear()
+
+    # ------------------------------------------------------------------ loops
 
     def wait(self) -> None:
         """Sleep one poll interval (between empty polls)."""
@@ -209,17 +496,11 @@ class Follower:
 
     def iter_batches(self, stop: threading.Event | Callable[[], bool] | None = None,
                      ) -> Iterator[list[FollowedLine]]:
-        """Yield one batch per poll (empty when nothing new) until ``stop`` is set.
-
-        Empty batches let a caller do periodic work, such as closing idle
-        audit events, between writes.
-        """
+        """Yield one batch per poll (empty when nothing new) until ``stop`` is set."""
         def stopped() -> bool:
             if stop is None:
                 return False
-            if isinstance(stop, threading.Event):
-                return stop.is_set()
-            return bool(stop())
+            return stop.is_set() if isinstance(stop, threading.Event) else bool(stop())
 
         try:
             while not stopped():
@@ -235,3 +516,10 @@ class Follower:
         """Yield complete lines forever (or until ``stop``)."""
         for batch in self.iter_batches(stop):
             yield from batch
+
+
+def _gzip_reason(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return "compressed file ends early (truncated gzip)"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"corrupt gzip: {text[:200]}"

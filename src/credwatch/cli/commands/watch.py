@@ -18,8 +18,9 @@ from credwatch.cli.common import (
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.watch import Watcher
-from credwatch.errors import ConfigError
+from credwatch.errors import ConfigError, SourceError
 from credwatch.sources.ecs import Diagnostics, sniff
+from credwatch.sources.follow_files import FINGERPRINT_BYTES, open_regular
 
 DEFAULT_PATH = "/var/log/audit/audit.log"
 
@@ -27,10 +28,23 @@ DESCRIPTION = """\
 Follow a log like `tail -F` and alert within a second of a matching exec.
 
 Raw audit.log (default) is reassembled into events as auditd_manager would;
-NDJSON of ECS events is followed line by line. Rotation by rename and by
-copytruncate are handled. The read position is checkpointed in the alert store,
-so after a restart credwatch resumes where it stopped, without losing or
+NDJSON of ECS events is followed line by line. The file is tracked by identity
+(device and inode, real path): rotation by rename, copytruncate and rotations
+compressed to .gz are followed without losing lines. The read position is
+checkpointed in the alert store together with the alerts, so after a restart
+(even after kill -9) credwatch resumes where it stopped, without losing or
 duplicating alerts. Alerts go to the same sinks and store as `scan`.
+
+Problems are reported on stderr as they happen and never stop the watch:
+  path:line: evaluation failed: ...   a record made evaluation fail; it is passed,
+                                      and not evaluated again after a restart
+  path: reason                        an input could not be read (e.g. a corrupt
+                                      rotated .gz; one still being written is retried)
+  path:line: line too long ...        an over-long line was skipped (a note)
+
+exit status: 0 alerts were emitted; 1 no alerts and no failure; 2 usage, rule or
+config error; 3 PARTIAL: some record or input failed (see stderr), whether or not
+alerts were emitted; 130 interrupted.
 """
 
 EXAMPLES = """\
@@ -65,8 +79,9 @@ def _detect(path: str, choice: str) -> str:
     if choice != "auto":
         return choice
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(65536)
+        fio, _ = open_regular(path)
+        with fio:
+            head = fio.read(64 * FINGERPRINT_BYTES)
     except OSError:
         return "auditd"
     kind = sniff(head)
@@ -74,12 +89,14 @@ def _detect(path: str, choice: str) -> str:
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
-    """Follow until interrupted (or --max-idle); exit 0 if alerts were emitted, else 1."""
+    """Follow until interrupted (or --max-idle); exit 0 alerts, 1 none, 3 some failure."""
     path = args.path
     if not os.path.exists(path) and not os.path.exists(os.path.dirname(path) or "."):
         raise ConfigError(f"{path}: no such file or folder")
     if not os.path.exists(path):
         env.stderr.write(f"credwatch: waiting for {path} to appear\n")
+    elif not os.path.isfile(path):
+        raise ConfigError(f"{path}: not a regular file (watch follows a log file)")
     elif not os.access(path, os.R_OK):
         raise ConfigError(f"{path}: permission denied (audit logs are usually root-only; "
                           "run as root or add your user to the log's group)")
@@ -98,9 +115,13 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    def report(err: SourceError) -> None:
+        env.stderr.write(f"credwatch: {err}\n")
+        env.stderr.flush()
+
     watcher = Watcher(path, scanner, store, sinks, input_format=_detect(path, args.input_format),  # type: ignore[arg-type]
                       start=args.start, poll_interval=args.poll_interval,
-                      idle_seconds=args.idle_close)
+                      idle_seconds=args.idle_close, on_problem=report)
     try:
         stats = watcher.run(stop, max_idle=args.max_idle)
     finally:
@@ -112,5 +133,10 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if not args.quiet:
         env.stderr.write(
             f"credwatch: watched {stats.lines} lines, {stats.events} exec events; "
-            f"{stats.alerts} alert(s) emitted, {stats.duplicates} already stored\n")
+            f"{stats.alerts} alert(s) emitted, {stats.duplicates} already stored"
+            + (f"; {stats.failed_records} record(s) failed evaluation" if stats.failed_records else "")
+            + (f"; {stats.failed_inputs} input(s) unreadable" if stats.failed_inputs else "")
+            + "\n")
+    if stats.failed:
+        return ExitStatus.PARTIAL
     return ExitStatus.OK if stats.alerts else ExitStatus.NO_ALERTS

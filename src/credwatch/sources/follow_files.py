@@ -1,0 +1,193 @@
+"""Files for the follower: safe opening, content fingerprints, and where a file's content went.
+
+A followed file is known by its identity (``st_dev``, ``st_ino``) and by a
+*fingerprint*: its first :data:`FINGERPRINT_BYTES` bytes (fewer while the file
+is shorter). The fingerprint tells a file whose content was replaced in place
+(copytruncate, or an inode number reused after a delete) from one that only
+grew, and it finds the content again after it moved: a renamed rotation keeps
+the inode, a copy (copytruncate's ``audit.log.1``) or a compressed rotation
+(``audit.log.1.gz``) keep the first bytes.
+
+Nothing here blocks: siblings must be regular files (a FIFO named like a
+rotation is never opened), and at most :data:`MAX_SIBLINGS` of them are
+looked at.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import stat
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = [
+    "FINGERPRINT_BYTES", "GZIP_ERRORS", "MAX_SIBLINGS", "FileRef", "Position", "Settle",
+    "count_lines", "gz_head", "open_gzip", "open_regular", "siblings",
+]
+
+#: How many leading bytes identify a file's content (timestamps make audit and
+#: NDJSON heads unique; 512 bytes cover several records).
+FINGERPRINT_BYTES = 512
+#: Rotated siblings looked at, newest first (a folder of thousands is not walked whole).
+MAX_SIBLINGS = 64
+#: Directory entries examined when looking for siblings.
+MAX_DIR_ENTRIES = 20_000
+GZIP_MAGIC = b"\x1f\x8b"
+#: What reading a partly written or corrupt gzip raises (BadGzipFile is an OSError).
+GZIP_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error)
+_CHUNK = 1 << 16
+
+
+@dataclass(slots=True)
+class FileRef:
+    """A file being read: where it was opened, its identity, and its fingerprint so far."""
+
+    path: str
+    dev: int
+    ino: int
+    fingerprint: bytes = b""
+    compressed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A restart point: a line start in the file ``(dev, ino)``.
+
+    ``line`` is the number of complete lines before ``offset`` (-1 when not
+    known, e.g. a checkpoint written by an older credwatch: it is counted
+    again on resume). ``fingerprint`` is the file's first bytes when the
+    position was taken. For a compressed file, offsets count decompressed bytes.
+    """
+
+    dev: int
+    ino: int
+    offset: int
+    line: int
+    fingerprint: bytes
+
+
+class NotRegularFile(OSError):
+    """A path that is not a regular file (a FIFO, socket, device or folder)."""
+
+
+def open_regular(path: str, *, follow_symlinks: bool = True) -> tuple[io.FileIO, os.stat_result]:
+    """Open ``path`` for reading without ever blocking, and only if it is a regular file.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once instead of waiting for
+    a writer; the ``fstat`` then refuses it.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(f"{path}: not a regular file")
+        os.set_blocking(fd, True)
+        return io.FileIO(fd, "rb", closefd=True), st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_gzip(fio: io.FileIO) -> gzip.GzipFile:
+    """A decompressing reader over an open file (the caller closes both)."""
+    return gzip.GzipFile(fileobj=fio, mode="rb")
+
+
+def gz_head(path: str, n: int = FINGERPRINT_BYTES) -> bytes:
+    """The first ``n`` decompressed bytes of a gzip file; raises one of :data:`GZIP_ERRORS`."""
+    fio, _ = open_regular(path, follow_symlinks=False)
+    with fio, open_gzip(fio) as gz:
+        out = b""
+        while len(out) < n:
+            chunk = gz.read(n - len(out))
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def count_lines(fio: io.FileIO, upto: int) -> tuple[int, int]:
+    """Newlines in the first ``upto`` bytes, and the offset just after the last one.
+
+    Linear and in bounded memory (``pread`` in 64 KiB pieces).
+    """
+    lines = last_end = pos = 0
+    fd = fio.fileno()
+    while pos < upto:
+        chunk = os.pread(fd, min(_CHUNK, upto - pos), pos)
+        if not chunk:
+            break
+        n = chunk.count(b"\n")
+        if n:
+            lines += n
+            last_end = pos + chunk.rindex(b"\n") + 1
+        pos += len(chunk)
+    return lines, last_end
+
+
+def siblings(path: str) -> list[tuple[str, os.stat_result]]:
+    """Regular files next to ``path`` named like its rotations, newest first.
+
+    ``audit.log.1``, ``audit.log.2.gz``, ``audit.log-20261204`` (logrotate's
+    dateext) … for ``audit.log``. Symlinks, FIFOs and folders are left out.
+    """
+    folder, base = os.path.split(path)
+    prefixes = (base + ".", base + "-")
+    found: list[tuple[str, os.stat_result]] = []
+    try:
+        with os.scandir(folder or ".") as it:
+            for i, entry in enumerate(it):
+                if i >= MAX_DIR_ENTRIES:
+                    break
+                if not entry.name.startswith(prefixes):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    found.append((entry.path, st))
+    except OSError:
+        return []
+    found.sort(key=lambda item: item[1].st_mtime_ns, reverse=True)
+    return found[:MAX_SIBLINGS]
+
+
+class Settle:
+    """Tells a file still being written (a rotation being compressed) from a finished one.
+
+    A file is *settled* when its size and mtime did not change for
+    ``seconds`` of the injected monotonic ``clock``, or when its mtime is
+    already that old by the wall clock.
+    """
+
+    def __init__(self, clock: Callable[[], float], seconds: float,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._wall = wall
+        self.seconds = seconds
+        self._seen: dict[str, tuple[int, int, float]] = {}
+
+    def settled(self, path: str) -> bool:
+        """True if ``path`` has stopped changing (a vanished file counts as settled)."""
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return True
+        if self._wall() - st.st_mtime >= self.seconds:
+            return True
+        now = self._clock()
+        prev = self._seen.get(path)
+        if prev is None or prev[:2] != (st.st_size, st.st_mtime_ns):
+            if len(self._seen) > 4 * MAX_SIBLINGS:
+                self._seen.clear()
+            self._seen[path] = (st.st_size, st.st_mtime_ns, now)
+            return False
+        return now - prev[2] >= self.seconds
