@@ -295,11 +295,13 @@ def _iso_fields(m: re.Match[str]) -> tuple[int, int, int, int, int, int, int] | 
 
 
 def parse_date_bounds_ms(text: str) -> tuple[int, int] | None:
-    """The millisecond interval an ES date string denotes (None if it is not one).
+    """The (round-down, round-up) instants of an ES date string (None if it is not one).
 
-    A full timestamp is one millisecond (finer fractions are truncated); a
-    partial one covers its unit: ``2024-05`` is the whole of May, and ES
-    rounds it down for ``gte``/``lt`` and up for ``gt``/``lte``. Digits only
+    A full timestamp is one millisecond (finer fractions are truncated). A
+    partial one is filled as ES fills missing components: with the minimum
+    when rounding down (``gte``/``lt``), and when rounding up (``gt``/``lte``)
+    with month 01, day 01 and time 23:59:59.999, so ``2024-05-01`` is the whole
+    day but ``2024-05`` rounds up to ``2024-05-01T23:59:59.999``. Digits only
     (other than a 4-digit year) are epoch milliseconds. Dates without a zone
     are UTC. No date math here: see :func:`parse_date_math`.
     """
@@ -319,12 +321,14 @@ def parse_date_bounds_ms(text: str) -> tuple[int, int] | None:
     local = (days_from_civil(year, month, day) * MS_DAY + hour * MS_HOUR + minute * MS_MINUTE
              + sub_minute)
     lo = local - offset
-    if m["f"] is not None:
-        return lo, lo
-    for group, unit in (("s", "s"), ("mi", "m"), ("h", "h"), ("d", "d"), ("mo", "M")):
+    for group, fill in (("f", 0), ("s", MS_SECOND - 1), ("mi", MS_MINUTE - 1),
+                        ("h", MS_HOUR - 1)):
         if m[group] is not None:
-            return lo, add_unit(local, 1, unit) - 1 - offset
-    return lo, add_unit(local, 1, "y") - 1 - offset
+            return lo, lo + fill
+    # ES's round-up parser defaults a missing month and day to 01 and a missing time to
+    # 23:59:59.999 (documented under "Missing date components"): `lte 2024-05` is the
+    # end of May 1st, not of May.
+    return lo, lo + MS_DAY - 1
 
 
 def parse_instant(value: Any) -> int | None:
