@@ -17,7 +17,16 @@ Tables (``CREATE TABLE IF NOT EXISTS``; version in ``credwatch_schema``):
 * ``rule_schedule_state``: per rule, the last execution start and the
   suppression bucket history;
 * ``suppression_instances``: suppressed alerts by ``kibana.alert.instance.id``,
-  so a later execution can find the alert to update within the duration.
+  so a later execution can find the alert to update within the duration;
+* ``run_inputs``: per input file and time field, where reading can start and
+  what time span was read (:class:`~credwatch.engine.window.InputState`). These
+  rows are facts about the files, not about executions, so they are written
+  on their own as soon as an input has been read.
+
+Several processes may share one store: every write takes SQLite's write lock
+first (``BEGIN IMMEDIATE``), and an execution that another process already
+recorded (same deterministic execution id) is recorded once; its alerts,
+keyed by their deterministic ids, are stored once.
 """
 
 from __future__ import annotations
@@ -31,19 +40,17 @@ from typing import Any
 
 from credwatch.alerts.build import iso_ms, parse_event_time
 from credwatch.alerts.store import AlertStore
+from credwatch.engine.window import InputState
 from credwatch.errors import ConfigError
 
 __all__ = ["SCHEMA_VERSION", "STATUSES", "RuleState", "RunRecord", "RunStore"]
 
 COMPONENT = "runs"
-SCHEMA_VERSION = 1
+#: 2 added ``run_inputs``.
+SCHEMA_VERSION = 2
 STATUSES = ("succeeded", "partial failure", "failed")
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS credwatch_schema (
-    component TEXT PRIMARY KEY,
-    version   INTEGER NOT NULL
-);
 CREATE TABLE IF NOT EXISTS rule_runs (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     execution_uuid  TEXT NOT NULL UNIQUE,
@@ -83,6 +90,24 @@ CREATE TABLE IF NOT EXISTS suppression_instances (
     execution_uuid  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS suppression_by_instance ON suppression_instances(instance_id, alert_time);
+CREATE TABLE IF NOT EXISTS run_inputs (
+    path          TEXT NOT NULL,
+    fields        TEXT NOT NULL,
+    dev           INTEGER NOT NULL,
+    ino           INTEGER NOT NULL,
+    size          INTEGER NOT NULL,
+    mtime_ns      INTEGER NOT NULL,
+    head_len      INTEGER NOT NULL,
+    head_crc      INTEGER NOT NULL,
+    ordered       INTEGER NOT NULL,
+    mark_offset   INTEGER NOT NULL,
+    mark_line     INTEGER NOT NULL,
+    scanned_to    INTEGER NOT NULL,
+    scanned_lines INTEGER NOT NULL,
+    min_ms        INTEGER,
+    max_ms        INTEGER,
+    PRIMARY KEY (path, fields)
+);
 """
 
 
@@ -150,15 +175,8 @@ class RunStore:
         self.store = store
         self.conn: sqlite3.Connection = store.conn
         try:
-            self.conn.executescript(_SCHEMA)
-            row = self.conn.execute("SELECT version FROM credwatch_schema WHERE component=?",
-                                    (COMPONENT,)).fetchone()
-            if row is None:
-                self.conn.execute("INSERT OR IGNORE INTO credwatch_schema VALUES (?, ?)",
-                                  (COMPONENT, SCHEMA_VERSION))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise ConfigError(f"the run history in {store.path} has schema version {row[0]}, "
-                                  f"newer than this credwatch understands ({SCHEMA_VERSION})")
+            # One immediate transaction: concurrent processes on a new store serialise here.
+            store.ensure_schema(COMPONENT, SCHEMA_VERSION, _SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot prepare the run history in {store.path}: {exc}") from None
 
@@ -207,8 +225,9 @@ class RunStore:
                 "INSERT OR IGNORE INTO suppression_instances VALUES (?, ?, ?, ?, ?)",
                 [(uuid, iid, record.rule_uuid, when, record.execution_uuid)
                  for iid, uuid, when in instances])
+            # Another process may have recorded this very execution (same id) meanwhile.
             conn.execute(
-                "INSERT INTO rule_runs (execution_uuid, rule_uuid, rule_id, rule_name, started_at,"
+                "INSERT OR IGNORE INTO rule_runs (execution_uuid, rule_uuid, rule_id, rule_name, started_at,"
                 " finished_at, windows, status, message, warnings, errors, events_searched,"
                 " events_matched, events_excluded, alerts_created, alerts_updated, suppressed,"
                 " gap_ms, duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -227,6 +246,25 @@ class RunStore:
                 (record.rule_uuid, record.rule_id, iso_ms(record.started_at), record.status,
                  json.dumps(list(bucket_history))))
         return flags
+
+    # -- input positions -------------------------------------------------------------------
+    def input_state(self, path: str, fields: str) -> InputState | None:
+        """What was last recorded about reading ``path`` under the time field ``fields``."""
+        row = self.conn.execute(
+            "SELECT path, fields, dev, ino, size, mtime_ns, head_len, head_crc, ordered,"
+            " mark_offset, mark_line, scanned_to, scanned_lines, min_ms, max_ms"
+            " FROM run_inputs WHERE path=? AND fields=?", (path, fields)).fetchone()
+        return InputState(*row) if row is not None else None
+
+    def save_input_state(self, state: InputState) -> None:
+        """Record ``state`` (the latest reader wins: every stored state is true of the file)."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO run_inputs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (state.path, state.fields, state.dev, state.ino, state.size, state.mtime_ns,
+                 state.head_len, state.head_crc, state.ordered, state.mark_offset,
+                 state.mark_line, state.scanned_to, state.scanned_lines, state.min_ms,
+                 state.max_ms))
 
     # -- history ----------------------------------------------------------------------------
     def history(self, *, rule: str | None = None, status: str | None = None,

@@ -50,8 +50,11 @@ state, so after a crash or kill -9 a restart neither duplicates nor misses
 alerts. History: `credwatch runs`.
 
 Sources are files or folders in any format `scan` reads (NDJSON, JSON,
-_search responses, raw audit.log, gzip); changed files are re-read before each
-execution.
+_search responses, raw audit.log, gzip). Each execution reads what its windows
+need: a time-ordered NDJSON file is searched by offset for the window start,
+and where each input was read up to is kept in the store (--db). An input that
+cannot be read is reported as `path: reason`, the others are still evaluated,
+and the exit status is 3; it is read again at the next execution.
 """
 
 EXAMPLES = """\
@@ -145,7 +148,7 @@ def _describe(e: Execution) -> str:
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
-    """Run the schedule; exit 0 when alerts were created, 1 when none, 2 on error."""
+    """Run the schedule; exit 0 when alerts were created, 1 when none, 3 if an input failed."""
     now = parse_timestamp(args.now, "--now") if args.now else None
     until = parse_timestamp(args.until, "--until") if args.until else None
     if args.once and until is not None:
@@ -154,6 +157,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     store = open_store(args, env)
     sinks = output_sinks(args, env)
     created = 0
+    source: EventSource | None = None
     try:
         runs = RunStore(store)
         runners = build_runners(rules, store, args.exceptions, args.value_list, env,
@@ -166,12 +170,18 @@ def run(args: argparse.Namespace, env: Env) -> int:
         else:
             clock = SystemClock(now)
 
+        failed: dict[str, None] = {}  # each unreadable input once, in order
+
         def report(e: Execution) -> None:
             nonlocal created
             for doc, new in zip(e.created, e.new_flags, strict=True):
                 if new:
                     created += 1
                     write_all(sinks, doc)
+            for problem in e.input_errors:
+                if problem not in failed:
+                    failed[problem] = None
+                    env.stderr.write(f"credwatch: {problem}\n")
             if not args.quiet:
                 env.stderr.write(f"credwatch: {_describe(e)}\n")
                 env.stderr.flush()
@@ -179,13 +189,17 @@ def run(args: argparse.Namespace, env: Env) -> int:
         scheduler = Scheduler(runners, source, store, runs, clock, on_execution=report)
         executions = len(scheduler.run_once()) if args.once else scheduler.run(until=until)
         if not args.quiet:
-            diag = source.diagnostics()
+            diag = source.diagnostics
             for sample in diag.samples[:20]:
                 env.stderr.write(f"credwatch: {sample}\n")
-            env.stderr.write(f"credwatch: {executions} execution(s) of {len(runners)} rule(s) "
-                             f"over {diag.events} event(s); {created} alert(s) created\n")
+            env.stderr.write(f"credwatch: {executions} execution(s) of {len(runners)} rule(s); "
+                             f"{source.lines_read} line(s) read; {created} alert(s) created\n")
     finally:
+        if source is not None:
+            source.close()
         for sink in sinks:
             sink.close()
         store.close()
+    if failed:
+        return ExitStatus.PARTIAL
     return ExitStatus.OK if created else ExitStatus.NO_ALERTS

@@ -1,0 +1,619 @@
+"""Stream the events of a time span from files, reading what the span needs and no more.
+
+``credwatch run`` asks, once per rule execution, for the events whose time
+(:class:`~credwatch.engine.eventtime.TimeFields`) falls in the span covered by
+the execution's windows. Nothing proportional to an input is held in memory:
+events are decoded line by line and handed on, and only the caller keeps the
+few it needs (the matches).
+
+How much of an input is read:
+
+* **Time-ordered NDJSON files** (exports and logs are written in time order,
+  give or take a few seconds): probes at evenly spaced offsets check the order;
+  if it holds within :data:`ORDER_TOLERANCE_MS`, a binary search by byte offset
+  (seek, sync to the next line start, decode that one line's time) finds a line
+  early enough that no earlier line can hold an event of the span, and reading
+  stops at the first line clearly past the span's end. The order is checked
+  again on every line read; an input found out of order is read in full
+  (the rest of it, then the part the search skipped) and remembered as such.
+* **Other inputs** (unordered NDJSON, gzip, raw audit logs, JSON documents)
+  are read in full, streaming, unless the store shows that they did not change
+  and hold no event in the span (their time span is kept), or that only an
+  appended tail can (a plain NDJSON file that grew).
+
+Per input and time field, the store keeps (:class:`InputState`): the file's
+identity (device, inode, real path and a checksum of its first bytes), a
+known line start and its line number (so that line numbers stay exact when
+reading starts mid-file, without counting from the top every tick), how far
+it was read in full and the time span of what that covered. A file that was
+replaced or truncated no longer matches its identity, and is read as new.
+
+Every line that is read is decoded, because ``events_searched`` counts the
+well-formed events whose time is in the span exactly as an in-memory index
+would (a line's time and its type checks both take decoding). The literal
+prefilter (:func:`~credwatch.backends.prefilter.derive_literals`) then decides
+which of those events the rule's matcher must see: an event whose line holds
+none of the rule's literals cannot match, and is only counted. Bisection is
+what bounds the decoding: for the benchmark's 1M-event file, a 9-minute window
+decodes about 8,000 lines out of a million.
+
+An input that cannot be read (a partly written ``.gz``, a vanished file) is
+reported in :attr:`EventSource.failures` and its state is not advanced, so the
+next execution reads it again.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gzip
+import io
+import os
+import re
+import shutil
+import stat
+import tempfile
+import zlib
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Protocol
+
+from credwatch.engine.eventtime import TimedEvent, TimeFields, event_times
+from credwatch.errors import SourceError
+from credwatch.sources.ecs import (
+    INPUT_FORMATS,
+    Diagnostics,
+    Record,
+    expand_paths,
+    line_records,
+    line_records_checked,
+    open_binary,
+    read_records,
+    sniff,
+)
+from credwatch.sources.prefiltered import json_unescape, line_blocks
+
+__all__ = [
+    "ORDER_TOLERANCE_MS",
+    "EventSource",
+    "InputState",
+    "LineFilter",
+    "PositionStore",
+    "Span",
+]
+
+#: Lines of an ordered input may be out of order by this much (``event.ingested`` trails
+#: ``@timestamp`` by a few seconds; a minute leaves room for clock skew between hosts).
+ORDER_TOLERANCE_MS = 60_000
+#: Plain NDJSON files at least this large are searched by offset (smaller ones are read).
+BISECT_MIN_BYTES = 1 << 20
+#: Evenly spaced probes that must be in order before a file is searched by offset.
+ORDER_PROBES = 32
+#: A probe decodes at most this many lines, each at most this long, to find one time.
+PROBE_LINES = 64
+PROBE_LINE_BYTES = 1 << 20
+#: A bisection stops when the remaining range is this small (then it is read).
+BISECT_GRANULE = 64 << 10
+#: Bytes of the file's start whose checksum tells a rewritten file from an appended one.
+HEAD_BYTES = 4096
+#: Standard input is copied to a private temporary file, at most this large.
+MAX_STDIN_BYTES = 64 << 30
+_COUNT_CHUNK = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """An inclusive range of epoch milliseconds."""
+
+    lo: int
+    hi: int
+
+    def holds_any(self, points: Sequence[int]) -> bool:
+        """True when one of the ascending ``points`` is inside the span."""
+        i = bisect.bisect_left(points, self.lo)
+        return i < len(points) and points[i] <= self.hi
+
+
+@dataclass(slots=True)
+class InputState:
+    """What the store remembers about one input under one time field."""
+
+    path: str  #: real path
+    fields: str  #: :meth:`TimeFields.key`
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    head_len: int
+    head_crc: int
+    ordered: int = -1  #: 1 ordered, 0 not ordered, -1 unknown
+    mark_offset: int = 0  #: a line start ...
+    mark_line: int = 0  #: ... and the number of lines before it
+    scanned_to: int = 0  #: bytes read in full (a line start) ...
+    scanned_lines: int = 0  #: ... the lines before that point ...
+    min_ms: int | None = None  #: ... and the time span of their events
+    max_ms: int | None = None
+
+    def span_misses(self, span: Span) -> bool:
+        """True when what was read in full holds no event that can be in ``span``."""
+        if self.min_ms is None or self.max_ms is None:
+            return True  # no timed event at all
+        return self.max_ms < span.lo or self.min_ms > span.hi
+
+
+class PositionStore(Protocol):
+    """Where :class:`InputState` rows live (the run store)."""
+
+    def input_state(self, path: str, fields: str) -> InputState | None:
+        """The stored state, if any."""
+        ...
+
+    def save_input_state(self, state: InputState) -> None:
+        """Store ``state`` (replacing the previous one)."""
+        ...
+
+
+class LineFilter:
+    """The literal prefilter: can a raw NDJSON line hold an event the rule matches?"""
+
+    def __init__(self, literals: frozenset[str] | None) -> None:
+        self.literals = literals
+        if literals is not None:
+            alternation = "|".join(re.escape(lit) for lit in sorted(literals)) or r"(?!)"
+            self._bytes = re.compile(alternation.encode("utf-8"))
+            self._text = re.compile(alternation)
+
+    def could_match(self, raw: bytes) -> bool:
+        """False only when no literal of the rule is in the line (escapes decoded)."""
+        if self.literals is None or self._bytes.search(raw) is not None:
+            return True
+        if b"\\" not in raw:
+            return False
+        text = json_unescape(raw)  # a JSON escape can spell a literal without its bytes
+        return text is None or self._text.search(text) is not None
+
+
+@dataclass(slots=True)
+class _Order:
+    """Checks, line by line, that times do not go back by more than the tolerance."""
+
+    tolerance: int
+    high: int | None = None
+    broken: bool = False
+
+    def see(self, lo: int, hi: int) -> None:
+        if self.high is not None and lo < self.high - self.tolerance:
+            self.broken = True
+        self.high = hi if self.high is None else max(self.high, hi)
+
+
+@dataclass(slots=True)
+class _Pass:
+    """What one read of an input found."""
+
+    lines: int = 0  #: line number of the last line read
+    min_ms: int | None = None
+    max_ms: int | None = None
+    stopped: bool = False  #: reading stopped past the span (ordered input)
+
+    def see(self, lo: int, hi: int) -> None:
+        self.min_ms = lo if self.min_ms is None else min(self.min_ms, lo)
+        self.max_ms = hi if self.max_ms is None else max(self.max_ms, hi)
+
+
+Yielded = tuple[TimedEvent, bool]
+#: Yields events, returns the input's next state.
+_Reads = Generator[Yielded, None, "InputState"]
+
+
+@dataclass
+class _Query:
+    fields: TimeFields
+    span: Span
+    filter: LineFilter
+    tolerance: int
+
+
+@dataclass
+class EventSource:
+    """The inputs of ``credwatch run``: files and folders, read per window span.
+
+    ``positions`` (the run store) keeps what is known about each input between
+    executions and processes; without it every execution starts from scratch
+    (still streaming and bisecting).
+    """
+
+    paths: Sequence[str]
+    input_format: str = "auto"
+    glob: str | None = None
+    stdin: IO[bytes] | None = None
+    positions: PositionStore | None = None
+    tolerance_ms: int = ORDER_TOLERANCE_MS
+    bisect_min_bytes: int = BISECT_MIN_BYTES
+    #: ``path: reason`` of each input that could not be read in the last :meth:`events`.
+    failures: list[str] = field(default_factory=list)
+    #: Skipped lines and warnings of what was read (samples for the user).
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    #: Lines decoded (all executions), for the summary and the benchmark.
+    lines_read: int = 0
+    _inputs: list[str] = field(default_factory=list)
+    _missing: list[str] = field(default_factory=list)
+    _stamps: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    _spool: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.input_format not in INPUT_FORMATS:
+            raise SourceError(f"unknown input format {self.input_format!r}; "
+                              f"use one of {', '.join(INPUT_FORMATS)}")
+
+    # -- inputs ------------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Find the inputs again (folders may gain files); True if any input changed."""
+        found: list[str] = []
+        missing: list[str] = []
+        for p in self.paths:
+            try:
+                found.extend(expand_paths([p], self.glob))
+            except SourceError as exc:
+                missing.append(f"{exc.path or p}: {exc.message}")
+        inputs = sorted(set(found))
+        stamps: dict[str, tuple[int, ...]] = {}
+        for path in inputs:
+            if path == "-":
+                stamps[path] = (0,)
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            stamps[path] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        changed = stamps != self._stamps
+        self._inputs, self._missing, self._stamps = inputs, missing, stamps
+        return changed
+
+    def close(self) -> None:
+        """Remove the copy of standard input, if one was made."""
+        if self._spool is not None:
+            shutil.rmtree(os.path.dirname(self._spool), ignore_errors=True)
+            self._spool = None
+
+    def _stdin_file(self) -> str:
+        """Standard input, copied once to a private file so that every execution can read it."""
+        if self._spool is None:
+            if self.stdin is None:
+                raise SourceError("no standard input available", "-")
+            folder = tempfile.mkdtemp(prefix="credwatch-stdin-")
+            path = os.path.join(folder, "stdin")
+            with open(path, "wb") as out:
+                copied = 0
+                while chunk := self.stdin.read(1 << 20):
+                    copied += len(chunk)
+                    if copied > MAX_STDIN_BYTES:
+                        raise SourceError(f"standard input is over {MAX_STDIN_BYTES} bytes", "-")
+                    out.write(chunk)
+            self._spool = path
+        return self._spool
+
+    # -- events ------------------------------------------------------------------------------
+    def events(self, fields: TimeFields, span: Span,
+               literals: frozenset[str] | None = None) -> Iterator[Yielded]:
+        """Every well-formed event with a time in ``span``, with whether its line can match.
+
+        Inputs are read in path order; an input that fails is reported in
+        :attr:`failures` and the others are still read.
+        """
+        self.failures = list(self._missing)
+        query = _Query(fields, span, LineFilter(literals), self.tolerance_ms)
+        for rank, path in enumerate(self._inputs):
+            try:
+                real = self._stdin_file() if path == "-" else path
+                source = "<stdin>" if path == "-" else path
+                yield from self._input(real, source, rank, query, remember=path != "-")
+            except SourceError as exc:
+                self.failures.append(f"{source if path != '-' else '-'}: {exc.message}")
+            except OSError as exc:
+                self.failures.append(f"{path}: {exc.strerror or exc}")
+
+    def _input(self, path: str, source: str, rank: int, query: _Query,
+               remember: bool) -> Iterator[Yielded]:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise SourceError(f"cannot open: {exc.strerror or exc}", path) from None
+        if stat.S_ISDIR(st.st_mode):
+            return
+        state = self._known(path, st, query.fields) if remember else None
+        stream = open_binary(path)
+        try:
+            fmt = self.input_format
+            if fmt == "auto":
+                fmt = _sniff(stream)
+            plain = not isinstance(stream, gzip.GzipFile) and stat.S_ISREG(st.st_mode)
+        finally:
+            stream.close()
+        if fmt == "empty":
+            return  # nothing yet; an empty file is looked at again next time
+        reader = _InputReader(path, source, rank, query, st, state, self)
+        if fmt == "ndjson" and plain:
+            new = yield from reader.plain_ndjson()
+        else:
+            new = yield from reader.whole(fmt)
+        if remember and new is not None and self.positions is not None:
+            self.positions.save_input_state(new)
+
+    def _known(self, path: str, st: os.stat_result, fields: TimeFields) -> InputState | None:
+        """The stored state of ``path`` if it still describes this file."""
+        if self.positions is None:
+            return None
+        state = self.positions.input_state(os.path.realpath(path), fields.key())
+        if state is None or (state.dev, state.ino) != (st.st_dev, st.st_ino):
+            return None
+        if st.st_size < state.size or _head_crc(path, state.head_len) != state.head_crc:
+            return None  # truncated or rewritten: start over
+        return state
+
+
+def _sniff(stream: IO[bytes]) -> str:
+    try:
+        head = stream.peek(65536)[:65536] if hasattr(stream, "peek") else b""
+    except (OSError, EOFError) as exc:
+        raise SourceError(f"read error: {exc}", getattr(stream, "name", "<input>")) from None
+    return sniff(head)
+
+
+def _head_crc(path: str, length: int) -> int:
+    with open(path, "rb") as fh:
+        return zlib.crc32(fh.read(length))
+
+
+def count_lines(fh: io.BufferedReader, start: int, end: int) -> int:
+    """Newlines in ``[start, end)`` of a seekable file, read in reused 8 MB chunks."""
+    fh.seek(start)
+    buf = bytearray(_COUNT_CHUNK)
+    view = memoryview(buf)
+    n, left = 0, end - start
+    while left > 0:
+        got = fh.readinto(view[: min(left, _COUNT_CHUNK)])
+        if not got:
+            break
+        n += buf.count(b"\n", 0, got)
+        left -= got
+    return n
+
+
+class _InputReader:
+    """Reads one input for one query and works out its next :class:`InputState`."""
+
+    def __init__(self, path: str, source: str, rank: int, query: _Query, st: os.stat_result,
+                 state: InputState | None, owner: EventSource) -> None:
+        self.path, self.source, self.rank, self.query = path, source, rank, query
+        self.st, self.state, self.owner = st, state, owner
+
+    def _fresh_state(self) -> InputState:
+        head_len = min(self.st.st_size, HEAD_BYTES)
+        return InputState(os.path.realpath(self.path), self.query.fields.key(), self.st.st_dev,
+                          self.st.st_ino, self.st.st_size, self.st.st_mtime_ns, head_len,
+                          _head_crc(self.path, head_len))
+
+    def _unchanged(self) -> bool:
+        s = self.state
+        return s is not None and (s.size, s.mtime_ns) == (self.st.st_size, self.st.st_mtime_ns)
+
+    # -- inputs read whole --------------------------------------------------------------------
+    def whole(self, fmt: str) -> _Reads:
+        """Gzip, audit logs, JSON documents: skipped when unchanged and outside the span."""
+        s = self.state
+        if s is not None and self._unchanged() and s.scanned_to == s.size \
+                and s.span_misses(self.query.span):
+            return s
+        seen = _Pass()
+        diag = Diagnostics()
+        for n, rec in enumerate(read_records([self.path], diag, input_format=fmt)):
+            rec.source = self.source
+            yield from self._record(rec, (self.rank, rec.line, n), seen)
+        self._merge_diagnostics(diag)
+        new = self._fresh_state()
+        new.ordered = 0
+        new.scanned_to = new.size
+        new.min_ms, new.max_ms = seen.min_ms, seen.max_ms
+        return new
+
+    # -- plain NDJSON -------------------------------------------------------------------------
+    def plain_ndjson(self) -> _Reads:
+        """A regular NDJSON file: searched by offset when ordered, else read (or its new tail)."""
+        size = self.st.st_size
+        with open(self.path, "rb") as fh:
+            if size >= self.owner.bisect_min_bytes and self._looks_ordered(fh, size):
+                return (yield from self._ordered(fh, size))
+            return (yield from self._unordered(fh, size))
+
+    def _looks_ordered(self, fh: io.BufferedReader, size: int) -> bool:
+        if self.state is not None and self.state.ordered == 0:
+            return False
+        tol = self.query.tolerance
+        order = _Order(tol)
+        for i in range(ORDER_PROBES):
+            probe = self._probe(fh, size * i // ORDER_PROBES, size)
+            if probe is not None:
+                order.see(probe[1], probe[2])
+        return not order.broken
+
+    def _probe(self, fh: io.BufferedReader, offset: int, limit: int) -> tuple[int, int, int] | None:
+        """``(line start, min, max)`` of the first timed line at or after ``offset``."""
+        fh.seek(max(offset - 1, 0))
+        if offset > 0 and fh.read(1) != b"\n":
+            _skip_line(fh)
+        scratch = Diagnostics()
+        for _ in range(PROBE_LINES):
+            start = fh.tell()
+            if start >= limit:
+                return None
+            raw = fh.readline(PROBE_LINE_BYTES)
+            if not raw:
+                return None
+            if not raw.endswith(b"\n") and len(raw) == PROBE_LINE_BYTES:
+                _skip_line(fh)  # too long to probe with; the next line will do
+                continue
+            points = [p for rec in line_records(raw, "", 0, scratch)
+                      for p in _points(rec, self.query.fields)]
+            if points:
+                return start, min(points), max(points)
+        return None
+
+    def _bisect(self, fh: io.BufferedReader, size: int) -> int:
+        """A line start before which no line can hold an event of the span."""
+        target = self.query.span.lo - self.query.tolerance
+        good, lo, hi = 0, 0, size
+        while hi - lo > BISECT_GRANULE:
+            mid = (lo + hi) // 2
+            probe = self._probe(fh, mid, hi)
+            if probe is None or probe[2] >= target:
+                hi = mid
+            else:
+                # Every line before this one is older than the span: ordered within the
+                # tolerance, none can be later than this line's time plus the tolerance.
+                good = lo = probe[0]
+        return good
+
+    def _line_at(self, fh: io.BufferedReader, offset: int) -> int:
+        """Lines before ``offset`` (a line start), counted from the stored mark when it helps."""
+        s = self.state
+        if s is not None and s.mark_offset <= offset:
+            return s.mark_line + count_lines(fh, s.mark_offset, offset)
+        return count_lines(fh, 0, offset)
+
+    def _ordered(self, fh: io.BufferedReader, size: int) -> _Reads:
+        start = self._bisect(fh, size)
+        line = self._line_at(fh, start)
+        order = _Order(self.query.tolerance)
+        fh.seek(start)
+        seen = yield from self._lines(fh, line, None, order)
+        new = self._fresh_state()
+        new.mark_offset, new.mark_line = start, line
+        if not order.broken:
+            new.ordered = 1
+            return new
+        # Out of order after all: read the rest, then what the search skipped.
+        if seen.stopped:
+            fh.seek(start)
+            yield from self._lines(fh, line, None, None, skip_through=seen.lines)
+        fh.seek(0)
+        yield from self._lines(fh, 0, start, None)
+        new.ordered = 0
+        return new
+
+    def _unordered(self, fh: io.BufferedReader, size: int) -> _Reads:
+        s = self.state
+        start = line = 0
+        if s is not None and s.scanned_to and s.span_misses(self.query.span):
+            start, line = s.scanned_to, s.scanned_lines  # only the appended tail can matter
+        fh.seek(start)
+        seen = yield from self._lines(fh, line, size - start, None)
+        new = self._fresh_state()
+        new.ordered = 0
+        new.mark_offset, new.mark_line = start, line
+        new.scanned_to, new.scanned_lines = _complete(fh, size, seen.lines)
+        lows = [x for x in (seen.min_ms, s.min_ms if start and s else None) if x is not None]
+        highs = [x for x in (seen.max_ms, s.max_ms if start and s else None) if x is not None]
+        new.min_ms, new.max_ms = (min(lows) if lows else None), (max(highs) if highs else None)
+        return new
+
+    def _lines(self, fh: io.BufferedReader, line: int, limit: int | None,
+               order: _Order | None, skip_through: int = 0) -> Generator[Yielded, None, _Pass]:
+        """Decode lines from the current offset; with ``order``, stop past the span's end.
+
+        Line numbers continue from ``line``; lines numbered up to ``skip_through``
+        (already handled) are passed over undecoded. Returns a :class:`_Pass`.
+        """
+        seen = _Pass(lines=line)
+        stop_after = self.query.span.hi + self.query.tolerance
+        diag = Diagnostics()
+        try:
+            for block in line_blocks(fh, limit):
+                if block is None:
+                    seen.lines += 1
+                    diag.skip("line-too-long", self.source, seen.lines)
+                    continue
+                buf, pos, hi = block
+                while pos < hi:
+                    end = buf.index(b"\n", pos, hi)
+                    raw, pos = buf[pos:end], end + 1
+                    seen.lines += 1
+                    if seen.lines <= skip_through:
+                        continue
+                    low = yield from self._line(raw, seen, diag, order)
+                    if order is not None and low is not None and low > stop_after:
+                        seen.stopped = True
+                        return seen
+        finally:
+            self._merge_diagnostics(diag)
+        return seen
+
+    def _line(self, raw: bytes, seen: _Pass, diag: Diagnostics,
+              order: _Order | None) -> Generator[Yielded, None, int | None]:
+        """Events of one line that are in the span; returns the line's earliest time."""
+        self.owner.lines_read += 1
+        low: int | None = None
+        maybe: bool | None = None
+        for sub, rec in enumerate(line_records_checked(raw, self.source, seen.lines, diag)):
+            primary, secondary = event_times(rec.event, self.query.fields)
+            points = primary or secondary
+            if not points:
+                continue
+            seen.see(points[0], points[-1])
+            if order is not None:
+                order.see(points[0], points[-1])
+            low = points[0] if low is None else min(low, points[0])
+            if self.query.span.holds_any(points):
+                if maybe is None:
+                    maybe = self.query.filter.could_match(raw)
+                yield TimedEvent(rec, primary, secondary, (self.rank, seen.lines, sub)), maybe
+        return low
+
+    def _record(self, rec: Record, seq: tuple[int, int, int], seen: _Pass) -> Iterator[Yielded]:
+        """A record read whole: in the span or not (no raw line, so the matcher decides)."""
+        primary, secondary = event_times(rec.event, self.query.fields)
+        points = primary or secondary
+        if not points:
+            return
+        seen.see(points[0], points[-1])
+        if self.query.span.holds_any(points):
+            yield TimedEvent(rec, primary, secondary, seq), True
+
+    def _merge_diagnostics(self, diag: Diagnostics) -> None:
+        total = self.owner.diagnostics
+        total.skipped.update(diag.skipped)
+        total.warnings.update(diag.warnings)
+        room = 20 - len(total.samples)
+        if room > 0:
+            total.samples.extend(diag.samples[:room])
+
+
+def _points(rec: Record, fields: TimeFields) -> tuple[int, ...]:
+    primary, secondary = event_times(rec.event, fields)
+    return primary or secondary
+
+
+def _skip_line(fh: io.BufferedReader) -> None:
+    """Move past the end of the current line, reading it in bounded pieces."""
+    while True:
+        piece = fh.readline(PROBE_LINE_BYTES)
+        if not piece or piece.endswith(b"\n"):
+            return
+
+
+def _complete(fh: io.BufferedReader, size: int, lines: int) -> tuple[int, int]:
+    """``(offset, lines before it)`` just past the file's last newline within ``size`` bytes.
+
+    A last line still being written (no newline yet) is read again next time.
+    """
+    if size == 0:
+        return 0, 0
+    fh.seek(size - 1)
+    if fh.read(1) == b"\n":
+        return size, lines
+    tail = max(0, size - PROBE_LINE_BYTES)
+    fh.seek(tail)
+    last = fh.read(size - tail).rfind(b"\n")
+    if last < 0:
+        return 0, 0  # no newline near the end: keep nothing
+    return tail + last + 1, lines - 1
