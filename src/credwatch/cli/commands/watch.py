@@ -19,10 +19,12 @@ from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.watch import Watcher
 from credwatch.errors import ConfigError, SourceError
-from credwatch.sources.ecs import Diagnostics, sniff
-from credwatch.sources.follow_files import FINGERPRINT_BYTES, open_regular
+from credwatch.sources.ecs import Diagnostics
+from credwatch.sources.follow_files import open_regular
 
 DEFAULT_PATH = "/var/log/audit/audit.log"
+#: How much of the followed file is looked at to tell its format.
+_DETECT_BYTES = 1 << 20
 
 DESCRIPTION = """\
 Follow a log like `tail -F` and alert within a second of a matching exec.
@@ -76,16 +78,26 @@ def register(sub: Any) -> None:
 
 
 def _detect(path: str, choice: str) -> str:
+    """The format of the followed file: the first line that tells, among its first 1 MiB.
+
+    Lines that tell nothing (garbage, or a line longer than what is looked at) do not
+    decide; with none that tells, the file is an audit log (watch's default input).
+    """
     if choice != "auto":
         return choice
     try:
         fio, _ = open_regular(path)
-        with fio:
-            head = fio.read(64 * FINGERPRINT_BYTES)
     except OSError:
         return "auditd"
-    kind = sniff(head)
-    return "ndjson" if kind in ("ndjson", "json") else "auditd"
+    with fio:
+        head = fio.read(_DETECT_BYTES)
+    for line in head.split(b"\n")[:-1]:
+        text = line.strip()
+        if text[:1] in (b"{", b"["):
+            return "ndjson"
+        if b"type=" in text and b"audit(" in text:
+            return "auditd"
+    return "auditd"
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
