@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Sequence
 
 from credwatch import __version__
+from credwatch.alerts.display import terminal_lines, terminal_text
 from credwatch.cli import commands
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.errors import CredwatchError
@@ -106,7 +107,8 @@ def program(argv: Sequence[str], env: Env | None = None) -> int:
     try:
         return int(args.func(args, env))
     except CredwatchError as exc:
-        env.stderr.write(f"credwatch: {exc.render()}\n")
+        # Messages quote paths and values from the input (file names are attacker-chosen).
+        env.stderr.write(f"credwatch: {terminal_lines(exc.render())}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         env.stderr.write("credwatch: interrupted\n")
@@ -124,7 +126,7 @@ def program(argv: Sequence[str], env: Env | None = None) -> int:
 def _internal(env: Env, what: str, debug: bool) -> int:
     """Report an unexpected failure in one line (the traceback only with ``--debug``)."""
     first = what.splitlines()[0] if what else "unknown error"
-    env.stderr.write(f"credwatch: internal error: {first[:500]}\n")
+    env.stderr.write(f"credwatch: internal error: {terminal_text(first[:500])}\n")
     if debug:
         env.stderr.write(traceback.format_exc())
     else:

@@ -1,7 +1,9 @@
 """A readable terminal table of alerts (rich), grouped by rule.
 
 Columns are what an analyst triages first: time, host, user, process, the
-credential path that matched, and the parent process.
+credential path that matched, and the parent process. Every value comes from
+the event and is attacker-chosen: cells are :func:`terminal_cell` texts
+(control characters escaped, never parsed as rich markup).
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from credwatch.alerts.display import terminal_cell
 from credwatch.normalize.flatten import get_values
 
 _SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
@@ -51,13 +53,13 @@ class TableSink:
     def close(self) -> None:
         for name, alerts in self.by_rule.items():
             sev = _first(alerts[0], "kibana.alert.severity")
-            table = Table(title=escape(f"{name} [{sev}] — {len(alerts)} alert(s)"),
+            table = Table(title=terminal_cell(f"{name} [{sev}] — {len(alerts)} alert(s)"),
                           title_style=_SEVERITY_STYLE.get(sev, "bold"), show_lines=False,
                           expand=False)
             for col in ("time", "host", "user", "process", "credential path", "parent", "uuid"):
                 table.add_column(col, overflow="fold")
             for a in sorted(alerts, key=lambda d: _first(d, "kibana.alert.original_time")):
-                table.add_row(
+                table.add_row(*(terminal_cell(v) for v in (
                     _first(a, "kibana.alert.original_time") or _first(a, "@timestamp"),
                     _first(a, "host.name"),
                     _first(a, "user.name") or _first(a, "user.id"),
@@ -65,7 +67,7 @@ class TableSink:
                     matched_path(a),
                     _first(a, "process.parent.executable") or _first(a, "process.parent.name"),
                     _first(a, "kibana.alert.uuid")[:12],
-                )
+                )))
             self.console.print(table)
         if not self.by_rule:
             self.console.print("No alerts.")

@@ -1,15 +1,21 @@
-"""``credwatch alerts``: list, show and triage alerts in the embedded store."""
+"""``credwatch alerts``: list, show and triage alerts in the embedded store.
+
+Text output (the table, ``show``) passes every event-derived value through
+:mod:`credwatch.alerts.display`, so control characters, escape sequences and
+bidi overrides in attacker-chosen arguments are shown escaped; JSON output
+stays exact (JSON-escaped).
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from credwatch.alerts.display import terminal_cell, terminal_text
 from credwatch.alerts.sinks.table import matched_path
 from credwatch.alerts.store import WORKFLOW_STATUSES
 from credwatch.cli.common import open_store
@@ -78,12 +84,13 @@ def run_list(args: argparse.Namespace, env: Env) -> int:
         for col in ("uuid", "created", "status", "severity", "rule", "host", "process", "path"):
             table.add_column(col, overflow="fold")
         for a in alerts:
-            table.add_row(_first(a, "kibana.alert.uuid")[:12], _first(a, "@timestamp"),
-                          _first(a, "kibana.alert.workflow_status"),
-                          _first(a, "kibana.alert.severity"),
-                          escape(_first(a, "kibana.alert.rule.name")), _first(a, "host.name"),
-                          _first(a, "process.name"), escape(matched_path(a)))
-        Console(file=env.stdout, force_terminal=bool(env.stdout_isatty), width=None if env.stdout_isatty else 160).print(table)
+            table.add_row(*(terminal_cell(v) for v in (
+                _first(a, "kibana.alert.uuid")[:12], _first(a, "@timestamp"),
+                _first(a, "kibana.alert.workflow_status"), _first(a, "kibana.alert.severity"),
+                _first(a, "kibana.alert.rule.name"), _first(a, "host.name"),
+                _first(a, "process.name"), matched_path(a))))
+        Console(file=env.stdout, force_terminal=bool(env.stdout_isatty), highlight=False,
+                width=None if env.stdout_isatty else 160).print(table)
     return ExitStatus.OK
 
 
@@ -95,30 +102,44 @@ def run_show(args: argparse.Namespace, env: Env) -> int:
     if args.format == "json":
         env.stdout.write(orjson.dumps(alert, option=orjson.OPT_INDENT_2).decode() + "\n")
         return ExitStatus.OK
-    out = env.stdout
-    out.write(f"{_first(alert, 'kibana.alert.rule.name')}\n")
-    out.write(f"  uuid:      {_first(alert, 'kibana.alert.uuid')}\n")
-    out.write(f"  severity:  {_first(alert, 'kibana.alert.severity')} "
-              f"(risk {_first(alert, 'kibana.alert.risk_score')})\n")
-    out.write(f"  status:    {_first(alert, 'kibana.alert.workflow_status')}\n")
-    out.write(f"  event at:  {_first(alert, 'kibana.alert.original_time')}\n")
-    out.write(f"  reason:    {_first(alert, 'kibana.alert.reason')}\n")
-    args_v = get_values(alert, "process.args")
-    out.write(f"  command:   {' '.join(str(a) for a in args_v)}\n")
+    _show_text(alert, env.stdout)
+    return ExitStatus.OK
+
+
+def _show_text(alert: dict[str, Any], out: IO[str]) -> None:
+    """The human-readable form of one alert; every value escaped for the terminal."""
+    def line(label: str, value: str) -> None:
+        out.write(f"  {label + ':':<10} {terminal_text(value)}\n")
+
+    out.write(f"{terminal_text(_first(alert, 'kibana.alert.rule.name'))}\n")
+    line("uuid", _first(alert, "kibana.alert.uuid"))
+    line("severity", f"{_first(alert, 'kibana.alert.severity')} "
+                     f"(risk {_first(alert, 'kibana.alert.risk_score')})")
+    line("status", _first(alert, "kibana.alert.workflow_status"))
+    line("event at", _first(alert, "kibana.alert.original_time"))
+    line("reason", _first(alert, "kibana.alert.reason"))
+    line("command", " ".join(str(a) for a in get_values(alert, "process.args")))
     src = _first(alert, "credwatch.source.path")
     if src:
-        out.write(f"  source:    {src}:{_first(alert, 'credwatch.source.line')}\n")
+        line("source", f"{src}:{_first(alert, 'credwatch.source.line')}")
     out.write("  why it matched:\n")
-    for line in alert.get("credwatch.explanation", []) or []:
-        out.write(f"    - {line}\n")
+    for reason in _list(alert, "credwatch.explanation"):
+        out.write(f"    - {terminal_text(reason)}\n")
     for label, field in (("priority", "credwatch.triage.priority"),
                          ("triage", "credwatch.triage.summary")):
         val = _first(alert, field)
         if val:
-            out.write(f"  {label + ':':<10} {val}\n")
-    for step in alert.get("credwatch.triage.next_steps", []) or []:
-        out.write(f"    - {step}\n")
-    return ExitStatus.OK
+            line(label, val)
+    for step in _list(alert, "credwatch.triage.next_steps"):
+        out.write(f"    - {terminal_text(step)}\n")
+
+
+def _list(alert: dict[str, Any], field: str) -> list[Any]:
+    """A list-valued field, flat-dotted or nested (a stored document may be either)."""
+    value = alert.get(field)
+    if isinstance(value, list):
+        return value
+    return list(get_values(alert, field)) if value is None else [value]
 
 
 def run_ack(args: argparse.Namespace, env: Env) -> int:
@@ -130,7 +151,7 @@ def run_ack(args: argparse.Namespace, env: Env) -> int:
             if not store.set_status(target, args.status):
                 missing.append(uuid)
             else:
-                env.stdout.write(f"{target} {args.status}\n")
+                env.stdout.write(f"{terminal_text(target)} {args.status}\n")
     if missing:
         raise ConfigError(f"no alert with uuid {', '.join(missing)} in the store")
     return ExitStatus.OK

@@ -1,0 +1,65 @@
+"""Event text on a terminal: control characters and invisible formatting shown escaped.
+
+Arguments, paths, host and user names in alerts come from monitored machines
+and are chosen by whoever ran the command. Printed raw, ``\\x1b]0;...\\x07``
+retitles the analyst's terminal, ``\\x1b[2J`` clears it, a carriage return or
+``\\x1b[1A`` overwrites earlier lines, and a right-to-left override (U+202E)
+makes ``cat /root/.aws/credentials`` read as something else. Every place
+that prints event-derived text to a terminal passes it through
+:func:`terminal_text`, which shows such characters as Python-style escapes
+(``\\x1b``, ``\\u202e``, ``\\n``) and leaves everything else untouched.
+
+:func:`terminal_cell` also makes the text inert for rich (``[bold]`` is not
+markup) by returning a :class:`rich.text.Text`, which rich never parses.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.text import Text
+
+__all__ = ["terminal_cell", "terminal_lines", "terminal_text"]
+
+# C0 controls, DEL and C1 controls; soft hyphen and Arabic letter mark; Mongolian vowel
+# separator; zero-width spaces/joiners, LRM/RLM, line and paragraph separators, the bidi
+# embeddings/overrides (U+202A-202E) and isolates (U+2066-2069) with the other invisible
+# operators (U+2060-206F); BOM/ZWNBSP; interlinear annotation controls; language tags;
+# lone surrogates (from undecodable bytes: printing them would raise).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+    "\ufeff\ufff9-\ufffb\U000e0000-\U000e007f\ud800-\udfff]"
+)
+_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    if ch in _SHORT:
+        return _SHORT[ch]
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def terminal_text(value: Any) -> str:
+    """``value`` as text safe to print on a terminal (None is the empty string).
+
+    Linear in the length of the text (one regular-expression pass).
+    """
+    text = "" if value is None else value if isinstance(value, str) else str(value)
+    return _UNSAFE.sub(_escape, text)
+
+
+def terminal_lines(value: str) -> str:
+    """:func:`terminal_text` for each line of a multi-line message (its newlines kept)."""
+    return "\n".join(terminal_text(line) for line in value.split("\n"))
+
+
+def terminal_cell(value: Any, style: str = "") -> Text:
+    """:func:`terminal_text` as a rich ``Text``: printed literally, never read as markup."""
+    return Text(terminal_text(value), style=style)
