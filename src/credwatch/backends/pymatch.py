@@ -20,6 +20,9 @@ from typing import Any
 from credwatch.errors import KqlCompileError
 from credwatch.kql.fields import KEYWORD_LIKE, NUMERIC_TYPES, TEXT_TYPES
 
+# The one linear-time matcher, shared with exception wildcards; re-exported for importers.
+from credwatch.kql.wildcard import wildcard_matcher as wildcard_matcher
+
 ValueTest = Callable[[Any], bool]
 
 
@@ -35,40 +38,6 @@ def keyword_text(value: Any) -> str:
         # JSON 1.0 is indexed from its source text; orjson gives 1.0 -> "1.0".
         return repr(value)
     return str(value)
-
-
-def wildcard_matcher(parts: Sequence[str]) -> Callable[[str], bool]:
-    """Return a linear-time matcher for a ``*``-only pattern split into ``parts``.
-
-    The pattern is anchored at both ends, ``*`` matches any run of characters
-    (``/`` and newlines included) and nothing else is special. Leftmost
-    greedy placement of the inner parts is correct for ``*``-only patterns,
-    so no backtracking is needed: a 1 MB value against 20 stars stays linear.
-    """
-    if len(parts) == 1:
-        exact = parts[0]
-        return lambda s: s == exact
-    first, last = parts[0], parts[-1]
-    middle = [p for p in parts[1:-1] if p]
-    min_len = len(first) + len(last) + sum(len(p) for p in middle)
-    if not middle:
-        if not first and not last:
-            return lambda s: True
-        return lambda s: len(s) >= min_len and s.startswith(first) and s.endswith(last)
-
-    def match(s: str) -> bool:
-        if len(s) < min_len or not s.startswith(first) or not s.endswith(last):
-            return False
-        pos = len(first)
-        end = len(s) - len(last)
-        for part in middle:
-            i = s.find(part, pos, end)
-            if i < 0:
-                return False
-            pos = i + len(part)
-        return True
-
-    return match
 
 
 # --- numbers ---------------------------------------------------------------------------------
