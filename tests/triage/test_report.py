@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import io
 import os
 import re
@@ -15,6 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
+from markupsafe import escape
 
 from credwatch.triage.report import read_alerts_ndjson, render_report
 
@@ -30,6 +30,11 @@ XSS_HOST = "k8s-node-1\"><img src=x onerror=alert(1)>"
 @pytest.fixture(scope="module")
 def alerts() -> list[dict[str, Any]]:
     return run_triage(example("defend.ndjson"))
+
+
+def _esc(text: str) -> str:
+    """The report's HTML escaping (Jinja2 autoescape, i.e. markupsafe)."""
+    return str(escape(text))
 
 
 def _xss_alerts() -> list[dict[str, Any]]:
@@ -50,12 +55,12 @@ def test_report_sections_and_counts(alerts: list[dict[str, Any]]) -> None:
         assert f"id='a-{a['kibana.alert.uuid']}'" in page
     # Every alert's triage summary, explanation and response steps are in the page.
     for a in alerts[:5]:
-        assert html.escape(a["credwatch.triage.summary"]) in page
+        assert _esc(a["credwatch.triage.summary"]) in page
         for line in a["credwatch.explanation"]:
-            assert html.escape(line) in page
+            assert _esc(line) in page
         for cred in a["credwatch.triage.credentials"]:
             for step in cred["response"]:
-                assert html.escape(step) in page
+                assert _esc(step) in page
     assert page.count("<details class=alert") == len(alerts)
     assert "2026-12-01T12:00:00.000Z" in page
 
@@ -74,7 +79,7 @@ def test_attacker_controlled_values_are_escaped() -> None:
     assert "<script" not in page.lower()
     assert "<img" not in page.lower()
     assert "<b>bash</b>" not in page and "<u>root</u>" not in page
-    assert "&lt;script&gt;alert(&#x27;pwn&#x27;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#39;pwn&#39;)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     # The anchor id cannot break out of its attribute either.
     assert not re.search(r"id='a-[^']*'[^>]*onerror", page)
@@ -134,7 +139,7 @@ def test_cli_report_from_ndjson_file_and_stdin(tmp_path: Path,
     bad = run_cli("report", "--input", str(tmp_path / "missing.ndjson"), "-o", "-")
     assert bad.code == 2 and "missing.ndjson" in bad.err and "Traceback" not in bad.err
     bad = run_cli("report", "--input", str(src), "-o", str(tmp_path / "no/such/dir/r.html"))
-    assert bad.code == 2 and "cannot write" in bad.err
+    assert bad.code == 2 and "r.html: folder does not exist" in bad.err
 
 
 def test_console_script(tmp_path: Path, alerts: list[dict[str, Any]]) -> None:
@@ -178,3 +183,39 @@ def test_renders_in_headless_chromium(tmp_path: Path) -> None:
                          timeout=120, env=env)
     assert png.returncode == 0 and shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_nul_bidi_and_invisible_characters_are_made_visible() -> None:
+    ev = defend(["cat", "/root/.aws/credentials", "\u202etxt.exe", "a\x00b"],
+                host="node\u2066-1\u2069", **{"user.name": "ro\u200bot"})
+    [alert] = run_triage([ev])
+    page = render_report([alert], generated=FIXED_NOW)
+    for raw in ("\x00", "\u202e", "\u2066", "\u2069", "\u200b"):
+        assert raw not in page, repr(raw)
+    assert "\\u202etxt.exe" in page and "a\\x00b" in page
+    assert "node\\u2066-1\\u2069" in page and "ro\\u200bot" in page
+
+
+def test_report_file_is_private_and_written_through_no_link(tmp_path: Path,
+                                                           alerts: list[dict[str, Any]]) -> None:
+    src = tmp_path / "alerts.ndjson"
+    src.write_bytes(b"".join(orjson.dumps(a) + b"\n" for a in alerts[:3]))
+    out = tmp_path / "r.html"
+    old = os.umask(0)  # credwatch sets the mode itself, whatever the umask
+    try:
+        res = run_cli("report", "--input", str(src), "-o", str(out))
+    finally:
+        os.umask(old)
+    assert res.code == 0, res.err
+    assert out.stat().st_mode & 0o777 == 0o600
+    target = tmp_path / "target.html"
+    target.write_text("keep")
+    link = tmp_path / "link.html"
+    link.symlink_to(target)
+    res = run_cli("report", "--input", str(src), "-o", str(link))
+    assert res.code == 2 and "symbolic link" in res.err
+    assert target.read_text() == "keep" and link.is_symlink()
+    res = run_cli("report", "--input", str(src), "-o", str(src))
+    assert res.code == 2 and "refusing to overwrite an input" in res.err
+    assert src.read_bytes().count(b"\n") == 3
+    assert not list(tmp_path.glob("*.tmp-*"))

@@ -20,7 +20,7 @@ from typing import Any
 
 from rich.text import Text
 
-__all__ = ["terminal_cell", "terminal_lines", "terminal_text"]
+__all__ = ["terminal_cell", "terminal_lines", "terminal_text", "visible_text"]
 
 # C0 controls, DEL and C1 controls; soft hyphen and Arabic letter mark; Mongolian vowel
 # separator; zero-width spaces/joiners, LRM/RLM, line and paragraph separators, the bidi
@@ -32,6 +32,8 @@ _UNSAFE = re.compile(
     "\ufeff\ufff9-\ufffb\U000e0000-\U000e007f\ud800-\udfff]"
 )
 _SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+# The same without tab and newline, for HTML (where they are plain white space).
+_UNSAFE_IN_PAGE = re.compile(_UNSAFE.pattern.replace("\x00-\x1f", "\x00-\x08\x0b-\x1f"))
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -53,6 +55,16 @@ def terminal_text(value: Any) -> str:
     """
     text = "" if value is None else value if isinstance(value, str) else str(value)
     return _UNSAFE.sub(_escape, text)
+
+
+def visible_text(value: Any) -> str:
+    """``value`` with invisible and control characters (NUL, bidi overrides, ...) escaped.
+
+    Tab and newline are kept: this is for markup output (the HTML report), which
+    escapes ``<&>"'`` itself.
+    """
+    text = "" if value is None else value if isinstance(value, str) else str(value)
+    return _UNSAFE_IN_PAGE.sub(_escape, text)
 
 
 def terminal_lines(value: str) -> str:

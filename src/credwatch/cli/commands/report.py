@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 from typing import Any
 
 from credwatch.alerts.store import WORKFLOW_STATUSES
 from credwatch.cli.common import open_store
 from credwatch.cli.env import Env, ExitStatus
-from credwatch.errors import ConfigError
+from credwatch.privatefile import refuse_inputs_as_outputs
 from credwatch.sources.ecs import open_binary
-from credwatch.triage.report import filter_alerts, read_alerts_ndjson, render_report
+from credwatch.triage.report import (
+    filter_alerts,
+    read_alerts_ndjson,
+    render_report,
+    write_report,
+)
 
 EXAMPLES = """\
 examples:
@@ -52,6 +55,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
     """Read, filter, render and write."""
     filters = {"rule": args.rule, "host": args.host, "since": args.since,
                "until": args.until, "status": args.status}
+    # Refuse -o naming the --input file (or the store) before reading or writing anything.
+    refuse_inputs_as_outputs([("--output", args.output)],
+                             [p for p in (args.input, args.db) if p])
     if args.input:
         stream = open_binary(args.input, env.stdin)
         try:
@@ -69,14 +75,6 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if args.output == "-":
         env.stdout.write(page)
         return ExitStatus.OK
-    tmp = f"{args.output}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        os.replace(tmp, args.output)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise ConfigError(f"cannot write {args.output}: {exc.strerror}") from None
+    write_report(page, args.output)
     env.stderr.write(f"credwatch: wrote {len(alerts)} alert(s) to {args.output}\n")
     return ExitStatus.OK if alerts else ExitStatus.NO_ALERTS
