@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,49 @@ def test_exceptions_apply_before_max_signals_in_a_run(tmp_path: Path) -> None:
     assert r.seqs() == [10, 11]
     assert e.record.events_excluded == 3 and e.record.warnings == []
     assert e.record.status == "succeeded"
+
+
+def _best_seconds(func: Any, runs: int = 3) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_wildcard_entry_is_linear_in_the_argument_length() -> None:
+    """A 20-star exception against a 1 MB argument that matches all but its end.
+
+    The old entry compiled to a `.*` regex: 30 characters already took 10 s.
+    """
+    pattern = "*a?a" * 19 + "*a?b*"
+    f = flt([{"field": "process.args", "type": "wildcard", "operator": "included",
+              "value": pattern}])
+    small = {"process": {"args": ["cat", "a" * 100_000]}}
+    large = {"process": {"args": ["cat", "a" * 1_000_000]}}
+    assert f.excluded_by(small) is None and f.excluded_by(large) is None
+    t_small = _best_seconds(lambda: f.excluded_by(small))
+    t_large = _best_seconds(lambda: f.excluded_by(large))
+    assert t_large / max(t_small, 1e-6) < 40, (t_small, t_large)
+    assert f.excluded_by({"process": {"args": ["a" * 500_000 + "xb"]}}) is not None
+
+
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+def test_a_deeply_nested_line_is_an_error_naming_the_line(opener: str) -> None:
+    closer = "]" if opener == "[" else "}"
+    deep = json.dumps(item_json([{"field": "a", "type": "exists", "operator": "included"}],
+                                extra="X"))
+    deep = deep.replace('"X"', opener * 100_000 + "1" + closer * 100_000)
+    text = json.dumps(item_json([{"field": "b", "type": "exists", "operator": "included"}]))
+    with pytest.raises(ExceptionListError, match=r"^lists\.ndjson:2: nested deeper than 100"):
+        parse_export(text + "\n" + deep + "\n", "lists.ndjson")
+
+
+def test_a_raw_line_separator_inside_a_string_stays_in_its_line() -> None:
+    # JSON leaves U+2028 unescaped; splitting on it would cut the item in two.
+    text = json.dumps(item_json([{"field": "process.args", "type": "match",
+                                  "operator": "included", "value": "a\u2028b"}]),
+                      ensure_ascii=False)
+    (lst,) = parse_export(text, "x.ndjson")
+    assert lst.items[0].entries[0].value == "a\u2028b"
