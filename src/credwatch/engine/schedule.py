@@ -42,6 +42,7 @@ from credwatch.engine.plan import (
 )
 from credwatch.engine.runs import RunStore
 from credwatch.engine.window import EventSource
+from credwatch.timemath import evaluating_at
 
 __all__ = [
     "ALERTING_MAX_ALERTS",
@@ -100,7 +101,9 @@ class Scheduler:
         return [self._run(r, now) for r in self.runners]
 
     def _run(self, runner: RuleRunner, now: datetime) -> Execution:
-        execution = commit(execute(runner, self.source, self.store, self.runs, now), self.runs)
+        # Date math in the query (`now-1d/d`) resolves against this tick's time.
+        with evaluating_at(now):
+            execution = commit(execute(runner, self.source, self.store, self.runs, now), self.runs)
         self.on_execution(execution)
         return execution
 
