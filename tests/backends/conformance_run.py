@@ -7,10 +7,18 @@ case listed in its ``UNSUPPORTED`` table with the reason.
 
 from __future__ import annotations
 
+import json
+import tomllib
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from credwatch.timemath import ms_to_datetime, parse_instant
 from tests.kql.conformance import Case, event_forms, load_cases
+
+#: The table of cases that use `now`, rounding and months, with its fixed clock.
+TIME_TABLE = Path(__file__).resolve().parent.parent / "fixtures" / "time" / "conformance_now.toml"
 
 FORMS = ("as-written", "flat", "nested")
 
@@ -78,3 +86,26 @@ def packs(runs: list[Run]) -> list[list[Run]]:
         else:
             packs.append((kinds, [run]))
     return [members for _, members in packs]
+
+
+def time_table() -> tuple[datetime, list[Case]]:
+    """The fixed clock and the cases of the `now` conformance table."""
+    with TIME_TABLE.open("rb") as fh:
+        data = tomllib.load(fh)
+    ms = parse_instant(data["now"])
+    now = ms_to_datetime(ms) if ms is not None else None
+    assert now is not None, f"{TIME_TABLE.name}: now must be an ISO-8601 instant"
+    cases = [Case(id=raw["id"], query=raw["query"], event=json.loads(raw["event"]),
+                  expected=raw["expected"], why=raw["why"], source=TIME_TABLE.name)
+             for raw in data["case"]]
+    assert len({c.id for c in cases}) == len(cases), "duplicate case id"
+    return now, cases
+
+
+TIME_NOW, TIME_CASES = time_table()
+
+
+def time_runs() -> list[Run]:
+    """Every `now` case in every event shape (evaluate them with ``now=TIME_NOW``)."""
+    return [Run(case, form, event) for case in TIME_CASES
+            for form, event in event_forms(case.event).items()]

@@ -23,7 +23,7 @@ from credwatch.backends.duckdb import (
 from credwatch.errors import UnsupportedError
 from credwatch.rules.loader import default_rule
 
-from .conformance_run import IPV6_CASES, Run, all_runs, packs
+from .conformance_run import IPV6_CASES, TIME_NOW, Run, all_runs, packs, time_runs
 
 RUNS = all_runs()
 
@@ -46,6 +46,14 @@ def test_conformance(run: Run, tmp_path: Path, con: duckdb.DuckDBPyConnection) -
             duckdb_scan(path, run.case.query, run.case.field_types, con)
         return
     got = duckdb_scan(path, run.case.query, run.case.field_types, con) == [0]
+    assert got is run.case.expected, f"{run.case.why}\nquery: {run.case.query!r}"
+
+
+@pytest.mark.parametrize("run", [pytest.param(r, id=r.label) for r in time_runs()])
+def test_conformance_now(run: Run, tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    """The `now`/rounding/months rows, with date math resolved at the table's clock."""
+    path = _write(tmp_path / "e.ndjson", [run.event])
+    got = duckdb_scan(path, run.case.query, run.case.field_types, con, now=TIME_NOW) == [0]
     assert got is run.case.expected, f"{run.case.why}\nquery: {run.case.query!r}"
 
 

@@ -27,7 +27,14 @@ from credwatch.backends.spark import (  # noqa: E402
 from credwatch.errors import UnsupportedError  # noqa: E402
 from credwatch.rules.loader import default_rule  # noqa: E402
 
-from .conformance_run import IPV6_CASES, Run, all_runs, packs  # noqa: E402
+from .conformance_run import (  # noqa: E402
+    IPV6_CASES,
+    TIME_NOW,
+    Run,
+    all_runs,
+    packs,
+    time_runs,
+)
 
 #: Cases whose event holds an array nested in an array *together with* scalars:
 #: Spark's JSON reader cannot type ``[["a", ["b"]], "c"]`` and keeps the whole
@@ -49,17 +56,28 @@ def spark() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def spark_results(spark: Any) -> dict[str, bool | Exception]:
     """Evaluate every conformance run; map its label to the answer or the error."""
+    return _evaluate(spark, [r for r in all_runs() if r.case.id not in SPARK_KNOWN_DIFFERENT])
+
+
+@pytest.fixture(scope="session")
+def spark_time_results(spark: Any) -> dict[str, bool | Exception]:
+    """Evaluate the `now` table with its fixed clock."""
+    return _evaluate(spark, time_runs(), now=TIME_NOW)
+
+
+def _evaluate(spark: Any, runs: list[Run], now: Any = None) -> dict[str, bool | Exception]:
     from pyspark.sql import functions as F
 
     results: dict[str, bool | Exception] = {}
-    for pack in packs([r for r in all_runs() if r.case.id not in SPARK_KNOWN_DIFFERENT]):
+    for pack in packs(runs):
         df = read_ndjson(spark, [json.dumps(r.event) for r in pack])
         schema = schema_of(df)
         df = df.withColumn("__cw_row", F.monotonically_increasing_id())
         compiled: list[tuple[int, str]] = []
         for i, run in enumerate(pack):
             try:
-                compiled.append((i, compile_spark(run.case.query, schema, run.case.field_types)))
+                compiled.append((i, compile_spark(run.case.query, schema, run.case.field_types,
+                                                  now)))
             except UnsupportedError as exc:
                 results[run.label] = exc
         for start in range(0, len(compiled), _BATCH):
@@ -81,6 +99,13 @@ def test_conformance(run: Run, spark_results: dict[str, bool | Exception]) -> No
         assert isinstance(got, UnsupportedError) and "IPv4 only" in str(got)
         return
     assert got is run.case.expected, f"{run.case.why}\nquery: {run.case.query!r}"
+
+
+@pytest.mark.parametrize("run", [pytest.param(r, id=r.label) for r in time_runs()])
+def test_conformance_now(run: Run, spark_time_results: dict[str, bool | Exception]) -> None:
+    """The `now`/rounding/months rows, with date math resolved at the table's clock."""
+    assert spark_time_results[run.label] is run.case.expected, (
+        f"{run.case.why}\nquery: {run.case.query!r}")
 
 
 def test_known_differences_are_real(spark: Any) -> None:

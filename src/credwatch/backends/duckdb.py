@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
 import duckdb
@@ -72,10 +73,14 @@ def schema_of(relation: duckdb.DuckDBPyRelation) -> dict[str, SType]:
 
 
 def compile_duckdb(query: str | Node, schema: Mapping[str, SType],
-                   field_types: Mapping[str, str] | None = None) -> str:
-    """Compile KQL into a DuckDB boolean expression for ``schema``."""
+                   field_types: Mapping[str, str] | None = None, now: datetime | None = None) -> str:
+    """Compile KQL into a DuckDB boolean expression for ``schema``.
+
+    Date math (``now-1d/d``) is resolved against ``now`` when given, else the
+    evaluation clock (:func:`credwatch.timemath.now_ms`), when the SQL is built.
+    """
     ast = parse(query) if isinstance(query, str) else query
-    return DuckDbBackend(schema, field_types).visit(ast)
+    return DuckDbBackend(schema, field_types, now=now).visit(ast)
 
 
 def _quote(text: str) -> str:
@@ -99,13 +104,16 @@ def connect() -> duckdb.DuckDBPyConnection:
 
 def duckdb_scan(path: str | os.PathLike[str], query: str | Node,
                 field_types: Mapping[str, str] | None = None,
-                con: duckdb.DuckDBPyConnection | None = None) -> list[int]:
-    """Run ``query`` over an NDJSON file; return the 0-based indexes of matching records."""
+                con: duckdb.DuckDBPyConnection | None = None, now: datetime | None = None) -> list[int]:
+    """Run ``query`` over an NDJSON file; return the 0-based indexes of matching records.
+
+    ``now`` is the current time for date math (default: the evaluation clock).
+    """
     con = con or connect()
     source = read_sql(path)
     try:
         relation = con.sql(f"SELECT * FROM {source}")
-        where = compile_duckdb(query, schema_of(relation), field_types)
+        where = compile_duckdb(query, schema_of(relation), field_types, now)
         rows = con.execute(
             f"SELECT __cw_row FROM (SELECT row_number() OVER () - 1 AS __cw_row, * "
             f"FROM {source}) WHERE {where} ORDER BY __cw_row").fetchall()
@@ -115,6 +123,7 @@ def duckdb_scan(path: str | os.PathLike[str], query: str | Node,
 
 
 def show_sql(query: str | Node, schema: Mapping[str, SType],
-             field_types: Mapping[str, str] | None = None, source: str = "events") -> str:
-    """A complete ``SELECT`` statement for display."""
-    return f"SELECT *\nFROM {source}\nWHERE {compile_duckdb(query, schema, field_types)}"
+             field_types: Mapping[str, str] | None = None, source: str = "events",
+             now: datetime | None = None) -> str:
+    """A complete ``SELECT`` statement for display (date math resolved at ``now``)."""
+    return f"SELECT *\nFROM {source}\nWHERE {compile_duckdb(query, schema, field_types, now)}"

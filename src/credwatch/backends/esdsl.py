@@ -17,6 +17,14 @@ backend reproduces those shapes (``kbn-es-query`` ``src/kuery/functions``):
 
 Kibana never sets ``case_insensitive`` for detection rules, so it is absent.
 The result is a plain ``dict``; :func:`to_json` renders it.
+
+Date math: without ``now`` a date value is sent as written (``now-1d/d``),
+which is what Kibana does, and Elasticsearch resolves it at search time. With
+``now`` (a fixed clock, or to compare targets), values that use date math
+(``now…`` or ``date||…``) are resolved by :mod:`credwatch.timemath`, with ES's
+rounding for each bound, into ISO-8601 UTC instants (epoch milliseconds
+outside years 1..9999), so the DSL agrees with every other target. Plain dates
+(``2024-05-01``) are always sent as written: ES rounds them the same way.
 """
 
 from __future__ import annotations
@@ -24,10 +32,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
 from credwatch.backends.base import Visitor
-from credwatch.backends.pymatch import wildcard_matcher
+from credwatch.backends.pymatch import query_date, wildcard_matcher
 from credwatch.errors import UnsupportedError
 from credwatch.kql.ast import (
     And,
@@ -44,6 +53,7 @@ from credwatch.kql.ast import (
 )
 from credwatch.kql.fields import field_type
 from credwatch.kql.parser import parse
+from credwatch.timemath import datetime_to_ms, format_ms, year_of
 
 Query = dict[str, Any]
 
@@ -70,7 +80,8 @@ class EsDslBackend(Visitor[Query]):
     names as Kibana's ``getFields`` does. Without it a wildcard field name is
     sent as-is, which is also what Kibana does when no field matches.
     ``date_format_tz`` is the ``time_zone`` Kibana adds to date ranges (the
-    detection engine passes ``Zulu``); ``None`` leaves it out.
+    detection engine passes ``Zulu``); ``None`` leaves it out. ``now``, when
+    given, resolves date math in date values (see the module docstring).
     """
 
     name: ClassVar[str] = "esdsl"
@@ -82,8 +93,10 @@ class EsDslBackend(Visitor[Query]):
 
     def __init__(self, field_types: Mapping[str, str] | None = None,
                  index_fields: Mapping[str, str] | None = None,
-                 date_format_tz: str | None = "Zulu", nested_path: str | None = None) -> None:
+                 date_format_tz: str | None = "Zulu", nested_path: str | None = None,
+                 now: datetime | None = None) -> None:
         self.field_types = dict(field_types or {})
+        self.now = now
         self.index_fields = dict(index_fields) if index_fields is not None else None
         self.date_format_tz = date_format_tz
         self.nested_path = nested_path
@@ -115,6 +128,16 @@ class EsDslBackend(Visitor[Query]):
     def _should(queries: list[Query]) -> Query:
         return {"bool": {"should": queries, "minimum_should_match": 1}}
 
+    def _date_value(self, name: str, value: Any, round_up: bool) -> Any:
+        """``value`` as sent for a date field: date math resolved when ``now`` is set."""
+        if self.now is None or not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text.startswith("now") and "||" not in text:
+            return value
+        ms = query_date(name, value).resolve_ms(datetime_to_ms(self.now), round_up)
+        return format_ms(ms) if 1 <= year_of(ms) <= 9999 else ms
+
     def _range_extra(self, value: Any) -> dict[str, Any]:
         epoch = not isinstance(value, str) or bool(_EPOCH.match(value))
         return {"time_zone": self.date_format_tz} if self.date_format_tz and not epoch else {}
@@ -143,8 +166,9 @@ class EsDslBackend(Visitor[Query]):
                     queries.append({"query_string": {"fields": [name], "query": pattern}})
             elif ftype in self.date_types:
                 bound = value.value
-                queries.append({"range": {name: {"gte": bound, "lte": bound,
-                                                 **self._range_extra(bound)}}})
+                low, high = self._date_value(name, bound, False), self._date_value(name, bound, True)
+                queries.append({"range": {name: {"gte": low, "lte": high,
+                                                 **self._range_extra(low)}}})
             elif ftype in self.keyword_types:
                 queries.append({"term": {name: {"value": value.value}}})
             else:
@@ -160,7 +184,8 @@ class EsDslBackend(Visitor[Query]):
         for name, ftype in self._fields(node.field):
             params: dict[str, Any] = {node.op: bound}
             if ftype in self.date_types:
-                params.update(self._range_extra(bound))
+                params[node.op] = self._date_value(name, bound, node.op in ("gt", "lte"))
+                params.update(self._range_extra(params[node.op]))
             queries.append({"range": {name: params}})
         return self._should(queries)
 
@@ -168,7 +193,7 @@ class EsDslBackend(Visitor[Query]):
         if isinstance(node.field, Wildcard):
             raise UnsupportedError("a nested query needs a concrete path, not a wildcard")
         path = self._full_name(node.field)
-        inner = type(self)(self.field_types, self.index_fields, self.date_format_tz, path)
+        inner = type(self)(self.field_types, self.index_fields, self.date_format_tz, path, self.now)
         return {"nested": {"path": path, "query": inner.visit(node.query), "score_mode": "none"}}
 
     def visit_and(self, node: And) -> Query:
@@ -183,10 +208,13 @@ class EsDslBackend(Visitor[Query]):
 
 def compile_esdsl(query: str | Node, field_types: Mapping[str, str] | None = None,
                   index_fields: Mapping[str, str] | None = None,
-                  date_format_tz: str | None = "Zulu") -> Query:
-    """Translate KQL (text or AST) into the query object Kibana would send."""
+                  date_format_tz: str | None = "Zulu", now: datetime | None = None) -> Query:
+    """Translate KQL (text or AST) into the query object Kibana would send.
+
+    With ``now``, date math in date values is resolved to instants (see the module docstring).
+    """
     ast = parse(query) if isinstance(query, str) else query
-    return EsDslBackend(field_types, index_fields, date_format_tz).visit(ast)
+    return EsDslBackend(field_types, index_fields, date_format_tz, now=now).visit(ast)
 
 
 def to_json(query: Query, indent: int | None = 2) -> str:

@@ -14,7 +14,6 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from credwatch.errors import KqlCompileError
@@ -22,6 +21,7 @@ from credwatch.kql.fields import KEYWORD_LIKE, NUMERIC_TYPES, TEXT_TYPES
 
 # The one linear-time matcher, shared with exception wildcards; re-exported for importers.
 from credwatch.kql.wildcard import wildcard_matcher as wildcard_matcher
+from credwatch.timemath import DateMath, DateMathError, check_date_math, now_ms, parse_instant
 
 ValueTest = Callable[[Any], bool]
 
@@ -93,95 +93,62 @@ def _query_number(field: str, ftype: str, text: str) -> float | int:
 
 
 # --- dates -----------------------------------------------------------------------------------
+#
+# Parsing, date math and rounding live in credwatch.timemath (shared with the SQL
+# and ES DSL targets). Bounds that use `now` are resolved when the test runs,
+# against timemath.now_ms() (the engine's tick or batch time), cached per `now`.
 
-_DATE_MATH = re.compile(r"^now(?:(?P<sign>[+-])(?P<n>\d+)(?P<unit>[smhdwMy]))?(?:/(?P<round>[smhdwMy]))?$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2592000, "y": 31536000}
+#: For each comparison: (round the low bound up?, round the high bound up?, test).
+#: ES rounds ``gt``/``lte`` bounds up to the unit's last millisecond and
+#: ``gte``/``lt`` down; ``f:value`` is ``gte`` value and ``lte`` value.
+_DATE_OPS: dict[str, tuple[bool, bool, Callable[[int, int, int], bool]]] = {
+    "eq": (False, True, lambda d, lo, hi: lo <= d <= hi),
+    "gt": (True, True, lambda d, lo, hi: d > hi),
+    "gte": (False, False, lambda d, lo, hi: d >= lo),
+    "lt": (False, False, lambda d, lo, hi: d < lo),
+    "lte": (True, True, lambda d, lo, hi: d <= hi),
+}
 
 
-_ISO = re.compile(
-    r"^(?P<y>\d{4})(?:-(?P<mo>\d{2})(?:-(?P<d>\d{2})(?:[T ](?P<h>\d{2})(?::(?P<mi>\d{2})"
-    r"(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?)?)?)?)?(?P<tz>Z|z|[+-]\d{2}(?::?\d{2})?)?$"
-)
-_MS = timedelta(milliseconds=1)
-
-
-def _add_months(t: datetime, months: int) -> datetime:
-    y, m = divmod(t.month - 1 + months, 12)
-    return t.replace(year=t.year + y, month=m + 1)
-
-
-def parse_date_bounds(value: Any, now: datetime | None = None) -> tuple[datetime, datetime] | None:
-    """Parse a date into the millisecond interval it denotes, as Elasticsearch does.
-
-    ``2024-05-01`` is the whole day: range bounds round down for ``gte``/``lt``
-    and up for ``gt``/``lte`` (Elasticsearch's round-up date parser), and an
-    exact match means anywhere in that interval. A full timestamp is one
-    millisecond (finer fractions are truncated, as a ``date`` field stores ms).
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        t = datetime.fromtimestamp(int(value) / 1000.0, tz=UTC)
-        return t, t
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if text.isdigit() and len(text) != 4:
-        t = datetime.fromtimestamp(int(text) / 1000.0, tz=UTC)
-        return t, t
-    m = _DATE_MATH.match(text)
-    if m:
-        base = now or datetime.now(UTC)
-        if m.group("n"):
-            delta = timedelta(seconds=int(m.group("n")) * _UNITS[m.group("unit")])
-            base = base + delta if m.group("sign") == "+" else base - delta
-        return base, base
-    m = _ISO.match(text)
-    if not m:
-        return None
-    g = m.groupdict()
-    tz = g["tz"]
-    tzinfo = UTC
-    if tz and tz not in ("Z", "z"):
-        sign = 1 if tz[0] == "+" else -1
-        digits = tz[1:].replace(":", "")
-        hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
-        tzinfo = timezone(sign * timedelta(hours=hours, minutes=minutes))
-    frac = g["f"] or ""
-    micro = int((frac + "000000")[:6]) // 1000 * 1000  # keep whole milliseconds
+def query_date(field: str, text: str) -> DateMath:
+    """Parse a query's date value for ``field``; a :class:`KqlCompileError` naming it if bad."""
     try:
-        lo = datetime(int(g["y"]), int(g["mo"] or 1), int(g["d"] or 1), int(g["h"] or 0),
-                      int(g["mi"] or 0), int(g["s"] or 0), micro, tzinfo=tzinfo)
-    except ValueError:
-        return None
-    if g["f"] is not None:
-        hi = lo
-    elif g["s"] is not None:
-        hi = lo + timedelta(seconds=1) - _MS
-    elif g["mi"] is not None:
-        hi = lo + timedelta(minutes=1) - _MS
-    elif g["h"] is not None:
-        hi = lo + timedelta(hours=1) - _MS
-    elif g["d"] is not None:
-        hi = lo + timedelta(days=1) - _MS
-    elif g["mo"] is not None:
-        hi = _add_months(lo, 1) - _MS
-    else:
-        hi = lo.replace(year=lo.year + 1) - _MS
-    return lo.astimezone(UTC), hi.astimezone(UTC)
+        return check_date_math(text)
+    except DateMathError as exc:
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise KqlCompileError(
+            f"field '{field}' is a date field, and {shown!r} is not a valid date: {exc.message} "
+            f"(at character {exc.position + 1} of the value)") from None
 
 
-def parse_date(value: Any, now: datetime | None = None) -> datetime | None:
-    """Parse an ISO-8601 string, epoch milliseconds or ``now±N<unit>`` (start of its interval)."""
-    bounds = parse_date_bounds(value, now)
-    return bounds[0] if bounds else None
+def _date_test(field: str, text: str, op: str) -> ValueTest:
+    expr = query_date(field, text)
+    lo_up, hi_up, check = _DATE_OPS[op]
+    if not expr.uses_now:
+        lo, hi = expr.resolve_ms(0, lo_up), expr.resolve_ms(0, hi_up)
+        return lambda v: (d := parse_instant(v)) is not None and check(d, lo, hi)
+    # One (now, bounds) tuple, replaced whole, so concurrent readers never see a torn pair.
+    cache: list[tuple[int, tuple[int, int] | None]] = [(-1, None)]
 
+    def bounds() -> tuple[int, int] | None:
+        now = now_ms()
+        seen, found = cache[0]
+        if seen != now:
+            try:
+                found = (expr.resolve_ms(now, lo_up), expr.resolve_ms(now, hi_up))
+            except DateMathError:
+                found = None  # Elasticsearch fails such a query: nothing matches
+            cache[0] = (now, found)
+        return found
 
-def _query_date(field: str, text: str) -> tuple[datetime, datetime]:
-    parsed = parse_date_bounds(text)
-    if parsed is None:
-        raise KqlCompileError(f"field '{field}' is a date field, and '{text}' is not a date")
-    return parsed
+    def test(v: Any) -> bool:
+        d = parse_instant(v)
+        if d is None:
+            return False
+        b = bounds()
+        return b is not None and check(d, b[0], b[1])
+
+    return test
 
 
 # --- ip --------------------------------------------------------------------------------------
@@ -298,8 +265,7 @@ def equals_test(field: str, ftype: str, value: str | bool | None, quoted: bool) 
     if ftype == "ip":
         return _ip_test(field, text)
     if ftype in ("date", "date_nanos"):
-        lo, hi = _query_date(field, text)
-        return lambda v: (d := parse_date(v)) is not None and lo <= d <= hi
+        return _date_test(field, text, "eq")
     if ftype in TEXT_TYPES:
         return _text_test(text, quoted)
     raise KqlCompileError(f"field '{field}' has unsupported type '{ftype}'")
@@ -336,10 +302,7 @@ def range_test(field: str, ftype: str, op: str, value: str | bool | None) -> Val
             num = f
         return lambda v: (n := conv(v)) is not None and cmp(n, num)
     if ftype in ("date", "date_nanos"):
-        lo, hi = _query_date(field, value)
-        # Elasticsearch rounds a partial date down for gte/lt and up for gt/lte.
-        bound = hi if op in ("gt", "lte") else lo
-        return lambda v: (d := parse_date(v)) is not None and cmp(d, bound)
+        return _date_test(field, value, op)
     if ftype == "ip":
         try:
             ip_bound = _as_v6(ipaddress.ip_address(value))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from credwatch.backends.sqlbase import SqlBackend, SType
@@ -109,10 +110,14 @@ def schema_of(df: DataFrame) -> dict[str, SType]:
 
 
 def compile_spark(query: str | Node, schema: Mapping[str, SType],
-                  field_types: Mapping[str, str] | None = None) -> str:
-    """Compile KQL into a Spark SQL boolean expression for ``schema``."""
+                  field_types: Mapping[str, str] | None = None, now: datetime | None = None) -> str:
+    """Compile KQL into a Spark SQL boolean expression for ``schema``.
+
+    Date math is resolved against ``now`` when given, else the evaluation
+    clock (:func:`credwatch.timemath.now_ms`), when the SQL is built.
+    """
     ast = parse(query) if isinstance(query, str) else query
-    return SparkBackend(schema, field_types).visit(ast)
+    return SparkBackend(schema, field_types, now=now).visit(ast)
 
 
 def local_session(app: str = "credwatch") -> SparkSession:
@@ -137,7 +142,8 @@ def read_ndjson(spark: SparkSession, source: str | os.PathLike[str] | Iterable[s
 
 
 def spark_filter(df: DataFrame, query: str | Node,
-                 field_types: Mapping[str, str] | None = None) -> DataFrame:
-    """The rows of ``df`` that match ``query``."""
+                 field_types: Mapping[str, str] | None = None,
+                 now: datetime | None = None) -> DataFrame:
+    """The rows of ``df`` that match ``query`` (date math resolved at ``now``)."""
     sql = require_pyspark()
-    return df.filter(sql.functions.expr(compile_spark(query, schema_of(df), field_types)))
+    return df.filter(sql.functions.expr(compile_spark(query, schema_of(df), field_types, now)))

@@ -37,7 +37,7 @@ from credwatch.backends.base import Visitor
 from credwatch.backends.pymatch import (
     INTEGRAL_TYPES,
     analyze,
-    parse_date_bounds,
+    query_date,
     to_number,
     wildcard_matcher,
 )
@@ -63,6 +63,14 @@ from credwatch.kql.fields import (
     field_type,
     multi_field_parent,
     multi_fields_of,
+)
+from credwatch.timemath import (
+    DATETIME_MAX_MS,
+    DATETIME_MIN_MS,
+    DateMath,
+    clamp_datetime,
+    datetime_to_ms,
+    now_ms,
 )
 
 #: Scalar kinds of engine columns.
@@ -153,8 +161,11 @@ class SqlBackend(Visitor[str]):
 
     def __init__(self, schema: Mapping[str, SType], field_types: Mapping[str, str] | None = None,
                  prefix: str = "", roots: Sequence[tuple[str, str, SType]] | None = None,
-                 counter: itertools.count[int] | None = None) -> None:
+                 counter: itertools.count[int] | None = None, now: datetime | None = None) -> None:
         self.schema = dict(schema)
+        #: ``now`` for date math (epoch ms): the SQL is for one evaluation, so it is fixed
+        #: when the SQL is rendered; the caller's clock, else the evaluation clock.
+        self.now_ms = datetime_to_ms(now) if now is not None else now_ms()
         self.field_types = dict(field_types or {})
         self.prefix = prefix
         self.roots: list[tuple[str, str, SType]] = list(roots) if roots is not None else [
@@ -172,6 +183,10 @@ class SqlBackend(Visitor[str]):
         if self.string_backslash:
             return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
         return "'" + text.replace("'", "''") + "'"
+
+    def _now(self) -> datetime:
+        """This rendering's ``now``, handed to the sub-compilers of nested queries."""
+        return clamp_datetime(self.now_ms)
 
     def _fresh(self) -> str:
         return f"x{next(self._vars)}"
@@ -328,13 +343,29 @@ class SqlBackend(Visitor[str]):
     def date_of(self, expr: str, kind: str) -> str:
         """The value as a ``date`` field stores it (epoch ms for numbers, ms precision)."""
         if kind in ("num", "int"):
-            return self.epoch_ms_tpl.format(expr=expr)
+            return self._epoch(expr, self.number_of(expr, kind))
         if kind == "date":
             return self.ms_trunc_tpl.format(expr=self.try_ts_tpl.format(expr=expr))
         t = f"trim({self.text_of(expr, kind)})"
         epoch = self.full_match_tpl.format(expr=t, regex=self.lit("[0-9]{1,3}|[0-9]{5,}"))
         parsed = self.ms_trunc_tpl.format(expr=self.try_ts_tpl.format(expr=t))
-        return f"(CASE WHEN {epoch} THEN {self.epoch_ms_tpl.format(expr=t)} ELSE {parsed} END)"
+        return (f"(CASE WHEN {epoch} THEN {self._epoch(t, self.try_double_tpl.format(expr=t))} "
+                f"ELSE {parsed} END)")
+
+    def _epoch(self, expr: str, number: str) -> str:
+        # The engines' timestamps hold years 1..9999 and fail the whole query on a larger
+        # epoch (ES stores it): outside that range the value is NULL, i.e. matches nothing.
+        return (f"(CASE WHEN {number} BETWEEN {DATETIME_MIN_MS} AND {DATETIME_MAX_MS} "
+                f"THEN {self.epoch_ms_tpl.format(expr=expr)} END)")
+
+    def _date_bounds(self, field: str, text: str, lo_up: bool, hi_up: bool) -> tuple[int, int]:
+        """A query date resolved at this rendering's ``now`` (ES rounding per direction)."""
+        expr: DateMath = query_date(field, text)
+        return expr.resolve_ms(self.now_ms, lo_up), expr.resolve_ms(self.now_ms, hi_up)
+
+    def ts_literal_ms(self, ms: int) -> str:
+        """A timestamp literal for epoch ``ms`` (within years 1..9999)."""
+        return self.ts_literal(clamp_datetime(ms))
 
     def ts_literal(self, when: datetime) -> str:
         iso = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -397,10 +428,10 @@ class SqlBackend(Visitor[str]):
             want = int(target)
             return lambda e, k: self._ip_test(e, k, lambda n: f"{n} = {want}")
         if ftype in ("date", "date_nanos"):
-            bounds = parse_date_bounds(text)
-            if bounds is None:
-                raise KqlCompileError(f"field '{field}' is a date field, and '{text}' is not a date")
-            first, last = self.ts_literal(bounds[0]), self.ts_literal(bounds[1])
+            lo, hi = self._date_bounds(field, text, False, True)
+            if hi < DATETIME_MIN_MS or lo > DATETIME_MAX_MS:
+                return None  # no date the engine can hold is in the interval
+            first, last = self.ts_literal_ms(lo), self.ts_literal_ms(hi)
             return lambda e, k: f"{self.date_of(e, k)} BETWEEN {first} AND {last}"
         if ftype in TEXT_TYPES:
             tokens = analyze(text)
@@ -448,12 +479,7 @@ class SqlBackend(Visitor[str]):
                 return f"({self.finite_tpl.format(expr=n)} AND {n} {sym} {num!r})"
             return numeric
         if ftype in ("date", "date_nanos"):
-            bounds = parse_date_bounds(raw)
-            if bounds is None:
-                raise KqlCompileError(f"field '{field}' is a date field, and '{raw}' is not a date")
-            # Elasticsearch rounds a partial date down for gte/lt and up for gt/lte.
-            ts = self.ts_literal(bounds[1] if op in ("gt", "lte") else bounds[0])
-            return lambda e, k: f"{self.date_of(e, k)} {sym} {ts}"
+            return self._date_range(field, op, raw)
         if ftype == "ip":
             bound = self._ipv4(field, raw)
             if isinstance(bound, ipaddress.IPv4Network):
@@ -468,6 +494,19 @@ class SqlBackend(Visitor[str]):
             return lambda e, k: self._any(self.tokens_tpl.format(expr=self.text_of(e, k)),
                                           lambda v: f"{v} {sym} {low}")
         raise KqlCompileError(f"field '{field}' has unsupported type '{ftype}' for a range")
+
+    def _date_range(self, field: str, op: str, raw: str) -> ScalarPred:
+        # Elasticsearch rounds a partial date or /unit down for gte/lt and up for gt/lte.
+        up = op in ("gt", "lte")
+        bound = self._date_bounds(field, raw, up, up)[0]
+        upward = op in ("gt", "gte")
+        if bound < DATETIME_MIN_MS or bound > DATETIME_MAX_MS:
+            # Beyond what the engine's timestamps hold: every date is on one side of it.
+            if upward == (bound < DATETIME_MIN_MS):
+                return lambda e, k: f"{self.date_of(e, k)} IS NOT NULL"
+            return lambda e, k: self.false
+        ts, sym = self.ts_literal_ms(bound), _OPS[op]
+        return lambda e, k: f"{self.date_of(e, k)} {sym} {ts}"
 
     # -- field fan-out ---------------------------------------------------------------------
     def _on_fields(self, field: Value | None, make: Callable[[str], ScalarPred | None],
@@ -527,7 +566,7 @@ class SqlBackend(Visitor[str]):
                     if self.map_exists_tpl else self.false)
         if t.kind == "struct":
             sub = type(self)(self.schema, self.field_types, self.prefix,
-                             self._struct_entries(access.expr, t), self._vars)
+                             self._struct_entries(access.expr, t), self._vars, self._now())
             return self._or([sub._exists(a) for _, a in sub.leaves()])
         if t.kind == "list" and t.elem is not None and t.elem.kind == "struct":
             elem = t.elem
@@ -576,7 +615,8 @@ class SqlBackend(Visitor[str]):
         return self._inner_roots(query, path, self._struct_entries(expr, stype))
 
     def _inner_roots(self, query: Node, path: str, roots: Sequence[tuple[str, str, SType]]) -> str:
-        sub = type(self)(self.schema, self.field_types, f"{self.prefix}{path}.", roots, self._vars)
+        sub = type(self)(self.schema, self.field_types, f"{self.prefix}{path}.", roots, self._vars,
+                         self._now())
         return sub.visit(query)
 
     def visit_not(self, node: Not) -> str:
