@@ -22,18 +22,23 @@ from rich.text import Text
 
 __all__ = ["terminal_cell", "terminal_lines", "terminal_text", "visible_text"]
 
-# C0 controls, DEL and C1 controls; soft hyphen and Arabic letter mark; Mongolian vowel
-# separator; zero-width spaces/joiners, LRM/RLM, line and paragraph separators, the bidi
-# embeddings/overrides (U+202A-202E) and isolates (U+2066-2069) with the other invisible
-# operators (U+2060-206F); BOM/ZWNBSP; interlinear annotation controls; language tags;
-# lone surrogates (from undecodable bytes: printing them would raise).
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
-    "\ufeff\ufff9-\ufffb\U000e0000-\U000e007f\ud800-\udfff]"
+# Every character of Unicode's Cc (controls: C0, DEL, C1), Cf (format: soft hyphen, Arabic
+# number signs and letter mark, zero-width spaces and joiners, LRM/RLM, the bidi embeddings
+# and overrides U+202A-202E and isolates U+2066-2069, invisible operators, BOM, interlinear
+# annotation, Egyptian/shorthand/musical format controls, language tags), Zl and Zp (line
+# and paragraph separators) and Cs (lone surrogates, from undecodable bytes: printing one
+# would raise), as of Unicode 14 (Python 3.11); tests/fuzz/test_outputs.py checks the list
+# against unicodedata.
+_FORMAT_AND_SEPARATORS = (
+    "\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    "\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e007f"
 )
-_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_UNSAFE = re.compile(f"[\x00-\x1f{_FORMAT_AND_SEPARATORS}]")
 # The same without tab and newline, for HTML (where they are plain white space).
-_UNSAFE_IN_PAGE = re.compile(_UNSAFE.pattern.replace("\x00-\x1f", "\x00-\x08\x0b-\x1f"))
+_UNSAFE_IN_PAGE = re.compile(f"[\x00-\x08\x0b-\x1f{_FORMAT_AND_SEPARATORS}]")
+_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
 def _escape(match: re.Match[str]) -> str:
