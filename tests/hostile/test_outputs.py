@@ -204,6 +204,15 @@ def test_class12_file_names_in_messages_are_escaped(tmp_path: Path) -> None:
     assert res.code == 2 and "\x1b" not in res.err and "\\x1b]0;pwned\\x07" in res.err
 
 
+def test_class12_run_reports_file_names_escaped(tmp_path: Path) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "x\x1b[2J\u202ey.ndjson").write_bytes(b"{broken\n")
+    res = run_cli("run", "--once", "--db", str(tmp_path / "a.db"), str(folder))
+    assert "x\\x1b[2J\\u202ey.ndjson:1" in res.err, res.err
+    assert "\x1b" not in res.err and "\u202e" not in res.err
+
+
 def test_class12_html_report_neutralises_markup_nul_and_bidi() -> None:
     ev = defend(["cat", "/root/.aws/credentials", "</pre><script>alert(1)</script>", *PAYLOADS],
                 host="<img src=x onerror=alert(1)>\u202e")

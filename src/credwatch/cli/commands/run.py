@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from credwatch.alerts.build import iso_ms, parse_event_time
+from credwatch.alerts.display import terminal_text
 from credwatch.alerts.store import AlertStore
 from credwatch.cli.common import (
     add_output_args,
@@ -181,9 +182,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
             for problem in e.input_errors:
                 if problem not in failed:
                     failed[problem] = None
-                    env.stderr.write(f"credwatch: {problem}\n")
+                    env.stderr.write(f"credwatch: {terminal_text(problem)}\n")
             if not args.quiet:
-                env.stderr.write(f"credwatch: {_describe(e)}\n")
+                env.stderr.write(f"credwatch: {terminal_text(_describe(e))}\n")
                 env.stderr.flush()
 
         scheduler = Scheduler(runners, source, store, runs, clock, on_execution=report)
@@ -191,7 +192,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         if not args.quiet:
             diag = source.diagnostics
             for sample in diag.samples[:20]:
-                env.stderr.write(f"credwatch: {sample}\n")
+                env.stderr.write(f"credwatch: {terminal_text(sample)}\n")
             env.stderr.write(f"credwatch: {executions} execution(s) of {len(runners)} rule(s); "
                              f"{source.lines_read} line(s) read; {created} alert(s) created\n")
     finally:

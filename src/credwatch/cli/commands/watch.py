@@ -8,6 +8,7 @@ import signal
 import threading
 from typing import Any
 
+from credwatch.alerts.display import terminal_text
 from credwatch.cli.common import (
     add_output_args,
     add_rule_args,
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     def report(err: SourceError) -> None:
-        env.stderr.write(f"credwatch: {err}\n")
+        env.stderr.write(f"credwatch: {terminal_text(str(err))}\n")
         env.stderr.flush()
 
     watcher = Watcher(path, scanner, store, sinks, input_format=_detect(path, args.input_format),  # type: ignore[arg-type]
