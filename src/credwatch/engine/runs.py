@@ -40,7 +40,7 @@ from typing import Any
 
 from credwatch.alerts.build import iso_ms, parse_event_time
 from credwatch.alerts.store import AlertStore
-from credwatch.engine.window import InputState
+from credwatch.engine.readpos import InputState
 from credwatch.errors import ConfigError
 
 __all__ = ["SCHEMA_VERSION", "STATUSES", "RuleState", "RunRecord", "RunStore"]

@@ -44,7 +44,6 @@ next execution reads it again.
 
 from __future__ import annotations
 
-import bisect
 import gzip
 import io
 import os
@@ -55,22 +54,31 @@ import tempfile
 import zlib
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Protocol
+from typing import IO
 
 from credwatch.engine.eventtime import TimedEvent, TimeFields, event_times
+from credwatch.engine.readpos import (
+    HEAD_BYTES,
+    InputState,
+    LineCounter,
+    PositionStore,
+    Span,
+    complete_prefix,
+    head_crc,
+)
 from credwatch.errors import SourceError
 from credwatch.sources.ecs import (
     INPUT_FORMATS,
     Diagnostics,
     Record,
+    check_types,
     expand_paths,
     line_records,
-    line_records_checked,
     open_binary,
     read_records,
     sniff,
 )
-from credwatch.sources.prefiltered import json_unescape, line_blocks
+from credwatch.sources.prefiltered import line_blocks
 
 __all__ = [
     "ORDER_TOLERANCE_MS",
@@ -82,8 +90,8 @@ __all__ = [
 ]
 
 #: Lines of an ordered input may be out of order by this much (``event.ingested`` trails
-#: ``@timestamp`` by a few seconds; a minute leaves room for clock skew between hosts).
-ORDER_TOLERANCE_MS = 60_000
+#: ``@timestamp`` by a few seconds; 30 s leave room for clock skew between hosts).
+ORDER_TOLERANCE_MS = 30_000
 #: Plain NDJSON files at least this large are searched by offset (smaller ones are read).
 BISECT_MIN_BYTES = 1 << 20
 #: Evenly spaced probes that must be in order before a file is searched by offset.
@@ -93,63 +101,11 @@ PROBE_LINES = 64
 PROBE_LINE_BYTES = 1 << 20
 #: A bisection stops when the remaining range is this small (then it is read).
 BISECT_GRANULE = 64 << 10
-#: Bytes of the file's start whose checksum tells a rewritten file from an appended one.
-HEAD_BYTES = 4096
+#: Events that may match are held back (at most this many) until their line numbers are known.
+HOLD_MAX = 4096
+_SAMPLES = 20
 #: Standard input is copied to a private temporary file, at most this large.
 MAX_STDIN_BYTES = 64 << 30
-_COUNT_CHUNK = 8 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """An inclusive range of epoch milliseconds."""
-
-    lo: int
-    hi: int
-
-    def holds_any(self, points: Sequence[int]) -> bool:
-        """True when one of the ascending ``points`` is inside the span."""
-        i = bisect.bisect_left(points, self.lo)
-        return i < len(points) and points[i] <= self.hi
-
-
-@dataclass(slots=True)
-class InputState:
-    """What the store remembers about one input under one time field."""
-
-    path: str  #: real path
-    fields: str  #: :meth:`TimeFields.key`
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-    head_len: int
-    head_crc: int
-    ordered: int = -1  #: 1 ordered, 0 not ordered, -1 unknown
-    mark_offset: int = 0  #: a line start ...
-    mark_line: int = 0  #: ... and the number of lines before it
-    scanned_to: int = 0  #: bytes read in full (a line start) ...
-    scanned_lines: int = 0  #: ... the lines before that point ...
-    min_ms: int | None = None  #: ... and the time span of their events
-    max_ms: int | None = None
-
-    def span_misses(self, span: Span) -> bool:
-        """True when what was read in full holds no event that can be in ``span``."""
-        if self.min_ms is None or self.max_ms is None:
-            return True  # no timed event at all
-        return self.max_ms < span.lo or self.min_ms > span.hi
-
-
-class PositionStore(Protocol):
-    """Where :class:`InputState` rows live (the run store)."""
-
-    def input_state(self, path: str, fields: str) -> InputState | None:
-        """The stored state, if any."""
-        ...
-
-    def save_input_state(self, state: InputState) -> None:
-        """Store ``state`` (replacing the previous one)."""
-        ...
 
 
 class LineFilter:
@@ -160,16 +116,14 @@ class LineFilter:
         if literals is not None:
             alternation = "|".join(re.escape(lit) for lit in sorted(literals)) or r"(?!)"
             self._bytes = re.compile(alternation.encode("utf-8"))
-            self._text = re.compile(alternation)
 
     def could_match(self, raw: bytes) -> bool:
-        """False only when no literal of the rule is in the line (escapes decoded)."""
-        if self.literals is None or self._bytes.search(raw) is not None:
-            return True
-        if b"\\" not in raw:
-            return False
-        text = json_unescape(raw)  # a JSON escape can spell a literal without its bytes
-        return text is None or self._text.search(text) is not None
+        """False only when no literal of the rule is in the line.
+
+        A line with a backslash may spell a literal with JSON escapes: the
+        matcher decides (about one line in a hundred in the benchmark data).
+        """
+        return self.literals is None or b"\\" in raw or self._bytes.search(raw) is not None
 
 
 @dataclass(slots=True)
@@ -233,7 +187,7 @@ class EventSource:
     failures: list[str] = field(default_factory=list)
     #: Skipped lines and warnings of what was read (samples for the user).
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
-    #: Lines decoded (all executions), for the summary and the benchmark.
+    #: Lines (or records of inputs read whole) decoded, all executions together.
     lines_read: int = 0
     _inputs: list[str] = field(default_factory=list)
     _missing: list[str] = field(default_factory=list)
@@ -309,9 +263,9 @@ class EventSource:
                 source = "<stdin>" if path == "-" else path
                 yield from self._input(real, source, rank, query, remember=path != "-")
             except SourceError as exc:
-                self.failures.append(f"{source if path != '-' else '-'}: {exc.message}")
-            except OSError as exc:
-                self.failures.append(f"{path}: {exc.strerror or exc}")
+                self.failures.append(f"{path}: {exc.message}")
+            except _READ_ERRORS as exc:
+                self.failures.append(f"{path}: {_describe(exc)}")
 
     def _input(self, path: str, source: str, rank: int, query: _Query,
                remember: bool) -> Iterator[Yielded]:
@@ -347,37 +301,26 @@ class EventSource:
         state = self.positions.input_state(os.path.realpath(path), fields.key())
         if state is None or (state.dev, state.ino) != (st.st_dev, st.st_ino):
             return None
-        if st.st_size < state.size or _head_crc(path, state.head_len) != state.head_crc:
+        if st.st_size < state.size or head_crc(path, state.head_len) != state.head_crc:
             return None  # truncated or rewritten: start over
         return state
 
 
+#: What reading a file or a gzip stream can raise.
+_READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return "truncated gzip (compressed data ends before the end of the stream)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"read error: {exc.strerror}"
+    return f"read error: {exc}"
+
+
 def _sniff(stream: IO[bytes]) -> str:
-    try:
-        head = stream.peek(65536)[:65536] if hasattr(stream, "peek") else b""
-    except (OSError, EOFError) as exc:
-        raise SourceError(f"read error: {exc}", getattr(stream, "name", "<input>")) from None
+    head = stream.peek(65536)[:65536] if hasattr(stream, "peek") else b""
     return sniff(head)
-
-
-def _head_crc(path: str, length: int) -> int:
-    with open(path, "rb") as fh:
-        return zlib.crc32(fh.read(length))
-
-
-def count_lines(fh: io.BufferedReader, start: int, end: int) -> int:
-    """Newlines in ``[start, end)`` of a seekable file, read in reused 8 MB chunks."""
-    fh.seek(start)
-    buf = bytearray(_COUNT_CHUNK)
-    view = memoryview(buf)
-    n, left = 0, end - start
-    while left > 0:
-        got = fh.readinto(view[: min(left, _COUNT_CHUNK)])
-        if not got:
-            break
-        n += buf.count(b"\n", 0, got)
-        left -= got
-    return n
 
 
 class _InputReader:
@@ -387,12 +330,17 @@ class _InputReader:
                  state: InputState | None, owner: EventSource) -> None:
         self.path, self.source, self.rank, self.query = path, source, rank, query
         self.st, self.state, self.owner = st, state, owner
+        #: Added to the line numbers of a read that started mid-file ...
+        self.line_offset = 0
+        #: ... once this count of the lines before it is done.
+        self.counter: LineCounter | None = None
+        self.held: list[tuple[Record, tuple[int, ...], tuple[int, ...], int]] = []
 
     def _fresh_state(self) -> InputState:
         head_len = min(self.st.st_size, HEAD_BYTES)
         return InputState(os.path.realpath(self.path), self.query.fields.key(), self.st.st_dev,
                           self.st.st_ino, self.st.st_size, self.st.st_mtime_ns, head_len,
-                          _head_crc(self.path, head_len))
+                          head_crc(self.path, head_len))
 
     def _unchanged(self) -> bool:
         s = self.state
@@ -411,6 +359,9 @@ class _InputReader:
             rec.source = self.source
             yield from self._record(rec, (self.rank, rec.line, n), seen)
         self._merge_diagnostics(diag)
+        failed = getattr(diag, "failed", None)  # the reader reports a broken input there
+        if failed:
+            raise SourceError(str(failed[0]).split(": ", 1)[-1], self.source)
         new = self._fresh_state()
         new.ordered = 0
         new.scanned_to = new.size
@@ -474,32 +425,67 @@ class _InputReader:
                 good = lo = probe[0]
         return good
 
-    def _line_at(self, fh: io.BufferedReader, offset: int) -> int:
-        """Lines before ``offset`` (a line start), counted from the stored mark when it helps."""
+    def _count_to(self, offset: int) -> LineCounter:
+        """Lines before ``offset`` (a line start), from the stored mark when it is before it."""
         s = self.state
         if s is not None and s.mark_offset <= offset:
-            return s.mark_line + count_lines(fh, s.mark_offset, offset)
-        return count_lines(fh, 0, offset)
+            return LineCounter(self.path, s.mark_offset, s.mark_line, offset)
+        return LineCounter(self.path, 0, 0, offset)
 
     def _ordered(self, fh: io.BufferedReader, size: int) -> _Reads:
         start = self._bisect(fh, size)
-        line = self._line_at(fh, start)
+        # The lines before the window are counted beside the reading of the window; the
+        # events that may match wait for their line numbers (see _emit).
+        self.counter = self._count_to(start)
+        diag = Diagnostics()
         order = _Order(self.query.tolerance)
-        fh.seek(start)
-        seen = yield from self._lines(fh, line, None, order)
+        try:
+            fh.seek(start)
+            seen = yield from self._lines(fh, 0, None, order, diag)
+            yield from self._settle()
+        finally:
+            line = self.counter.result() if self.counter is not None else self.line_offset
+            self.counter = None
+        self._merge_diagnostics(diag, rebase=line)
         new = self._fresh_state()
         new.mark_offset, new.mark_line = start, line
         if not order.broken:
             new.ordered = 1
             return new
         # Out of order after all: read the rest, then what the search skipped.
+        self.line_offset = 0
         if seen.stopped:
             fh.seek(start)
-            yield from self._lines(fh, line, None, None, skip_through=seen.lines)
+            yield from self._lines(fh, line, None, None, diag, skip_through=line + seen.lines)
         fh.seek(0)
-        yield from self._lines(fh, 0, start, None)
+        yield from self._lines(fh, 0, start, None, diag)
+        self._merge_diagnostics(diag)
         new.ordered = 0
         return new
+
+    def _emit(self, rec: Record, primary: tuple[int, ...], secondary: tuple[int, ...], sub: int,
+              maybe: bool) -> Iterator[Yielded]:
+        """Hand on an event of the span, once its line number is known if it may match."""
+        if self.counter is None:
+            rec.line += self.line_offset
+            yield TimedEvent(rec, primary, secondary, (self.rank, rec.line, sub)), maybe
+        elif not maybe:
+            # Only counted, never alerted on: its line number is never looked at.
+            yield TimedEvent(rec, primary, secondary, (self.rank, rec.line, sub)), False
+        else:
+            self.held.append((rec, primary, secondary, sub))
+            if len(self.held) >= HOLD_MAX:
+                yield from self._settle()
+
+    def _settle(self) -> Iterator[Yielded]:
+        """Wait for the line count, then hand on the held events with their line numbers."""
+        if self.counter is not None:
+            self.line_offset = self.counter.result()
+            self.counter = None
+        held, self.held = self.held, []
+        for rec, primary, secondary, sub in held:
+            rec.line += self.line_offset
+            yield TimedEvent(rec, primary, secondary, (self.rank, rec.line, sub)), True
 
     def _unordered(self, fh: io.BufferedReader, size: int) -> _Reads:
         s = self.state
@@ -507,18 +493,20 @@ class _InputReader:
         if s is not None and s.scanned_to and s.span_misses(self.query.span):
             start, line = s.scanned_to, s.scanned_lines  # only the appended tail can matter
         fh.seek(start)
-        seen = yield from self._lines(fh, line, size - start, None)
+        diag = Diagnostics()
+        seen = yield from self._lines(fh, line, size - start, None, diag)
+        self._merge_diagnostics(diag)
         new = self._fresh_state()
         new.ordered = 0
         new.mark_offset, new.mark_line = start, line
-        new.scanned_to, new.scanned_lines = _complete(fh, size, seen.lines)
+        new.scanned_to, new.scanned_lines = complete_prefix(fh, size, seen.lines)
         lows = [x for x in (seen.min_ms, s.min_ms if start and s else None) if x is not None]
         highs = [x for x in (seen.max_ms, s.max_ms if start and s else None) if x is not None]
         new.min_ms, new.max_ms = (min(lows) if lows else None), (max(highs) if highs else None)
         return new
 
-    def _lines(self, fh: io.BufferedReader, line: int, limit: int | None,
-               order: _Order | None, skip_through: int = 0) -> Generator[Yielded, None, _Pass]:
+    def _lines(self, fh: io.BufferedReader, line: int, limit: int | None, order: _Order | None,
+               diag: Diagnostics, skip_through: int = 0) -> Generator[Yielded, None, _Pass]:
         """Decode lines from the current offset; with ``order``, stop past the span's end.
 
         Line numbers continue from ``line``; lines numbered up to ``skip_through``
@@ -526,26 +514,22 @@ class _InputReader:
         """
         seen = _Pass(lines=line)
         stop_after = self.query.span.hi + self.query.tolerance
-        diag = Diagnostics()
-        try:
-            for block in line_blocks(fh, limit):
-                if block is None:
-                    seen.lines += 1
-                    diag.skip("line-too-long", self.source, seen.lines)
+        for block in line_blocks(fh, limit):
+            if block is None:
+                seen.lines += 1
+                diag.skip("line-too-long", self.source, seen.lines)
+                continue
+            buf, pos, hi = block
+            while pos < hi:
+                end = buf.index(b"\n", pos, hi)
+                raw, pos = buf[pos:end], end + 1
+                seen.lines += 1
+                if seen.lines <= skip_through:
                     continue
-                buf, pos, hi = block
-                while pos < hi:
-                    end = buf.index(b"\n", pos, hi)
-                    raw, pos = buf[pos:end], end + 1
-                    seen.lines += 1
-                    if seen.lines <= skip_through:
-                        continue
-                    low = yield from self._line(raw, seen, diag, order)
-                    if order is not None and low is not None and low > stop_after:
-                        seen.stopped = True
-                        return seen
-        finally:
-            self._merge_diagnostics(diag)
+                low = yield from self._line(raw, seen, diag, order)
+                if order is not None and low is not None and low > stop_after:
+                    seen.stopped = True
+                    return seen
         return seen
 
     def _line(self, raw: bytes, seen: _Pass, diag: Diagnostics,
@@ -554,7 +538,7 @@ class _InputReader:
         self.owner.lines_read += 1
         low: int | None = None
         maybe: bool | None = None
-        for sub, rec in enumerate(line_records_checked(raw, self.source, seen.lines, diag)):
+        for sub, rec in enumerate(line_records(raw, self.source, seen.lines, diag)):
             primary, secondary = event_times(rec.event, self.query.fields)
             points = primary or secondary
             if not points:
@@ -563,14 +547,17 @@ class _InputReader:
             if order is not None:
                 order.see(points[0], points[-1])
             low = points[0] if low is None else min(low, points[0])
-            if self.query.span.holds_any(points):
+            # Type checks only where they decide something: an event Elasticsearch would
+            # refuse is not searched (the others are not events of the span anyway).
+            if self.query.span.holds_any(points) and check_types(rec, diag):
                 if maybe is None:
                     maybe = self.query.filter.could_match(raw)
-                yield TimedEvent(rec, primary, secondary, (self.rank, seen.lines, sub)), maybe
+                yield from self._emit(rec, primary, secondary, sub, maybe)
         return low
 
     def _record(self, rec: Record, seq: tuple[int, int, int], seen: _Pass) -> Iterator[Yielded]:
         """A record read whole: in the span or not (no raw line, so the matcher decides)."""
+        self.owner.lines_read += 1
         primary, secondary = event_times(rec.event, self.query.fields)
         points = primary or secondary
         if not points:
@@ -579,13 +566,21 @@ class _InputReader:
         if self.query.span.holds_any(points):
             yield TimedEvent(rec, primary, secondary, seq), True
 
-    def _merge_diagnostics(self, diag: Diagnostics) -> None:
+    def _merge_diagnostics(self, diag: Diagnostics, rebase: int = 0) -> None:
+        """Add ``diag`` to the source's; ``rebase`` is added to the line numbers of its samples."""
         total = self.owner.diagnostics
         total.skipped.update(diag.skipped)
         total.warnings.update(diag.warnings)
-        room = 20 - len(total.samples)
-        if room > 0:
-            total.samples.extend(diag.samples[:room])
+        room = _SAMPLES - len(total.samples)
+        prefix = f"{self.source}:"
+        for sample in diag.samples[:max(room, 0)]:
+            number, sep, rest = sample[len(prefix):].partition(":")
+            if rebase and sample.startswith(prefix) and sep and number.isdigit():
+                sample = f"{prefix}{int(number) + rebase}:{rest}"
+            total.samples.append(sample)
+        diag.skipped.clear()
+        diag.warnings.clear()
+        diag.samples.clear()
 
 
 def _points(rec: Record, fields: TimeFields) -> tuple[int, ...]:
@@ -599,21 +594,3 @@ def _skip_line(fh: io.BufferedReader) -> None:
         piece = fh.readline(PROBE_LINE_BYTES)
         if not piece or piece.endswith(b"\n"):
             return
-
-
-def _complete(fh: io.BufferedReader, size: int, lines: int) -> tuple[int, int]:
-    """``(offset, lines before it)`` just past the file's last newline within ``size`` bytes.
-
-    A last line still being written (no newline yet) is read again next time.
-    """
-    if size == 0:
-        return 0, 0
-    fh.seek(size - 1)
-    if fh.read(1) == b"\n":
-        return size, lines
-    tail = max(0, size - PROBE_LINE_BYTES)
-    fh.seek(tail)
-    last = fh.read(size - tail).rfind(b"\n")
-    if last < 0:
-        return 0, 0  # no newline near the end: keep nothing
-    return tail + last + 1, lines - 1
