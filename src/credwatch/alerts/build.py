@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from credwatch.alerts.ids import EventIdentity, event_identity
@@ -38,6 +38,7 @@ from credwatch.normalize.flatten import get_values
 from credwatch.rules.convert import rule_to_api
 from credwatch.rules.defaults import DEFAULT_SPACE
 from credwatch.rules.model import SEVERITIES, Rule
+from credwatch.timemath import datetime_to_ms, format_ms, parse_datetime
 
 _BANNED_TOP_LEVEL = ("kibana", "signal", "threshold_result", "credwatch")
 _COPY_NAMESPACES = {"event": "kibana.alert.original_event",
@@ -59,34 +60,18 @@ class EventOrigin:
 
 def iso_ms(t: datetime) -> str:
     """JavaScript ``toISOString``: UTC, millisecond precision, ``Z`` suffix."""
-    t = t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    # Not strftime: its %Y drops the zero padding of years before 1000 on glibc.
+    return format_ms(datetime_to_ms(t))
 
 
 def parse_event_time(value: Any) -> datetime | None:
-    """Parse an ECS date (ISO 8601 string or epoch milliseconds); None if invalid."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        try:
-            return datetime.fromtimestamp(value / 1000, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip().replace("z", "Z")
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    # Python parses at most microseconds; trim nanosecond fractions
-    if "." in text:
-        head, frac = text.split(".", 1)
-        digits = len(frac) - len(frac.lstrip("0123456789"))
-        text = f"{head}.{frac[:min(digits, 6)]}{frac[digits:]}" if digits else head + frac
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    """Parse an ECS date (ISO 8601 string or epoch milliseconds); None if invalid.
+
+    The one ES ``date`` parser of :mod:`credwatch.timemath`, so an alert's
+    time is the instant the query compared; None too for a valid date outside
+    the years 1..9999 a datetime can hold (e.g. epoch 10^17 ms).
+    """
+    return parse_datetime(value)
 
 
 def flatten_with_prefix(prefix: str, value: Any) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from datetime import timedelta
 from typing import Any
 
 from credwatch.alerts.build import iso_ms, parse_event_time
+from credwatch.timemath import shift
 from credwatch.triage.context import (
     BENIGN_AUTOMATION,
     args_of,
@@ -250,7 +251,9 @@ def _window(alert: Mapping[str, Any], seconds: int = 120) -> str:
     t = parse_event_time(_g(alert, "event_time"))
     if t is None:
         return "around the alert time"
-    return f"between {iso_ms(t - timedelta(seconds=seconds))} and {iso_ms(t + timedelta(seconds=seconds))}"
+    # shift clamps at years 1..9999 (an event at 9999-12-31 must not raise OverflowError).
+    span = timedelta(seconds=seconds)
+    return f"between {iso_ms(shift(t, -span))} and {iso_ms(shift(t, span))}"
 
 
 def _next_steps(alert: Mapping[str, Any], creds: list[Mapping[str, Any]],
