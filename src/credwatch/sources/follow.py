@@ -61,6 +61,10 @@ __all__ = ["MAX_LINE_BYTES", "FileRef", "FollowProblem", "FollowedLine", "Follow
 #: Longest line handed out (as the batch readers' limit): longer ones are skipped and reported.
 MAX_LINE_BYTES = 16 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Leading bytes that tell two rotated files' contents apart when chaining them.
+_HEAD_ID = 256
+#: Rotated files read one after the other after a restart, at most.
+_MAX_CHAIN = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,8 @@ class FollowProblem:
 class _Source:
     """A file being read: a stream, the consumed offset and the unfinished line."""
 
-    __slots__ = ("buf", "fio", "line", "line_start", "offset", "ref", "skipping", "stream")
+    __slots__ = ("buf", "fio", "line", "line_start", "mtime_ns", "offset", "ref", "skipping",
+                 "stream")
 
     def __init__(self, ref: FileRef, fio: io.FileIO | None, offset: int, line: int) -> None:
         self.ref = ref
@@ -120,6 +125,7 @@ class _Source:
         self.line = line  # complete lines before line_start
         self.buf = bytearray()  # bytes[line_start:offset] unless skipping
         self.skipping = False  # inside a line already found too long
+        self.mtime_ns = 0  # when the file was last written, as first seen
 
     def position(self) -> Position:
         r = self.ref
@@ -170,6 +176,8 @@ class Follower:
         self._sibling: _Source | None = None  # a rotated or copied file being read first
         self._live: _Source | None = None  # the file at ``path``
         self._grace = False  # one more poll for a rotated file's unfinished last line
+        self._done_ids: set[tuple[int, int]] = set()  # rotated files read to their end
+        self._done_heads: set[bytes] = set()
 
     # ------------------------------------------------------------------ reporting
 
@@ -233,7 +241,9 @@ class Follower:
         if line < 0:
             line, _ = count_lines(fio, offset)
         fio.seek(offset)
-        return _Source(FileRef(path, st.st_dev, st.st_ino, head), fio, offset, line)
+        src = _Source(FileRef(path, st.st_dev, st.st_ino, head), fio, offset, line)
+        src.mtime_ns = st.st_mtime_ns
+        return src
 
     def _start(self) -> bool:
         st = self._stat()
@@ -333,7 +343,9 @@ class Follower:
                     continue
                 ref = FileRef(path, st.st_dev, st.st_ino, head, compressed=True)
                 # Opened lazily by _drain_sibling, which skips to the offset.
-                return _Source(ref, None, cp.offset, cp.line)
+                src = _Source(ref, None, cp.offset, cp.line)
+                src.mtime_ns = st.st_mtime_ns
+                return src
         return "wait" if waiting else None
 
     def _open_gzip_source(self, src: _Source) -> None:
@@ -353,25 +365,71 @@ class Follower:
         src.offset = src.line_start = skipped
 
     def _drain_sibling(self, out: list[FollowedLine]) -> bool:
-        """Read the sibling to its end; False while a ``.gz`` is still being written."""
-        src = self._sibling
-        assert src is not None
-        try:
-            if src.stream is None:
-                self._open_gzip_source(src)
-            self._read(src, out)
-        except GZIP_ERRORS as exc:
-            if not src.ref.compressed:
-                raise
-            if not self._settle.settled(src.ref.path):
-                src.rewind()
-                return False
-            self._problem(_gzip_reason(exc), src.ref.path, failure=True, once=True)
-        else:
-            self._finish(src, out)
-        src.close()
-        self._sibling = None
+        """Read the sibling, then any rotated after it, to their ends.
+
+        False while a ``.gz`` among them is still being written (retried next poll).
+        """
+        while (src := self._sibling) is not None:
+            try:
+                if src.stream is None:
+                    self._open_gzip_source(src)
+                self._read(src, out)
+            except GZIP_ERRORS as exc:
+                if not src.ref.compressed:
+                    raise
+                if not self._settle.settled(src.ref.path):
+                    src.rewind()
+                    return False
+                self._problem(_gzip_reason(exc), src.ref.path, failure=True, once=True)
+            else:
+                self._finish(src, out)
+            src.close()
+            self._sibling = self._next_sibling(src)
         return True
+
+    def _next_sibling(self, done: _Source) -> _Source | None:
+        """The file rotated next after ``done`` (oldest change first), to read from its start.
+
+        Several rotations may have happened while we were down (auditd's
+        ``audit.log.2`` and ``.1``, or a copytruncate copy made after the file we
+        resumed in): they are read in the order they were last written, before
+        the live file. Files already read, or holding the same first bytes as
+        one already read (``.1`` next to the ``.1.gz`` being made of it), are not.
+        """
+        self._done_ids.add((done.ref.dev, done.ref.ino))
+        self._done_heads.add(done.ref.fingerprint[:_HEAD_ID])
+        live = self._live.ref if self._live is not None else None
+        for path, st in sorted(siblings(self.path), key=lambda item: item[1].st_mtime_ns):
+            ident = (st.st_dev, st.st_ino)
+            if (st.st_mtime_ns <= done.mtime_ns or ident in self._done_ids
+                    or (live is not None and ident == (live.dev, live.ino))
+                    or len(self._done_ids) > _MAX_CHAIN):
+                continue
+            try:
+                src = self._sibling_from_start(path, st)
+            except GZIP_ERRORS:
+                continue  # gone or unreadable: the next one
+            if src.ref.fingerprint[:_HEAD_ID] in self._done_heads:
+                src.close()
+                self._done_ids.add(ident)
+                continue
+            return src
+        return None
+
+    def _sibling_from_start(self, path: str, st: os.stat_result) -> _Source:
+        fio, _ = open_regular(path, follow_symlinks=False)
+        with fio:
+            magic = os.pread(fio.fileno(), 2, 0)
+        if magic != _GZIP_MAGIC:
+            src = self._open_plain(path, 0, 0)
+        else:
+            try:
+                head = gz_head(path)
+            except GZIP_ERRORS:
+                head = b""  # still being written, or corrupt: the drain retries or reports
+            src = _Source(FileRef(path, st.st_dev, st.st_ino, head, compressed=True), None, 0, 0)
+        src.mtime_ns = st.st_mtime_ns
+        return src
 
     # ------------------------------------------------------------------ the live file
 
