@@ -146,6 +146,18 @@ def test_class11_hard_link_and_run_inputs_are_refused(tmp_path: Path, events: Pa
     assert events.read_bytes() == before
 
 
+def test_class11_watched_log_and_rule_file_are_inputs(tmp_path: Path, events: Path) -> None:
+    before = events.read_bytes()
+    res = run_cli("watch", "--db", str(tmp_path / "a.db"), "-o", str(events), str(events))
+    assert res.code == 2 and "refusing to overwrite an input" in res.err
+    rule = tmp_path / "rule.toml"
+    rule.write_text(Path(__file__).parents[2].joinpath(
+        "src/credwatch/rules/builtin/credential_path_access.toml").read_text())
+    res = run_cli("scan", "--no-store", "--rule", str(rule), "--bulk", str(rule), str(events))
+    assert res.code == 2 and "refusing to overwrite an input" in res.err
+    assert events.read_bytes() == before and "credwatch" in rule.read_text()
+
+
 def test_class11_output_inside_an_input_folder(tmp_path: Path, events: Path) -> None:
     folder = events.parent
     res = run_cli("scan", "--no-store", "-o", str(folder / "alerts.ndjson"), str(folder))

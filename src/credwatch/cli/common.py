@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -97,13 +98,20 @@ def open_store(args: argparse.Namespace, env: Env) -> AlertStore:
 
 
 def input_paths(args: argparse.Namespace) -> list[str]:
-    """Every file or folder the command reads: PATHs, --exceptions, --value-list, --input."""
+    """Every file or folder the command reads.
+
+    Event inputs (PATHs, watch's PATH, report's --input), --exceptions and
+    --value-list files, and --rule arguments that name a file.
+    """
     found: list[str] = []
     for name in ("paths", "exceptions", "value_list"):
         found.extend(str(p) for p in getattr(args, name, None) or [])
-    single = getattr(args, "input", None)
-    if isinstance(single, str):
-        found.append(single)
+    for name in ("path", "input"):
+        single = getattr(args, name, None)
+        if isinstance(single, str):
+            found.append(single)
+    found.extend(ref for ref in getattr(args, "rule", None) or []
+                 if isinstance(ref, str) and os.path.isfile(ref))
     return found
 
 
