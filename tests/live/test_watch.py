@@ -230,3 +230,50 @@ def test_problems_reach_on_problem_as_source_errors(tmp_path: Path) -> None:
     assert w.stats.failed == 0  # a skipped line is a note, not a failure
     w.follower.close()
     store.close()
+
+
+# --- live, with the kernel's audit subsystem -----------------------------------------------
+
+@pytest.mark.root
+def test_live_auditd_cat_of_fake_aws_credentials_gives_exactly_one_alert(
+        live_auditd: tuple[Path, str], tmp_path: Path) -> None:
+    """A real auditd (private config, see tests/sources/test_auditd_live.py) and a real exec.
+
+    Synchronised on what ``watch`` prints: a blocking read of its stdout (with a
+    generous limit only as a failure guard), then SIGTERM and its exit.
+    """
+    import selectors
+    import signal
+
+    log, _key = live_auditd
+    creds = tmp_path / "home" / ".aws" / "credentials"
+    creds.parent.mkdir(parents=True)
+    creds.write_text("[default]\naws_access_key_id = FAKE-NOT-A-SECRET\n")
+    exe = shutil.which("credwatch", path=os.path.dirname(sys.executable))
+    assert exe
+    watch = subprocess.Popen([exe, "watch", str(log), "--from", "beginning",
+                              "--db", str(tmp_path / "a.db"), "--format", "ndjson"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        subprocess.run(["cat", str(creds)], check=True, capture_output=True)
+        assert watch.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(watch.stdout.fileno(), selectors.EVENT_READ)
+        out = b""
+        while str(creds).encode() not in out:
+            assert sel.select(30), "no alert for the exec within 30 s"
+            chunk = os.read(watch.stdout.fileno(), 1 << 16)
+            assert chunk, "watch exited"
+            out += chunk
+        sel.close()
+        watch.send_signal(signal.SIGTERM)
+        rest, err = watch.communicate(timeout=30)
+        alerts = [orjson.loads(x) for x in (out + rest).splitlines() if x.strip()]
+        mine = [a for a in alerts if a["process"].get("args") == ["cat", str(creds)]]
+        assert len(mine) == 1, err.decode()
+        assert mine[0]["process"]["name"] == "cat"
+        assert mine[0]["event.kind"] == "signal"
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
