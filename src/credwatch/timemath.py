@@ -25,8 +25,10 @@ Date math follows Elasticsearch's ``JavaDateMathParser``:
 * ``/unit`` rounds down to the start of the unit (weeks start on Monday); when
   rounding *up* (a ``gt``/``lte`` bound, or the ``lte`` half of ``f:value``)
   it goes to the last millisecond of the unit instead, as ES's ``roundUp``;
-* a plain partial date rounds the same way: ``2024-05-01`` is ``00:00:00.000``
-  rounding down and ``23:59:59.999`` rounding up; the date before ``||`` is
+* a plain partial date rounds too: missing parts are the minimum rounding
+  down, and rounding up ES fills a missing month and day with 01 and a missing
+  time with 23:59:59.999 (``2024-05-01`` ends at ``23:59:59.999`` that day,
+  ``2024-05`` at ``2024-05-01T23:59:59.999``); the date before ``||`` is
   never rounded up (ES parses it with ``roundUp=false``).
 
 All rounding is in UTC: the detection engine sends ``time_zone: Zulu``.
