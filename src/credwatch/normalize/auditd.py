@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import grp
 import pwd
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -105,6 +106,8 @@ _EXEC_SYSCALLS: dict[str, dict[int, str]] = {
 EXEC_SYSCALLS = frozenset({"execve", "execveat"})
 
 _UNSET = {"4294967295", "-1", "unset"}
+_DECIMAL = re.compile(r"\A[0-9]{1,18}\Z")
+_OCTAL = re.compile(r"\A[0-7]{1,12}\Z")
 
 # (audit field, ECS path under user, kind, ENRICHED key)
 _ID_FIELDS: tuple[tuple[str, str, str, str], ...] = (
@@ -165,10 +168,11 @@ def syscall_name(rec: AuditRecord) -> str | None:
     raw = plain_text(rec.get("syscall"))
     if raw is None:
         return None
-    if not raw.isdigit():
+    number = _int(raw)
+    if number is None:
         return raw  # ausearch -i already wrote the name
     arch = _arch(rec)
-    name = _EXEC_SYSCALLS.get(arch or "", {}).get(int(raw))
+    name = _EXEC_SYSCALLS.get(arch or "", {}).get(number)
     if name is None:
         name = rec.enriched.get("SYSCALL")  # ENRICHED knows every syscall
     return name or raw
@@ -206,10 +210,10 @@ def _put(doc: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
+    """An ASCII decimal of at most 18 digits as an int (None otherwise: never int() of any text)."""
+    if text is None or not _DECIMAL.match(text):
         return None
+    return int(text)
 
 
 def _users(sc: AuditRecord, resolver: NameResolver | None, interpreted: bool) -> tuple[dict[str, Any], list[str]]:
@@ -268,7 +272,7 @@ def _file(paths: list[dict[str, str]], first_path: AuditRecord | None) -> dict[s
         if src in p:
             f[dst] = p[src]
     mode = p.get("mode")
-    if mode and mode.isdigit():
+    if mode and _OCTAL.match(mode):
         f["mode"] = "0" + format(int(mode, 8) & 0o777, "o").zfill(3)
     if first_path is not None:
         for ekey, dst in (("OUID", "owner"), ("OGID", "group")):

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 _HEADER = re.compile(rb"(?:\A|\s)(?:node=(\S+) )?type=\S+ (?:msg=)?audit\(([^)]*)\)")
 #: A line that starts with none of the letters of ``type=``, ``node=`` or ``----`` (nor is
 #: blank). A longer prefix check costs hyperscan a third of its speed on every line.
-_ODD_START = rb"\n[^tn\-\n]"
+_ODD_START = rb"\n[^tn\-\n\r]"
 _GOOD_STARTS = (b"t", b"n", b"-", b"\n")
 #: An exec event has one EXECVE record with ``argc=`` (long arguments add more EXECVE
 #: records, without it); ``ausearch -i`` writes ``) : argc=``, hence no ``)``.

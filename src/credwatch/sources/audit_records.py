@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
                   fast: FastPath | None = None, path: str | None = None,
-                  size: int | None = None) -> Iterator[Record]:
+                  size: int | None = None, first_line: int = 1) -> Iterator[Record]:
     """Yield one record per exec event in a raw audit log; count everything else.
 
     With ``fast`` (and audit literals in it), only the events that hold a
@@ -44,9 +44,9 @@ def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
 
             numbered = parallel_lines(picker, path, size, workers)
         else:
-            numbered = picker.lines(stream)
+            numbered = ((n + first_line - 1, line) for n, line in picker.lines(stream))
     else:
-        numbered = iter_lines(stream)
+        numbered = iter_lines(stream, first_line=first_line)
 
     def lines() -> Iterator[tuple[int, bytes]]:
         for lineno, line in numbered:
@@ -68,9 +68,8 @@ def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
             diag.skipped[f"audit-{reason}"] += n
         for reason, n in audit_diag.warnings.items():
             diag.warnings[f"audit-{reason}"] += n
-        non_exec = sum(stats.skipped.values())
-        if non_exec:
-            diag.warnings["audit-non-exec-events"] += non_exec
+        # Logins, CONFIG_CHANGE, a lone CWD or PROCTITLE...: valid audit data, not defects.
+        diag.other_events += sum(stats.skipped.values())
         for sample in audit_diag.samples:
             if len(diag.samples) < 20:
                 diag.samples.append(str(sample))

@@ -58,7 +58,10 @@ _HEADER_RE = re.compile(
     rb"(?:\A|\s)(?:node=(?P<node>\S+) )?type=(?P<type>[A-Za-z0-9_\[\]]+) "
     rb"(?:msg=)?audit\((?P<stamp>[^)]*)\)\s*:\s?"
 )
-_RAW_STAMP_RE = re.compile(r"\A(\d+)\.(\d+):(\d+)\Z")
+# Seconds up to year 9999 (12 digits), a serial that fits 64 bits (20 digits): anything
+# longer is not a real stamp, and converting thousands of digits would raise or take time.
+_RAW_STAMP_RE = re.compile(r"\A([0-9]{1,12})\.([0-9]{1,9}):([0-9]{1,20})\Z")
+_SERIAL_RE = re.compile(r"\A[0-9]{1,20}\Z")
 _KEY_RE = re.compile(rb"\A[A-Za-z0-9_\-\[\]]+\Z")
 _INTERP_KEY_RE = re.compile(rb"\A([a-z0-9_\-]+(?:\[\d+\])?)=")
 _ENRICH_KEY_RE = re.compile(rb"\A[A-Z][A-Z0-9_\-]*\Z")
@@ -275,10 +278,13 @@ def _parse_stamp(stamp: str, tz: tzinfo) -> tuple[str, int, datetime] | None:
     m = _RAW_STAMP_RE.match(stamp)
     if m:
         sec, frac, serial = m.groups()
-        when = datetime.fromtimestamp(int(sec), UTC) + timedelta(milliseconds=int(frac[:3].ljust(3, "0")))
+        try:
+            when = datetime.fromtimestamp(int(sec), UTC) + timedelta(milliseconds=int(frac[:3].ljust(3, "0")))
+        except (OverflowError, ValueError, OSError):
+            return None  # past year 9999: reported as a bad header
         return f"{sec}.{frac}", int(serial), when
     head, sep, serial_s = stamp.rpartition(":")
-    if not sep or not serial_s.isdigit():
+    if not sep or not _SERIAL_RE.match(serial_s) or len(head) > 40:
         return None
     for fmt in ("%m/%d/%y %H:%M:%S.%f", "%m/%d/%Y %H:%M:%S.%f", "%m/%d/%y %H:%M:%S", "%m/%d/%Y %H:%M:%S"):
         try:
@@ -392,7 +398,9 @@ class Reassembler:
         self._seq += 1
         key: EventKey = (rec.node, rec.stamp, rec.serial)
         out: list[AuditEvent] = []
-        if key in self._closed:
+        if key in self._closed and rec.type == "EOE":
+            pass  # the end-of-event marker of an event already closed: nothing is lost
+        elif key in self._closed:
             self.diagnostics.skip("late-record", rec.path, rec.lineno,
                                   f"{rec.type} for audit({rec.stamp}:{rec.serial}) after its event closed")
         elif rec.type == "EOE":

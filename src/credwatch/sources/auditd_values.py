@@ -30,7 +30,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 _HEX_RE = re.compile(rb"\A(?:[0-9A-Fa-f]{2})+\Z")
-_ARG_KEY_RE = re.compile(r"\Aa(\d+)(?:(_len)|\[(\d+)\])?\Z")
+# Argument indexes and chunk numbers are bounded (Linux passes at most a few hundred
+# thousand arguments; 7 digits is ample), so an index of thousands of digits is not one.
+_ARG_KEY_RE = re.compile(r"\Aa([0-9]{1,7})(?:(_len)|\[([0-9]{1,7})\])?\Z")
+#: Numbers in EXECVE (argc, aN_len) are taken only up to 18 digits (they fit a signed long).
+_NUMBER_RE = re.compile(rb"\A[0-9]{1,18}\Z")
+#: At most this many indexes are listed in :attr:`ExecArgs.missing` (argc may claim billions).
+MAX_MISSING = 65536
 
 #: Elastic's placeholder for arguments that were not logged (Filebeat auditd pipeline).
 TRUNCATED_ARGS_TEMPLATE = "[... {n} truncated arguments ...]"
@@ -126,7 +132,7 @@ def assemble_execve(records: Iterable[list[tuple[str, bytes]]], *,
     for fields in records:
         for key, token in fields:
             if key == "argc":
-                if argc is None and token.isdigit():
+                if argc is None and _NUMBER_RE.match(token):
                     argc = int(token)
                 continue
             m = _ARG_KEY_RE.match(key)
@@ -134,7 +140,7 @@ def assemble_execve(records: Iterable[list[tuple[str, bytes]]], *,
                 continue
             idx = int(m.group(1))
             if m.group(2):  # aN_len
-                if token.isdigit():
+                if _NUMBER_RE.match(token):
                     lengths[idx] = int(token)
             elif m.group(3) is not None:  # aN[k]
                 part = value_bytes(token, interpreted=interpreted)
@@ -166,6 +172,8 @@ def assemble_execve(records: Iterable[list[tuple[str, bytes]]], *,
         args.insert(0, TRUNCATED_ARGS_TEMPLATE.format(n=indices[0]))
     present = set(indices)
     upper = argc if argc is not None else (indices[-1] + 1 if indices else 0)
-    missing = [i for i in range(upper) if i not in present]
+    # Bounded by what was logged, not by what argc claims (argc=999999999999 is one token).
+    upper = min(upper, (indices[-1] + 1 if indices else 0) + MAX_MISSING)
+    missing = [i for i in range(upper) if i not in present][:MAX_MISSING]
     count = argc if argc is not None else len(args)
     return ExecArgs(args=args, argc=argc, count=count, missing=missing, incomplete=incomplete)

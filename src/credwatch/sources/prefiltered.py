@@ -44,7 +44,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Literal, Protocol, TypeVar, cast
 
-from credwatch.errors import SourceError
+from credwatch.sources.literal_filter import HITS_NEEDLE
+from credwatch.sources.literal_filter import json_unescape as json_unescape
 
 if TYPE_CHECKING:
     import multiprocessing.pool
@@ -67,9 +68,7 @@ PrefilterMode = Literal["auto", "always", "never"]
 
 _LITERAL, _ESCAPE, _SHAPE = 1, 2, 4
 #: Reported as an extra literal so that `_search` responses are decoded (their count of events).
-_HITS = '"hits"'
-_JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
-_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_HITS = HITS_NEEDLE
 _CONTROL = rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 
 
@@ -103,22 +102,6 @@ class FastPath:
         return size is not None and size >= AUTO_MIN_BYTES
 
 
-def json_unescape(line: bytes) -> str | None:
-    """Decode every JSON escape in ``line`` (``None`` if the line is not valid UTF-8)."""
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-    def repl(m: re.Match[str]) -> str:
-        hexa = m.group(1)
-        return chr(int(hexa, 16)) if hexa is not None else _SIMPLE_ESCAPES[m.group(2)]
-
-    out = _JSON_ESCAPE.sub(repl, text)
-    # `\ud83d\ude00` decodes to two surrogates; join them into one code point.
-    return out.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
-
-
 class _Finder(Protocol):
     def scan(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, int]]:
         """``(end offset just past the newline, kind bits)`` of candidate lines in ``buf[lo:hi]``."""
@@ -138,7 +121,15 @@ def _line_patterns(literals: frozenset[str]) -> list[tuple[bytes, int]]:
 #: end with ``}``, and control bytes. They hit anywhere in the line; they are
 #: kept short because hyperscan scans them much faster without a ``[^\n]*`` tail,
 #: and they almost never hit.
-_SHAPE_PATTERNS: tuple[bytes, ...] = (rb"\n[^{]", rb"[^}\r]\r?\n", _CONTROL)
+#: Blank lines (``\n\n``, ``\r\n`` alone) are no candidates: they hold no event, and
+#: eight million of them must not become eight million candidates.
+_SHAPE_PATTERNS: tuple[bytes, ...] = (rb"\n[^{\n\r]", rb"[^}\r\n]\r?\n", _CONTROL)
+#: Runs of blank lines, to count them out of the events passed over.
+#: (A character class repeats without per-repetition state in ``re``; a group would not.)
+_BLANK_RUN = re.compile(rb"\n[\r\n]*\n")
+#: Candidate lines are looked for in parts of about this size, so that a block of
+#: millions of candidate lines never holds all their offsets at once.
+PART_BYTES = 1 << 20
 
 
 def line_end(buf: bytes, offset: int) -> int:
@@ -319,6 +310,19 @@ class RangeScanner:
         self.prebuilt_left = PREBUILT_PER_BLOCK
         if self.finder is None:
             return self._decode_all(buf, lo, hi)
+        lines = dismissed = 0
+        kept: list[tuple[int, bytes | list[Record] | None]] = []
+        while lo < hi:
+            cut = hi if hi - lo <= PART_BYTES else buf.find(b"\n", lo + PART_BYTES, hi) + 1
+            part = self._scan_part(buf, lo, cut)
+            kept.extend((lines + n, line) for n, line in part.kept)
+            lines += part.lines
+            dismissed += part.dismissed
+            lo = cut
+        return RangeResult(lines, dismissed, kept)
+
+    def _scan_part(self, buf: bytes, lo: int, hi: int) -> RangeResult:
+        assert self.finder is not None
         hits = self.finder.scan(buf, lo, hi)
         if buf[lo:lo + 1] != b"{":
             first_end = buf.find(b"\n", lo) + 1
@@ -334,6 +338,8 @@ class RangeScanner:
         for end, kind in hits:
             start = line_start(buf, lo, end)
             line = buf[start: end - 1]
+            if not line.strip():
+                continue  # a blank line: no event
             if kind == _ESCAPE:
                 text = json_unescape(line)
                 if text is not None and self.needles.search(text) is None:
@@ -347,7 +353,10 @@ class RangeScanner:
             counted_to = start
             kept.append((lines_before + 1, line if built is None else built))
         lines = lines_before + buf.count(b"\n", counted_to, hi)
-        return RangeResult(lines, dismissed + lines, kept)
+        # Blank lines that were no candidates are no events either (the first one of a
+        # run ends the line before it, or is the part's first line, a candidate).
+        blank = sum(buf.count(b"\n", m.start(), m.end()) - 1 for m in _BLANK_RUN.finditer(buf, lo, hi))
+        return RangeResult(lines, dismissed + lines - blank, kept)
 
     def _decode_all(self, buf: bytes, lo: int, hi: int) -> RangeResult:
         """Every line decoded and checked: what the reader would do, split across workers."""
@@ -359,6 +368,8 @@ class RangeScanner:
             line = buf[pos:end]
             pos = end + 1
             lines += 1
+            if not line.strip():
+                continue
             n_events, built = self._judge(line, check=True)
             if n_events is not None:
                 dismissed += n_events
@@ -408,11 +419,7 @@ def split_ranges(path: str, size: int, unit: int | None = None) -> list[tuple[in
     """Byte ranges of about ``unit`` bytes covering ``path``, each starting at a line start."""
     unit = RANGE_BYTES if unit is None else unit
     starts = [0]
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed just below
-    except OSError as exc:
-        raise SourceError(f"cannot open: {exc.strerror or exc}", path) from None
-    with fh:
+    with open(path, "rb") as fh:
         pos = unit
         while pos < size:
             fh.seek(pos)
@@ -466,8 +473,8 @@ def ordered_results(pool: multiprocessing.pool.Pool, func: Callable[[_Job], _Res
 
     ``Pool.imap`` lets workers run arbitrarily far ahead of a slow reader (one
     writing many alerts), and every finished range waits in memory; this keeps
-    memory flat whatever the file size. A worker's read error becomes a
-    :class:`~credwatch.errors.SourceError` naming ``source``.
+    memory flat whatever the file size. A worker's read error (an :class:`OSError`)
+    propagates for the input layer to report as ``source: reason``.
     """
     ahead = workers + 1
     pending: deque[multiprocessing.pool.AsyncResult[_Result]] = deque()
@@ -475,10 +482,7 @@ def ordered_results(pool: multiprocessing.pool.Pool, func: Callable[[_Job], _Res
     for job in itertools.islice(queue, ahead):
         pending.append(pool.apply_async(func, (job,)))
     while pending:
-        try:
-            result = pending.popleft().get()
-        except OSError as exc:
-            raise SourceError(f"read error: {exc.strerror or exc}", source) from None
+        result = pending.popleft().get()
         nxt = next(queue, None)
         if nxt is not None:
             pending.append(pool.apply_async(func, (nxt,)))
@@ -514,7 +518,8 @@ def scan_results(stream: IO[bytes], path: str | None, size: int | None,
 
 
 def prefiltered_records(stream: IO[bytes], source: str, diag: Diagnostics, fast: FastPath,
-                        path: str | None = None, size: int | None = None) -> Iterator[Record]:
+                        path: str | None = None, size: int | None = None,
+                        first_line: int = 1) -> Iterator[Record]:
     """Records of the lines that would alert or need a diagnostic; count the rest as events.
 
     Without literals (``fast.literals is None``) every line is decoded and
@@ -523,7 +528,7 @@ def prefiltered_records(stream: IO[bytes], source: str, diag: Diagnostics, fast:
     """
     from credwatch.sources.ecs import MAX_LINE_BYTES, line_records_checked
 
-    base = 0
+    base = first_line - 1
     for result in scan_results(stream, path, size, fast):
         diag.events += result.dismissed
         if fast.literals is not None:

@@ -39,6 +39,18 @@ examples:
   credwatch scan --format ndjson exports/ > alerts.ndjson
   credwatch scan --query 'process.args:*/.kube/config' events.ndjson.gz
   zcat events.ndjson.gz | credwatch scan -
+
+exit status:
+  0  alerts were produced and every input was read
+  1  every input was read and nothing alerted
+  2  bad usage, rule or configuration (or, with --strict, a bad input line)
+  3  PARTIAL: some input could not be read, or not to its end (unreadable, corrupt
+     or truncated gzip, dangling link, socket, FIFO inside a folder, file that
+     shrank while read); each is reported as "path: reason" and every other input
+     was still evaluated. Alerts found meanwhile are still written.
+  Malformed lines or values inside a readable input (bad JSON, garbage lines,
+  wrong ECS types) are counted and reported with file:line samples; they do not
+  change the exit status unless --strict makes the first one fatal.
 """
 
 
@@ -108,7 +120,7 @@ def _with_progress(records: Iterator[Record], env: Env, enabled: bool,
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
-    """Run a scan; exit 0 when alerts were produced, 1 when none, 2 on error (like grep)."""
+    """Run a scan; exit 0 when alerts were produced, 1 when none, 2 on error, 3 when partial."""
     rules = select_rules(args, env)
     compiled = compile_rules(rules)
     diag = Diagnostics(strict=args.strict)
@@ -141,4 +153,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
         if store_sink:
             line += f" ({store_sink.new} new in store, {store_sink.duplicates} already stored)"
         env.stderr.write(line + "\n")
+    # Failed inputs are reported even with --quiet: the exit status alone would not say which.
+    for failure in diag.failed:
+        env.stderr.write(f"credwatch: {failure}\n")
+    if diag.failed:
+        return ExitStatus.PARTIAL
     return ExitStatus.OK if alerts else ExitStatus.NO_ALERTS
