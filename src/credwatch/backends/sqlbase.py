@@ -30,7 +30,7 @@ import ipaddress
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import ClassVar
 
 from credwatch.backends.base import Visitor
@@ -70,6 +70,7 @@ from credwatch.timemath import (
     DateMath,
     clamp_datetime,
     datetime_to_ms,
+    format_ms,
     now_ms,
 )
 
@@ -364,13 +365,15 @@ class SqlBackend(Visitor[str]):
         return expr.resolve_ms(self.now_ms, lo_up), expr.resolve_ms(self.now_ms, hi_up)
 
     def ts_literal_ms(self, ms: int) -> str:
-        """A timestamp literal for epoch ``ms`` (within years 1..9999)."""
-        return self.ts_literal(clamp_datetime(ms))
-
-    def ts_literal(self, when: datetime) -> str:
-        iso = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        """A timestamp literal for epoch ``ms`` (clamped into years 1..9999)."""
+        # format_ms, not strftime: glibc's %Y writes year 1 as "1", which Spark rejects.
+        iso = format_ms(min(max(ms, DATETIME_MIN_MS), DATETIME_MAX_MS))[:-1].replace("T", " ")
         return self.ts_literal_tpl.format(iso=iso + "+00:00" if "TIMESTAMPTZ" in self.ts_literal_tpl
                                           else iso)
+
+    def ts_literal(self, when: datetime) -> str:
+        """A timestamp literal for ``when`` (milliseconds kept)."""
+        return self.ts_literal_ms(datetime_to_ms(when))
 
     def like_pattern(self, parts: Sequence[str]) -> str:
         escaped = [p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for p in parts]
