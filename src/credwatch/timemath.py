@@ -337,6 +337,27 @@ def parse_date_bounds_ms(text: str) -> tuple[int, int] | None:
     return lo, lo + MS_DAY - 1
 
 
+#: The form nearly every event time takes (``2026-12-01T10:00:00.123Z``): its whole-second
+#: part is parsed once and cached (events come in bursts within the same seconds).
+_COMMON = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.([0-9]{1,9}))?Z")
+_SECONDS: dict[str, int | None] = {}
+_SECONDS_MAX = 1 << 14
+
+
+def _common_instant(text: str, frac: str | None) -> int | None:
+    """Epoch ms of text in the common form (None if its date or time is invalid)."""
+    head = text[:19]
+    if head in _SECONDS:
+        start = _SECONDS[head]
+    else:
+        bounds = parse_date_bounds_ms(head + "Z")
+        start = bounds[0] if bounds else None
+        if len(_SECONDS) >= _SECONDS_MAX:
+            _SECONDS.clear()
+        _SECONDS[head] = start
+    return None if start is None else start + (int(frac[:3].ljust(3, "0")) if frac else 0)
+
+
 def parse_instant(value: Any) -> int | None:
     """Epoch ms of an event value as an ES ``date`` field indexes it; None if it would not.
 
@@ -351,6 +372,9 @@ def parse_instant(value: Any) -> int | None:
     if isinstance(value, float):
         return _in_long(int(value)) if math.isfinite(value) else None
     if isinstance(value, str):
+        m = _COMMON.fullmatch(value)
+        if m is not None:
+            return _common_instant(value, m.group(1))
         bounds = parse_date_bounds_ms(value)
         return bounds[0] if bounds else None
     return None

@@ -115,3 +115,21 @@ def test_integer_calendar_agrees_with_datetime(naive: datetime) -> None:
 @given(st.integers(min_value=-(10**12), max_value=10**12))
 def test_civil_round_trip_far_beyond_datetime(days: int) -> None:
     assert days_from_civil(*civil_from_days(days)) == days
+
+
+COMMON_FORM = st.builds(
+    lambda y, mo, d, h, mi, s, frac: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{frac}Z",
+    st.integers(0, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 25),
+    st.integers(0, 61), st.integers(0, 61),
+    st.one_of(st.just(""), st.from_regex(r"\.[0-9]{1,9}", fullmatch=True)))
+
+
+@given(COMMON_FORM)
+def test_cached_common_form_agrees_with_the_general_parser(text: str) -> None:
+    """``2026-12-01T10:00:00.123Z`` takes a cached fast path; it must answer as the parser does."""
+    from credwatch.timemath import parse_date_bounds_ms
+
+    bounds = parse_date_bounds_ms(text)
+    expected = bounds[0] if bounds else None
+    assert parse_instant(text) == expected
+    assert parse_instant(text) == expected  # the second time from the cache
