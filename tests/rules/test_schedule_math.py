@@ -26,7 +26,9 @@ def test_parse_duration(text: str, expected: timedelta) -> None:
     assert parse_duration(format_duration(expected)) == expected
 
 
-@pytest.mark.parametrize("text", ["", "5", "m", "-5m", "5M", "1.5h", "5 minutes", "0s"])
+@pytest.mark.parametrize("text", ["", "5", "m", "-5m", "5M", "1.5h", "5 minutes", "0s",
+                                  "36501d", "99999999999999999999d", "9" * 5000 + "s",
+                                  "\u0665m", "5\u0665m"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(DateMathError):
         parse_duration(text)
@@ -54,6 +56,31 @@ def test_date_math_resolves(text: str, expected: datetime) -> None:
 def test_bad_date_math(text: str) -> None:
     with pytest.raises(DateMathError):
         parse_date_math(text)
+
+
+@pytest.mark.parametrize(("text", "position"), [
+    ("now-99999999999y", 4),  # more than a Java int, as ES's Integer.parseInt
+    ("now-" + "9" * 5000 + "m", 4),
+    ("now-1d/2d", 6),
+    ("2026-01-01||-1d", 0),  # a rule window is relative to now
+])
+def test_bad_rule_date_math_names_the_position(text: str, position: int) -> None:
+    with pytest.raises(DateMathError) as info:
+        parse_date_math(text)
+    assert info.value.position == position
+    assert len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize("text", ["now-9000y", "now+8000y", "now-2147483647w"])
+def test_windows_outside_years_1_to_9999_are_errors(text: str) -> None:
+    with pytest.raises(DateMathError, match=r"outside the years 1 to 9999|supported range"):
+        parse_date_math(text).resolve(NOW)
+
+
+def test_rule_date_math_chains_and_rounds_like_kibana() -> None:
+    assert parse_date_math("now-1d/d-1h").resolve(NOW) == datetime(2026, 1, 29, 23, tzinfo=UTC)
+    assert parse_date_math("now-2H").resolve(NOW) == NOW - timedelta(hours=2)
+    assert parse_date_math("now/M").resolve(NOW) == datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_lookback_is_window_minus_interval() -> None:
