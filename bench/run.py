@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -355,6 +356,54 @@ def ecs_suite(path: Path, truth: dict[str, Any], reps: int, timeout: float, lite
     return out
 
 
+#: ``run --once`` acts at this time: mid-file for the generator's 1M events (00:00 to ~23:36).
+RUN_ONCE_NOW_MS = gen_ecs.BASE_MS + 12 * 3_600_000
+RUN_ONCE_LOOKBACK_MS = 9 * 60_000
+
+
+def _run_once_expected(path: Path, truth: dict[str, Any], now_ms: int) -> list[str]:
+    """Planted positives whose event.ingested (else @timestamp) is in [now-9m, now]."""
+    wanted = set(truth["positive_lines"])
+    lo, hi = now_ms - RUN_ONCE_LOOKBACK_MS, now_ms
+    out: list[str] = []
+    with path.open("rb") as fh:
+        for n, line in enumerate(fh, 1):
+            if n not in wanted:
+                continue
+            doc = json.loads(line)
+            ev = doc.get("event") if isinstance(doc.get("event"), dict) else {}
+            stamp = ev.get("ingested") or doc.get("event.ingested") or doc.get("@timestamp")
+            t = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+            if lo <= int(t.timestamp() * 1000) <= hi:
+                out.append(str(doc.get("event", {}).get("id") or doc.get("event.id")))
+    return out
+
+
+def run_once_row(path: Path, truth: dict[str, Any], reps: int, timeout: float, cw: list[str],
+                 cw_reason: str) -> Result:
+    """``credwatch run --once`` (the seed rule's 9-minute window mid-file) on a fresh store.
+
+    Each repetition starts from an empty store, so it is a first execution: it
+    searches the file for the window by offset and counts the lines before it.
+    """
+    r = Result("credwatch run --once (9m window)", path.name, truth["count"])
+    if cw_reason:
+        r.skipped = cw_reason
+        return r
+    now = datetime.fromtimestamp(RUN_ONCE_NOW_MS / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(tmp, "run.db")
+        clean = f'rm -f "{db}" "{db}-wal" "{db}-shm"; exec "$@"'
+        cmd = ["sh", "-c", clean, "sh", *cw, "run", "--once", "--now", now, "--db", db,
+               "--format", "ndjson", "--quiet", str(path)]
+        run = repeat(r, cmd, reps, timeout)
+    if run:
+        got = alert_ids(run.stdout)
+        r.count = len(got)
+        r.check = compare_ids(got, _run_once_expected(path, truth, RUN_ONCE_NOW_MS))
+    return r
+
+
 def audit_suite(path: Path, truth: dict[str, Any], reps: int, timeout: float, cw: list[str], cw_reason: str) -> list[Result]:
     """Time raw-audit contenders over ``path``."""
     n = truth["count"]
@@ -558,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "ecs"):
         path, truth = ensure_ecs(args.events, args.seed)
         res = ecs_suite(path, truth, args.reps, args.timeout, args.literal, cw, cw_reason)
+        res.append(run_once_row(path, truth, args.reps, args.timeout, cw, cw_reason))
         by = {r.name: r.median for r in res}
         anchors = {"grep -cF": by.get("grep -cF (1 literal)"), "orjson": by.get("orjson loop + predicate")}
         console.print(table(f"ECS NDJSON: {path.name} ({truth['bytes'] / 1e6:.0f} MB, {truth['positives']} planted positives)", res, anchors))
