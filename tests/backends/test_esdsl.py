@@ -23,6 +23,9 @@ from credwatch.backends.esdsl import (
 from credwatch.errors import UnsupportedError
 from credwatch.kql import parse
 from credwatch.rules.loader import default_rule
+from credwatch.timemath import parse_date_bounds_ms, parse_instant
+
+from .conformance_run import TIME_CASES, TIME_NOW
 
 
 def should(*queries: Any) -> dict[str, Any]:
@@ -137,3 +140,46 @@ def test_seed_rule_compiles_to_the_expected_skeleton() -> None:
     assert "case_insensitive" not in text
     assert json.loads(text) == query
     assert search_body(default_rule().query)["query"] == query
+
+
+# ------------------------------------------------ the `now` table, resolved at its clock
+
+def _es_bound(value: Any, op: str) -> int:
+    """How ES reads a bound with no date math: epoch ms, or a date rounded for ``op``."""
+    if isinstance(value, int):
+        return value
+    assert isinstance(value, str)
+    assert "now" not in value and "||" not in value, f"date math left unresolved: {value!r}"
+    bounds = parse_date_bounds_ms(value)
+    assert bounds is not None, value
+    return bounds[1] if op in ("gt", "lte") else bounds[0]
+
+
+_ES_RANGE = {"gt": lambda d, b: d > b, "gte": lambda d, b: d >= b,
+             "lt": lambda d, b: d < b, "lte": lambda d, b: d <= b}
+
+
+def _es_answer(query: dict[str, Any], event: dict[str, Any]) -> bool:
+    """Answer a compiled single-field date query the way Elasticsearch's range query does."""
+    (clause,) = query["bool"]["should"]
+    ((field, params),) = clause["range"].items()
+    value = parse_instant(event.get(field))
+    if value is None:
+        return False
+    return all(_ES_RANGE[op](value, _es_bound(v, op)) for op, v in params.items() if op in _ES_RANGE)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in TIME_CASES])
+def test_conformance_now(case: Any) -> None:
+    """The `now` rows: with the table's clock the DSL holds instants ES answers as expected."""
+    query = compile_esdsl(case.query, now=TIME_NOW)
+    assert _es_answer(query, case.event) is case.expected, f"{case.why}\n{query}"
+
+
+def test_esdsl_without_now_sends_date_math_as_written() -> None:
+    """Kibana sends date math through and ES resolves it at search time."""
+    query = compile_esdsl("@timestamp >= now-1M/M", date_format_tz=None)
+    assert query["bool"]["should"][0] == {"range": {"@timestamp": {"gte": "now-1M/M"}}}
+    resolved = compile_esdsl("@timestamp:now/d", date_format_tz=None, now=TIME_NOW)
+    assert resolved["bool"]["should"][0] == {"range": {"@timestamp": {
+        "gte": "2026-01-31T00:00:00.000Z", "lte": "2026-01-31T23:59:59.999Z"}}}
