@@ -37,3 +37,12 @@ def test_compiled_matcher_reads_now_at_evaluation() -> None:
         assert not matcher.matches(event)
     with evaluating_at(TIME_NOW):  # the per-now cache follows the clock back
         assert matcher.matches(event)
+
+
+def test_now_at_any_instant_including_minus_one_ms() -> None:
+    """The per-now cache has no sentinel instant: 1969-12-31T23:59:59.999Z is a `now` too."""
+    from datetime import UTC, datetime
+
+    matcher = compile_query("@timestamp:now/d")
+    with evaluating_at(datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)):
+        assert matcher.matches({"@timestamp": "1969-12-31T12:00:00Z"})

@@ -128,7 +128,7 @@ def _date_test(field: str, text: str, op: str) -> ValueTest:
         lo, hi = expr.resolve_ms(0, lo_up), expr.resolve_ms(0, hi_up)
         return lambda v: (d := parse_instant(v)) is not None and check(d, lo, hi)
     # One (now, bounds) tuple, replaced whole, so concurrent readers never see a torn pair.
-    cache: list[tuple[int, tuple[int, int] | None]] = [(-1, None)]
+    cache: list[tuple[int | None, tuple[int, int] | None]] = [(None, None)]
 
     def bounds() -> tuple[int, int] | None:
         now = now_ms()
