@@ -48,11 +48,11 @@ class LiteralFilter:
         self._text = re.compile("|".join(re.escape(n) for n in needles))
         self._bytes = re.compile(b"|".join(re.escape(n.encode("utf-8")) for n in needles))
 
-    def may_match_in(self, buf: bytes, lo: int, hi: int) -> bool:
+    def may_match_in(self, buf: bytes | bytearray, lo: int, hi: int) -> bool:
         """:meth:`may_match` of ``buf[lo:hi]`` without copying it when it holds no escape."""
         if self._bytes.search(buf, lo, hi) is not None:
             return True
-        return buf.find(b"\\", lo, hi) >= 0 and self.may_match(buf[lo:hi])
+        return buf.find(b"\\", lo, hi) >= 0 and self.may_match(bytes(buf[lo:hi]))
 
     def may_match(self, raw: bytes) -> bool:
         """True when ``raw`` must be decoded: it holds a literal, or may hide one in an escape."""
