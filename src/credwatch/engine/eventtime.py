@@ -10,10 +10,9 @@ Elasticsearch sorts missing values.
 from __future__ import annotations
 
 import bisect
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from credwatch.engine.plan import to_ms
@@ -50,40 +49,11 @@ class TimeFields:
         return f"{self.primary}|{self.secondary or ''}"
 
 
-#: The form nearly every event time takes (``2026-12-01T10:00:00.123Z``): parsed here
-#: with a per-second cache, anything else by :func:`credwatch.timemath.parse_instant`.
-_ISO_Z = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SECONDS: dict[str, int] = {}
-_SECONDS_MAX = 1 << 16
-_SECOND = timedelta(seconds=1)
-
-
 def time_ms(value: Any) -> int | None:
     """Epoch ms of an event time value, as :func:`~credwatch.alerts.build.parse_event_time`.
 
     None when the value is not a date, or lies outside the years 1..9999.
     """
-    m = _ISO_Z.fullmatch(value) if isinstance(value, str) else None
-    if m is None:
-        return time_ms_slow(value)
-    head, frac = m.group(1), m.group(2)
-    secs = _SECONDS.get(head)
-    if secs is None:
-        try:
-            t = datetime(int(head[0:4]), int(head[5:7]), int(head[8:10]), int(head[11:13]),
-                         int(head[14:16]), int(head[17:19]), tzinfo=UTC)
-        except ValueError:  # 24:00:00, Feb 30, year 0: the general parser decides
-            return time_ms_slow(value)
-        if len(_SECONDS) >= _SECONDS_MAX:
-            _SECONDS.clear()
-        secs = _SECONDS[head] = (t - _EPOCH) // _SECOND
-    # Milliseconds are the fraction's first three digits (ES truncates finer ones).
-    return secs * 1000 + (int((frac + "00")[:3]) if frac else 0)
-
-
-def time_ms_slow(value: Any) -> int | None:
-    """:func:`time_ms` without the fast form (the reference it is tested against)."""
     ms = parse_instant(value)
     return ms if ms is not None and DATETIME_MIN_MS <= ms <= DATETIME_MAX_MS else None
 
