@@ -22,8 +22,10 @@ from credwatch.backends.pymatch import wildcard_matcher
 from credwatch.backends.python import Matcher, compile_query
 from credwatch.errors import KqlCompileError, KqlSyntaxError, RuleLoadError
 from credwatch.rules.model import Rule
-from credwatch.sources.ecs import Diagnostics, Record
+from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.prefiltered import FastPath, PrefilterMode, literal_union
+from credwatch.sources.record import Record
+from credwatch.triage.enrich import enrich_alert
 
 # `.ds-<data stream>-<yyyy.mm.dd>-<generation>` is what Elasticsearch returns in
 # `_index` for documents in a data stream; Kibana's patterns name the stream.
@@ -101,6 +103,18 @@ def record_index(rec: Record) -> str | None:
     return rec.index or data_stream_index(rec.event)
 
 
+def rules_for(rules: Sequence[CompiledRule], rec: Record, all_indices: bool = False) -> list[CompiledRule]:
+    """The rules that see ``rec``: Kibana's index selection, the one place scan, run and watch apply it.
+
+    When the event's index is known (``_index``, or ``data_stream.*``), a rule sees it only
+    if one of its index patterns selects it; otherwise (or with ``all_indices``) every rule does.
+    """
+    index = None if all_indices else record_index(rec)
+    if index is None:
+        return list(rules)
+    return [crule for crule in rules if crule.selector.selects(index)]
+
+
 @dataclass
 class Scanner:
     """Evaluate compiled rules over records and build alert documents."""
@@ -114,13 +128,7 @@ class Scanner:
 
     def would_alert(self, rec: Record) -> bool:
         """True when some rule selects ``rec``'s index and matches it (no alert is built)."""
-        index = None if self.all_indices else record_index(rec)
-        for crule in self.rules:
-            if index is not None and not crule.selector.selects(index):
-                continue
-            if crule.matcher.matches(rec.event):
-                return True
-        return False
+        return any(crule.matcher.matches(rec.event) for crule in rules_for(self.rules, rec, self.all_indices))
 
     def fast_path(self, mode: PrefilterMode = "auto", workers: int | None = None) -> FastPath | None:
         """How to read large inputs for these rules (``None`` when there are no rules).
@@ -146,10 +154,7 @@ class Scanner:
         if rec.prebuilt is not None:
             return self._adopt(rec)
         out: list[dict[str, object]] = []
-        index = None if self.all_indices else record_index(rec)
-        for crule in self.rules:
-            if index is not None and not crule.selector.selects(index):
-                continue
+        for crule in rules_for(self.rules, rec, self.all_indices):
             if not crule.matcher.matches(rec.event):
                 continue
             crule.matched += 1
@@ -159,9 +164,6 @@ class Scanner:
                 hits=hits, origin=EventOrigin(rec.source, rec.line),
             )
             if self.triage:
-                # Imported here: the triage package is only needed once something matched.
-                from credwatch.triage.enrich import enrich_alert
-
                 enrich_alert(alert, rec.event)
             out.append(alert)
         return out
