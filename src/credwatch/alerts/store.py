@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -108,12 +109,36 @@ class AlertStore:
             raise ConfigError(f"cannot open the alert store {path}: {exc}") from None
         try:
             self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal()
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise ConfigError(f"cannot open the alert store {path}: {exc}") from None
+
+    def _enable_wal(self) -> None:
+        """Put the database in WAL mode (a setting stored in the file, so done once).
+
+        Switching needs an exclusive lock, and SQLite answers "database is locked"
+        at once, without the busy timeout, to connections that switch together
+        (several processes opening a new store): retry those for up to
+        :data:`BUSY_TIMEOUT_S`.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.002
+        while True:
+            try:
+                mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY,
+                                                                       sqlite3.SQLITE_LOCKED)
+                if not busy or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)  # back off: another process is switching right now
+            delay = min(delay * 2, 0.1)
 
     def _prepare_file(self, create_folder: bool) -> None:
         folder = self.path.parent
