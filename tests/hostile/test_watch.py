@@ -24,7 +24,7 @@ from credwatch.alerts.store import AlertStore
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.watch import Watcher
 from credwatch.rules.loader import default_rule
-from credwatch.sources.ecs import Diagnostics
+from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.follow import Follower
 from tests.cli.helpers import run_cli
 from tests.live.helpers import SAMPLE, FakeClock, scan_uuids

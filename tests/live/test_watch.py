@@ -25,7 +25,7 @@ from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.watch import Watcher
 from credwatch.errors import SourceError
 from credwatch.rules.loader import default_rule
-from credwatch.sources.ecs import Diagnostics
+from credwatch.sources.diagnostics import Diagnostics
 from tests.live.helpers import CAPTURE, SAMPLE, FakeClock, scan_uuids
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -39,8 +39,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
-
 from credwatch.alerts.sinks.base import Sink
 from credwatch.alerts.store import AlertStore
 from credwatch.engine.checkpoint import CheckpointStore, SkipKey
@@ -48,9 +46,11 @@ from credwatch.engine.scan import Scanner
 from credwatch.errors import SourceError
 from credwatch.normalize.auditd import NormalizeStats, to_ecs
 from credwatch.sources import auditd as raw
-from credwatch.sources.ecs import Diagnostics, Record, documents_to_records
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.documents import line_records_checked
 from credwatch.sources.follow import MAX_LINE_BYTES, FollowedLine, Follower, LineRef, Position
 from credwatch.sources.follow_audit import AuditStream, ClosedEvent
+from credwatch.sources.record import Record
 
 __all__ = ["WatchStats", "Watcher"]
 
@@ -169,15 +169,10 @@ class Watcher:
             self._evaluate(where, ev.path, ev.lineno, produce, alerts)
 
     def _ndjson_line(self, fl: FollowedLine, alerts: list[Mapping[str, Any]]) -> None:
-        if not fl.line.strip():
-            return
-        try:
-            doc = orjson.loads(fl.line)
-        except orjson.JSONDecodeError:
-            self.diag.skip("malformed-json", fl.path, fl.lineno)
-            return
+        # The line reader of scan: a line that is not JSON, or an event Elasticsearch's
+        # mapping would reject, is counted in diag, not an evaluation failure.
         self._evaluate(fl.ref, fl.path, fl.lineno,
-                       lambda: list(documents_to_records(doc, fl.path, fl.lineno, self.diag)),
+                       lambda: list(line_records_checked(fl.line, fl.path, fl.lineno, self.diag)),
                        alerts)
 
     # -- per batch ---------------------------------------------------------------------------

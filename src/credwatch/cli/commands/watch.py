@@ -20,7 +20,7 @@ from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.watch import Watcher
 from credwatch.errors import ConfigError, SourceError
-from credwatch.sources.ecs import Diagnostics
+from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.follow_files import open_regular
 
 DEFAULT_PATH = "/var/log/audit/audit.log"
