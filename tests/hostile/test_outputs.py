@@ -216,13 +216,29 @@ def test_class12_file_names_in_messages_are_escaped(tmp_path: Path) -> None:
     assert res.code == 2 and "\x1b" not in res.err and "\\x1b]0;pwned\\x07" in res.err
 
 
-def test_class12_run_reports_file_names_escaped(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["scan", "run"])
+def test_class12_file_names_in_input_problems_are_escaped(tmp_path: Path, command: str) -> None:
     folder = tmp_path / "logs"
     folder.mkdir()
     (folder / "x\x1b[2J\u202ey.ndjson").write_bytes(b"{broken\n")
-    res = run_cli("run", "--once", "--db", str(tmp_path / "a.db"), str(folder))
+    res = run_cli(command, "--once" if command == "run" else "--no-store", "--db",
+                  str(tmp_path / "a.db"), str(folder))
     assert "x\\x1b[2J\\u202ey.ndjson:1" in res.err, res.err
     assert "\x1b" not in res.err and "\u202e" not in res.err
+
+
+def test_class12_rules_test_output_is_escaped(tmp_path: Path) -> None:
+    builtin = Path(__file__).parents[2] / "src/credwatch/rules/builtin/credential_path_access.toml"
+    rule = tmp_path / "rule.toml"
+    rule.write_text(builtin.read_text() + """
+[[credwatch.tests]]
+name = "evil \\u001b]0;pwned\\u0007"
+expect = true
+event = { "process.name" = "cat", "process.args" = ["cat", "/tmp/x\\u001b[2J"] }
+""")
+    res = run_cli("rules", "test", "--verbose", str(rule))
+    assert "FAIL  evil \\x1b]0;pwned\\x07" in res.out, res.out[-500:]
+    assert "\x1b" not in res.out and "\x07" not in res.out
 
 
 def test_class12_html_report_neutralises_markup_nul_and_bidi() -> None:

@@ -21,6 +21,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
+from credwatch.alerts.display import terminal_text
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.errors import CredwatchError
 from credwatch.kql.lint import ERROR
@@ -238,16 +239,17 @@ def run_test(args: argparse.Namespace, env: Env) -> int:
         env.stdout.write("\n")
     else:
         for rep in reports:
-            env.stdout.write(f"{rep.rule.name} ({rep.rule.source or rep.rule.rule_id})\n")
+            env.stdout.write(terminal_text(f"{rep.rule.name} ({rep.rule.source or rep.rule.rule_id})")
+                             + "\n")
             if not rep.results:
                 env.stdout.write("  no embedded tests ([[credwatch.tests]])\n")
             for res in rep.results:
-                env.stdout.write(f"  {'PASS' if res.passed else 'FAIL'}  {res.test.name}\n")
+                env.stdout.write(f"  {'PASS' if res.passed else 'FAIL'}  {terminal_text(res.test.name)}\n")
                 if not res.passed:
-                    env.stdout.write(f"        {res.problem}\n")
+                    env.stdout.write(f"        {terminal_text(res.problem)}\n")
                 if args.verbose or not res.passed:
                     for line in res.explanation:
-                        env.stdout.write(f"        fired: {line}\n")
+                        env.stdout.write(f"        fired: {terminal_text(line)}\n")
                 elif res.matched:
                     env.stdout.write(f"        fired: {', '.join(res.key_clauses)}\n")
             env.stdout.write(f"  {rep.passed} passed, {rep.failed} failed\n")

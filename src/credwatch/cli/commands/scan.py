@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from credwatch.alerts.display import terminal_text
 from credwatch.alerts.sinks.store import StoreSink
 from credwatch.cli.common import (
     add_output_args,
@@ -148,14 +149,14 @@ def run(args: argparse.Namespace, env: Env) -> int:
             store.close()
     if not args.quiet:
         for sample in diag.samples:
-            env.stderr.write(f"credwatch: {sample}\n")
+            env.stderr.write(f"credwatch: {terminal_text(sample)}\n")
         line = f"credwatch: {diag.summary()}; {alerts} alert(s)"
         if store_sink:
             line += f" ({store_sink.new} new in store, {store_sink.duplicates} already stored)"
         env.stderr.write(line + "\n")
     # Failed inputs are reported even with --quiet: the exit status alone would not say which.
     for failure in diag.failed:
-        env.stderr.write(f"credwatch: {failure}\n")
+        env.stderr.write(f"credwatch: {terminal_text(failure)}\n")
     if diag.failed:
         return ExitStatus.PARTIAL
     return ExitStatus.OK if alerts else ExitStatus.NO_ALERTS
