@@ -21,7 +21,8 @@ from credwatch.rules.model import Rule
 from credwatch.sources.ecs import Record
 from credwatch.timemath import DATETIME_MAX_MS, DATETIME_MIN_MS, parse_instant
 
-__all__ = ["EventIndex", "Seq", "TimeFields", "TimedEvent", "event_times", "time_ms"]
+__all__ = ["EventIndex", "Seq", "TimeFields", "TimedEvent", "event_times", "primary_times",
+           "secondary_times", "time_ms"]
 
 #: Where an event sits in the inputs: (rank of its file by path, line, record within the line).
 Seq = tuple[int, int, int]
@@ -62,6 +63,16 @@ def _times(event: Any, fld: str) -> tuple[int, ...]:
     out = [ms for v in get_values(event, fld) if (ms := time_ms(v)) is not None]
     out.sort()
     return tuple(out)
+
+
+def primary_times(event: Any, fields: TimeFields) -> tuple[int, ...]:
+    """The primary field's times of ``event`` in epoch ms, ascending."""
+    return _times(event, fields.primary)
+
+
+def secondary_times(event: Any, fields: TimeFields) -> tuple[int, ...]:
+    """The fallback field's times of ``event`` in epoch ms, ascending (empty without one)."""
+    return _times(event, fields.secondary) if fields.secondary else ()
 
 
 def event_times(event: Any, fields: TimeFields) -> tuple[tuple[int, ...], tuple[int, ...]]:

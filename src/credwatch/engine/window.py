@@ -56,7 +56,13 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
-from credwatch.engine.eventtime import TimedEvent, TimeFields, event_times
+from credwatch.engine.eventtime import (
+    TimedEvent,
+    TimeFields,
+    event_times,
+    primary_times,
+    secondary_times,
+)
 from credwatch.engine.readpos import (
     HEAD_BYTES,
     InputState,
@@ -355,9 +361,16 @@ class _InputReader:
             return s
         seen = _Pass()
         diag = Diagnostics()
-        for n, rec in enumerate(read_records([self.path], diag, input_format=fmt)):
-            rec.source = self.source
-            yield from self._record(rec, (self.rank, rec.line, n), seen)
+        if fmt == "ndjson":  # gzip: the line reader (type checks only in the span)
+            stream = open_binary(self.path)
+            try:
+                seen = yield from self._lines(stream, 0, None, None, diag)
+            finally:
+                stream.close()
+        else:
+            for n, rec in enumerate(read_records([self.path], diag, input_format=fmt)):
+                rec.source = self.source
+                yield from self._record(rec, (self.rank, rec.line, n), seen)
         self._merge_diagnostics(diag)
         failed = getattr(diag, "failed", None)  # the reader reports a broken input there
         if failed:
@@ -505,7 +518,7 @@ class _InputReader:
         new.min_ms, new.max_ms = (min(lows) if lows else None), (max(highs) if highs else None)
         return new
 
-    def _lines(self, fh: io.BufferedReader, line: int, limit: int | None, order: _Order | None,
+    def _lines(self, fh: IO[bytes], line: int, limit: int | None, order: _Order | None,
                diag: Diagnostics, skip_through: int = 0) -> Generator[Yielded, None, _Pass]:
         """Decode lines from the current offset; with ``order``, stop past the span's end.
 
@@ -538,8 +551,12 @@ class _InputReader:
         self.owner.lines_read += 1
         low: int | None = None
         maybe: bool | None = None
+        fields = self.query.fields
         for sub, rec in enumerate(line_records(raw, self.source, seen.lines, diag)):
-            primary, secondary = event_times(rec.event, self.query.fields)
+            # The fallback time is needed to place the event only without the primary one,
+            # and to sort it only if it is in the span.
+            primary = primary_times(rec.event, fields)
+            secondary = () if primary else secondary_times(rec.event, fields)
             points = primary or secondary
             if not points:
                 continue
@@ -552,6 +569,8 @@ class _InputReader:
             if self.query.span.holds_any(points) and check_types(rec, diag):
                 if maybe is None:
                     maybe = self.query.filter.could_match(raw)
+                if primary:
+                    secondary = secondary_times(rec.event, fields)
                 yield from self._emit(rec, primary, secondary, sub, maybe)
         return low
 
