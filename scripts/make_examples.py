@@ -26,8 +26,8 @@ from typing import Any
 
 import orjson
 
-from credwatch.normalize.auditd import audit_files_to_ecs
 from credwatch.normalize.flatten import flatten
+from credwatch.sources.auditd import audit_files_to_ecs
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURE = ROOT / "tests" / "fixtures" / "auditd" / "enriched_workload.log"

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
+from credwatch.normalize.audit_values import TRUNCATED_ARGS_TEMPLATE
 from credwatch.normalize.auditd import NormalizeStats, iter_ecs, to_ecs
-from credwatch.sources.auditd_values import TRUNCATED_ARGS_TEMPLATE
 from tests.sources._auditd import (
     ECHO_MANY,
     ENRICHED,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import credwatch
-from credwatch.sources.auditd_values import assemble_execve
+from credwatch.normalize.audit_values import assemble_execve
 from tests.sources._auditd import ENRICHED, RAW_NODE, SAMPLE, events_of, lines_of
 
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin") or ""

@@ -7,9 +7,9 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from credwatch.normalize.audit_values import to_text, value_bytes
 from credwatch.normalize.auditd import iter_ecs
 from credwatch.sources.auditd import Diagnostics, iter_audit_events, parse_line
-from credwatch.sources.auditd_values import to_text, value_bytes
 from tests.sources._auditd import SAMPLE, lines_of
 
 _STAMP = re.compile(rb"audit\(([^)]*)\)")

@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from credwatch.normalize.audit_values import assemble_execve
 from credwatch.sources.auditd import (
     Diagnostics,
     Reassembler,
@@ -20,7 +21,6 @@ from credwatch.sources.auditd import (
     rotated_files,
     sniff_path,
 )
-from credwatch.sources.auditd_values import assemble_execve
 from tests.sources._auditd import (
     ALL_LOGS,
     ECHO_MANY,

@@ -59,12 +59,12 @@ import grp
 import pwd
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from credwatch.sources.auditd import AuditEvent, AuditRecord, Diagnostics, iter_audit_files
-from credwatch.sources.auditd_values import (
+from credwatch.normalize.audit_event import AuditEvent, AuditRecord
+from credwatch.normalize.audit_values import (
     assemble_execve,
     plain_text,
     proctitle_text,
@@ -75,7 +75,6 @@ __all__ = [
     "ARCH_NAMES",
     "NameResolver",
     "NormalizeStats",
-    "audit_files_to_ecs",
     "is_exec_event",
     "iter_ecs",
     "local_name_resolver",
@@ -281,6 +280,20 @@ def _file(paths: list[dict[str, str]], first_path: AuditRecord | None) -> dict[s
     return f or None
 
 
+@dataclass(slots=True)
+class _Draft:
+    """The parts of one exec document while they are filled in, record type by record type."""
+
+    event: AuditEvent
+    interp: bool
+    ev: dict[str, Any]
+    auditd: dict[str, Any]
+    doc: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    process: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+
+
 def to_ecs(event: AuditEvent, *, resolver: NameResolver | None = None,
            stats: NormalizeStats | None = None) -> dict[str, Any] | None:
     """Map one reassembled event to an ECS document (nested dicts), or None if not an exec."""
@@ -290,119 +303,150 @@ def to_ecs(event: AuditEvent, *, resolver: NameResolver | None = None,
             label = first.type.lower() if first.type != "SYSCALL" else f"syscall:{syscall_name(first)}"
             stats.skipped[label] += 1
         return None
-    interp = event.interpreted
-    sc = event.first("SYSCALL")
-    doc: dict[str, Any] = {"@timestamp": _iso(event)}
-    ev: dict[str, Any] = {
+    draft = _Draft(event, event.interpreted, ev={
         "kind": "event", "category": ["process"], "type": ["start"], "action": "executed",
-        "module": "auditd",
-    }
-    doc["event"] = ev
-    data: dict[str, Any] = {}
-    auditd: dict[str, Any] = {"message_type": "syscall", "sequence": event.serial}
-    process: dict[str, Any] = {}
-    tags: list[str] = []
+        "module": "auditd"}, auditd={"message_type": "syscall", "sequence": event.serial})
+    draft.doc["@timestamp"] = _iso(event)
+    draft.doc["event"] = draft.ev
+    sc = event.first("SYSCALL")
     if sc is not None:
-        success = plain_text(sc.get("success"))
-        if success is not None:
-            ok = success.lower() in ("yes", "1") or success.lower().startswith("suc")
-            ev["outcome"] = "success" if ok else "failure"
-            auditd["result"] = "success" if ok else "fail"
-        ses = plain_text(sc.get("ses"))
-        if ses is not None and ses not in _UNSET:
-            auditd["session"] = ses
-        pid, ppid = _int(plain_text(sc.get("pid"))), _int(plain_text(sc.get("ppid")))
-        if pid is not None:
-            process["pid"] = pid
-        if ppid is not None:
-            process["parent"] = {"pid": ppid}
-        comm = value_text(sc.get("comm"), interpreted=interp)
-        if comm:
-            process["name"] = comm
-        exe = value_text(sc.get("exe"), interpreted=interp)
-        if exe:
-            process["executable"] = exe
-        key = value_text(sc.get("key"), interpreted=interp)
-        if key:
-            # A multi-key rule joins keys with 0x01.
-            tags = [k for k in key.split("\x01") if k]
-            data["key"] = key
-        data["syscall"] = syscall_name(sc)
-        arch = _arch(sc)
-        if arch:
-            data["arch"] = arch
-        for k, token in sc.fields:
-            if k in _SYSCALL_CONSUMED or k.startswith("subj"):
-                continue
-            text = plain_text(token)
-            if text is not None and text not in ("", "?", "(null)"):
-                data.setdefault(k, text)
-        user, names = _users(sc, resolver, interp)
-        if user:
-            doc["user"] = user
-        if names:
-            doc["related"] = {"user": sorted(set(names))}
-        actor = {}
-        auid, uid = plain_text(sc.get("auid")), plain_text(sc.get("uid"))
-        if auid is not None:
-            actor["primary"] = "unset" if auid in _UNSET else auid
-        if uid is not None:
-            actor["secondary"] = uid
-        auditd["summary"] = {"actor": actor} if actor else {}
-        if exe or comm:
-            auditd["summary"]["how"] = exe or comm
-    execve = assemble_execve([r.fields for r in event.of_type("EXECVE")], interpreted=interp)
-    if execve is not None:
-        if execve.args:
-            process["args"] = execve.args
-        process["args_count"] = execve.count
-        if execve.argc is not None:
-            data["argc"] = str(execve.argc)
-    pt = event.first("PROCTITLE")
+        _from_syscall(draft, sc, resolver)
+    _from_execve(draft)
+    _from_title_and_cwd(draft)
+    _fold_other_records(draft)
+    _from_paths(draft)
+    if stats is not None:
+        stats.exec_events += 1
+    return _finish(draft)
+
+
+def _from_syscall(d: _Draft, sc: AuditRecord, resolver: NameResolver | None) -> None:
+    """Outcome, session, process ids and names, rule key, syscall data and users."""
+    success = plain_text(sc.get("success"))
+    if success is not None:
+        ok = success.lower() in ("yes", "1") or success.lower().startswith("suc")
+        d.ev["outcome"] = "success" if ok else "failure"
+        d.auditd["result"] = "success" if ok else "fail"
+    ses = plain_text(sc.get("ses"))
+    if ses is not None and ses not in _UNSET:
+        d.auditd["session"] = ses
+    pid, ppid = _int(plain_text(sc.get("pid"))), _int(plain_text(sc.get("ppid")))
+    if pid is not None:
+        d.process["pid"] = pid
+    if ppid is not None:
+        d.process["parent"] = {"pid": ppid}
+    comm = value_text(sc.get("comm"), interpreted=d.interp)
+    if comm:
+        d.process["name"] = comm
+    exe = value_text(sc.get("exe"), interpreted=d.interp)
+    if exe:
+        d.process["executable"] = exe
+    key = value_text(sc.get("key"), interpreted=d.interp)
+    if key:
+        # A multi-key rule joins keys with 0x01.
+        d.tags = [k for k in key.split("\x01") if k]
+        d.data["key"] = key
+    _syscall_data(d, sc)
+    user, names = _users(sc, resolver, d.interp)
+    if user:
+        d.doc["user"] = user
+    if names:
+        d.doc["related"] = {"user": sorted(set(names))}
+    d.auditd["summary"] = _summary(sc, exe or comm)
+
+
+def _syscall_data(d: _Draft, sc: AuditRecord) -> None:
+    d.data["syscall"] = syscall_name(sc)
+    arch = _arch(sc)
+    if arch:
+        d.data["arch"] = arch
+    for k, token in sc.fields:
+        if k in _SYSCALL_CONSUMED or k.startswith("subj"):
+            continue
+        text = plain_text(token)
+        if text is not None and text not in ("", "?", "(null)"):
+            d.data.setdefault(k, text)
+
+
+def _summary(sc: AuditRecord, how: str | None) -> dict[str, Any]:
+    actor = {}
+    auid, uid = plain_text(sc.get("auid")), plain_text(sc.get("uid"))
+    if auid is not None:
+        actor["primary"] = "unset" if auid in _UNSET else auid
+    if uid is not None:
+        actor["secondary"] = uid
+    summary: dict[str, Any] = {"actor": actor} if actor else {}
+    if how:
+        summary["how"] = how
+    return summary
+
+
+def _from_execve(d: _Draft) -> None:
+    execve = assemble_execve([r.fields for r in d.event.of_type("EXECVE")], interpreted=d.interp)
+    if execve is None:
+        return
+    if execve.args:
+        d.process["args"] = execve.args
+    d.process["args_count"] = execve.count
+    if execve.argc is not None:
+        d.data["argc"] = str(execve.argc)
+
+
+def _from_title_and_cwd(d: _Draft) -> None:
+    pt = d.event.first("PROCTITLE")
     if pt is not None:
-        title = proctitle_text(pt.get("proctitle"), interpreted=interp)
+        title = proctitle_text(pt.get("proctitle"), interpreted=d.interp)
         if title:
-            process["title"] = title
-    cwd_rec = event.first("CWD")
+            d.process["title"] = title
+    cwd_rec = d.event.first("CWD")
     if cwd_rec is not None:
-        cwd = value_text(cwd_rec.get("cwd"), interpreted=interp)
+        cwd = value_text(cwd_rec.get("cwd"), interpreted=d.interp)
         if cwd:
-            process["working_directory"] = cwd
-    for rec in event.records:
-        # aucoalesce folds the fields of the other records (BPRM_FCAPS…) into data.
+            d.process["working_directory"] = cwd
+
+
+def _fold_other_records(d: _Draft) -> None:
+    """aucoalesce folds the fields of the other records (BPRM_FCAPS...) into auditd.data."""
+    for rec in d.event.records:
         if rec.type in _OWN_RECORDS:
             continue
         for k, token in rec.fields:
             text = plain_text(token)
             if text is not None and text not in ("", "?", "(null)"):
-                data.setdefault(k, text)
-    paths = _paths(event)
-    file_doc = _file(paths, event.first("PATH"))
+                d.data.setdefault(k, text)
+
+
+def _from_paths(d: _Draft) -> None:
+    paths = _paths(d.event)
+    file_doc = _file(paths, d.event.first("PATH"))
     if file_doc:
-        doc["file"] = file_doc
+        d.doc["file"] = file_doc
         obj: dict[str, str] = {"type": "file"}
         if "path" in file_doc:
             obj["primary"] = file_doc["path"]
-        auditd.setdefault("summary", {})["object"] = obj
+        d.auditd.setdefault("summary", {})["object"] = obj
     if paths:
-        auditd["paths"] = paths
-    if data:
-        auditd["data"] = data
+        d.auditd["paths"] = paths
+
+
+def _finish(d: _Draft) -> dict[str, Any]:
+    """Assemble the document in Auditbeat's key order."""
+    doc, auditd = d.doc, d.auditd
+    if d.data:
+        auditd["data"] = d.data
     if not auditd.get("summary"):
         auditd.pop("summary", None)
-    if process:
-        doc["process"] = process
+    if d.process:
+        doc["process"] = d.process
     doc["auditd"] = auditd
     host: dict[str, Any] = {"os": {"type": "linux"}}
-    if event.node:
-        host["name"] = event.node
+    if d.event.node:
+        host["name"] = d.event.node
     doc["host"] = host
     doc["service"] = {"type": "auditd"}
-    if tags:
-        doc["tags"] = tags
-    ev["original"] = [r.text for r in event.records]
-    if stats is not None:
-        stats.exec_events += 1
+    if d.tags:
+        doc["tags"] = d.tags
+    d.ev["original"] = [r.text for r in d.event.records]
     return doc
 
 
@@ -413,11 +457,3 @@ def iter_ecs(events: Iterable[AuditEvent], *, resolver: NameResolver | None = No
         doc = to_ecs(event, resolver=resolver, stats=stats)
         if doc is not None:
             yield doc
-
-
-def audit_files_to_ecs(paths: Sequence[str], *, diagnostics: Diagnostics | None = None,
-                       stats: NormalizeStats | None = None,
-                       resolver: NameResolver | None = None) -> Iterator[dict[str, Any]]:
-    """Read audit logs (plain, gzip, in the given order) and yield ECS exec documents."""
-    yield from iter_ecs(iter_audit_files(paths, diagnostics=diagnostics),
-                        resolver=resolver, stats=stats)
