@@ -233,3 +233,42 @@ def test_the_follower_never_opens_a_fifo_that_replaced_the_log(tmp_path: Path) -
     os.unlink(log)
     shutil.copyfile(tmp_path / "audit.log.1", log)
     f.close()
+
+
+def test_a_poison_record_closed_by_idle_time_alone_is_remembered_too(tmp_path: Path) -> None:
+    """The poisoned event closes on a poll that reads nothing, while an older event stays open
+    (so the restart point does not move): its failure must still be saved."""
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)
+    poison = [x for x in lines if b"audit(1796124835.755:164)" in x]
+    other = [x for x in lines if b"audit(1796124835.759:165)" in x]
+    log = tmp_path / "audit.log"
+    log.write_bytes(other[0] + b"".join(poison))
+    db = tmp_path / "a.db"
+    problems: list[str] = []
+    clock = FakeClock()
+
+    def watcher() -> tuple[Watcher, AlertStore]:
+        store = AlertStore(db)
+        w = Watcher(str(log), _poisoned_scanner(), store, [], start="beginning", clock=clock,
+                    idle_seconds=1.0, on_problem=lambda e: problems.append(str(e)))
+        return w, store
+
+    w, store = watcher()
+    w.step()
+    clock.now += 0.6
+    with open(log, "ab") as fh:
+        fh.write(other[1])  # keeps the older event alive
+    w.step()
+    clock.now += 0.6
+    assert w.step() == 0  # nothing read: the poisoned event closes on idle time
+    assert len(problems) == 1 and w.stats.failed_records == 1
+    w.follower.close()
+    store.close()
+    w, store = watcher()
+    w.step()
+    clock.now += 5
+    w.step()
+    assert len(problems) == 1, problems
+    assert w.stats.skipped_failed == 1
+    w.follower.close()
+    store.close()

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from credwatch.alerts.sinks.base import Sink
 from credwatch.alerts.store import AlertStore
-from credwatch.engine.checkpoint import CheckpointStore, SkipKey
+from credwatch.engine.checkpoint import MAX_SKIP, CheckpointStore, SkipKey
 from credwatch.engine.scan import Scanner
 from credwatch.errors import SourceError
 from credwatch.normalize.auditd import NormalizeStats, to_ecs
@@ -108,6 +108,7 @@ class Watcher:
         saved = self.checkpoints.load(path)
         self._saved: Position | None = saved.position if saved else None
         self._skip: set[SkipKey] = set(saved.skip) if saved else set()
+        self._skip_changed = False
         self.follower = Follower(path, resume=self._saved, start=start,
                                  poll_interval=poll_interval, max_line_bytes=max_line_bytes,
                                  settle_seconds=settle_seconds, clock=clock)
@@ -149,6 +150,7 @@ class Watcher:
             self.stats.failed_records += 1
             if key is not None:
                 self._skip.add(key)
+                self._skip_changed = True
             self._report(SourceError(f"evaluation failed: {_reason(exc)}", path, line))
             return
         for _ in records:
@@ -202,7 +204,7 @@ class Watcher:
     def _commit(self, alerts: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         """Store the alerts and the restart point in one transaction; the new alerts."""
         pos = self._restart_point()
-        if not alerts and (pos is None or pos == self._saved):
+        if not alerts and not self._skip_changed and (pos is None or pos == self._saved):
             return []
         with self.store.transaction():
             fresh = self.store.insert(alerts) if alerts else []
@@ -210,14 +212,16 @@ class Watcher:
                 self._prune_skip(pos)
                 self.checkpoints.save(self.path, pos, self._skip)
         self._saved = pos
+        self._skip_changed = False
         new = [a for a, is_new in zip(alerts, fresh, strict=True) if is_new]
         self.stats.duplicates += len(alerts) - len(new)
         return new
 
     def _prune_skip(self, pos: Position) -> None:
         """Failed records before the restart point will not be read again: forget them."""
-        self._skip = {k for k in self._skip
-                      if (k[0], k[1]) != (pos.dev, pos.ino) or k[2] >= pos.offset}
+        kept = {k for k in self._skip if (k[0], k[1]) != (pos.dev, pos.ino) or k[2] >= pos.offset}
+        # Bounded: beyond MAX_SKIP failures in flight, the oldest may be reported again.
+        self._skip = set(sorted(kept)[-MAX_SKIP:]) if len(kept) > MAX_SKIP else kept
 
     def _emit(self, alerts: list[Mapping[str, Any]]) -> int:
         for alert in alerts:
