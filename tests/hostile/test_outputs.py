@@ -227,6 +227,14 @@ def test_class12_file_names_in_input_problems_are_escaped(tmp_path: Path, comman
     assert "\x1b" not in res.err and "\u202e" not in res.err
 
 
+def test_class12_run_history_warnings_are_escaped(tmp_path: Path) -> None:
+    db = str(tmp_path / "a.db")
+    run_cli("run", "--once", "--db", db, str(tmp_path / "gone\x1b]0;pwned\x07.ndjson"))
+    res = run_cli("runs", "--db", db)
+    assert "gone\\x1b]0;pwned\\x07.ndjson" in res.out, res.out
+    assert "\x1b" not in res.out and "\x07" not in res.out
+
+
 def test_class12_rules_test_output_is_escaped(tmp_path: Path) -> None:
     builtin = Path(__file__).parents[2] / "src/credwatch/rules/builtin/credential_path_access.toml"
     rule = tmp_path / "rule.toml"

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from credwatch.alerts.build import iso_ms
+from credwatch.alerts.display import terminal_text
 from credwatch.cli.common import open_store
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.runs import STATUSES, RunStore
@@ -62,9 +63,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
         env.stdout.write(
             f"{iso_ms(r.started_at):24} {r.status:15} {len(r.windows):>3} {r.events_searched:>8} "
             f"{r.events_matched:>7} {r.events_excluded:>4} {r.alerts_created:>6} "
-            f"{r.duration_ms:>5}  {r.rule_name}\n")
+            f"{r.duration_ms:>5}  {terminal_text(r.rule_name)}\n")
         for w in r.warnings:
-            env.stdout.write(f"{'':24} warning: {w}\n")
+            env.stdout.write(f"{'':24} warning: {terminal_text(w)}\n")
         for e in r.errors:
-            env.stdout.write(f"{'':24} error: {e}\n")
+            env.stdout.write(f"{'':24} error: {terminal_text(e)}\n")
     return ExitStatus.OK
