@@ -1,0 +1,384 @@
+"""Derive ``credwatch.normalized.paths`` from an exec event, without touching any file system.
+
+The faithful rule compares each ``process.args`` element with a credential
+path, so any other spelling of the same file walks around it. This module
+reads the event alone (args, working directory, pid, user) and lists the
+absolute, canonical paths the command names, so a rule can match the file
+rather than its spelling.
+
+What it does, in order, for every argument after ``argv[0]``:
+
+* code handed to a shell (``sh|bash|dash|zsh|ash|ksh|busybox|su|runuser … -c``)
+  is split like a shell does (:mod:`shlex`, punctuation aware, at most
+  :data:`MAX_TOKENS` tokens; a shlex error falls back to a whitespace split),
+  and its words are treated like arguments (nested shells up to
+  :data:`MAX_DEPTH`); ``<`` redirections separate themselves;
+* code handed to an interpreter (``python* -c``, ``perl* -e``, ``ruby* -e``,
+  ``node -e``, ``php* -r``, ``lua* -e``) gives its quoted strings (and each
+  whitespace-separated word inside them) that look like paths;
+* any other argument holding whitespace is split on it too (``watch 'cat …'``);
+* prefixes are peeled: ``--opt=``, ``name=`` (``if=``, ``of=``, env
+  assignments), ``@`` (curl), ``<``, ``file://`` and a short option's glued
+  value (``-i/root/.ssh/id_rsa``);
+* ``~/``, ``~user/``, ``$HOME/`` and ``${HOME}/`` become the home directory the
+  event names (``user.name`` root or ``user.id`` 0 → ``/root``, another name →
+  ``/home/<name>``); a bare ``~`` is dropped (a home directory is never a
+  credential file, and this keeps every emitted path's last component a
+  substring of the event, see below);
+* relative paths are resolved against ``process.working_directory`` (dropped
+  when it is unknown or not absolute);
+* ``.``, ``..`` and repeated ``/`` collapse; ``/proc/<pid|self|thread-self>/root``
+  resets to ``/`` (the process's root), ``/proc/<own pid|self|thread-self>/cwd``
+  becomes the working directory (another process's cwd is kept as written,
+  the event does not say what it is);
+* ``/run/…`` is written ``/var/run/…``: **one canonical form**, the spelling
+  Kubernetes documents and the seed rule uses, so a rule names ``/var/run``
+  and matches both spellings.
+
+Every step is bounded (:data:`MAX_ARGS`, :data:`MAX_ARG_LEN`,
+:data:`MAX_TOKENS`, :data:`MAX_PATHS`, :data:`MAX_DEPTH`) and linear in the
+size of its input; nothing raises on any input.
+
+Invariant used by the prefilter: the last component of every emitted path is
+a substring of the event's ``process.args``, ``process.working_directory`` or
+``process.title`` *after shell unquoting*. Quotes spliced inside a word
+(``cred''entials``) break plain substring search, which is why
+:mod:`credwatch.backends.prefilter` derives no literals from derived fields.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from credwatch.normalize.flatten import get_values
+
+#: The derived field.
+FIELD = "credwatch.normalized.paths"
+#: Prefix of every derived field: a rule that references one needs :func:`add_derived_fields`.
+DERIVED_PREFIX = "credwatch.normalized."
+#: Arguments read per event (an exec can carry thousands).
+MAX_ARGS = 256
+#: Characters read per argument or code string.
+MAX_ARG_LEN = 4096
+#: Shell tokens (or quoted strings in interpreter code) read per string.
+MAX_TOKENS = 512
+#: Paths emitted per event.
+MAX_PATHS = 256
+#: Nesting of ``sh -c "bash -c '…'"`` followed.
+MAX_DEPTH = 3
+#: Prefix peels per word (``--data=@/x`` takes two).
+_MAX_PEELS = 4
+
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash", "ksh", "mksh", "busybox", "su",
+                     "runuser", "fish", "tcsh", "csh"})
+_INTERPRETERS = re.compile(r"^(python[\d.]*|perl[\d.]*|ruby[\d.]*|node(js)?|php[\d.]*|lua[\d.]*)$")
+_CODE_FLAG = re.compile(r"^(-[A-Za-z]*[ceEpr]|--eval|--print|--command)$")
+_SHORT_C = re.compile(r"^-[A-Za-z]*c$")
+_ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*=")
+_PUNCTUATION = frozenset(";&|()<>")
+_QUOTES = "\"'`"
+_QUOTE_RE = re.compile("[\"'`]")
+_WS = re.compile(r"\s+")
+_HOME = ("$HOME/", "${HOME}/")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the event says about the process: working directory, pid and home."""
+
+    cwd: tuple[str, ...] | None
+    pid: str | None
+    home: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """One normalised path and the argument it came from (for the alert's explanation)."""
+
+    path: str
+    argument: str
+    index: int
+
+
+def _first_str(event: Mapping[str, Any], name: str) -> str | None:
+    for value in get_values(event, name):
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _home(event: Mapping[str, Any]) -> tuple[str, ...] | None:
+    name = _first_str(event, "user.name")
+    uid = get_values(event, "user.id")
+    if name == "root" or (name is None and uid and str(uid[0]) == "0"):
+        return ("root",)
+    if name and "/" not in name and name not in (".", "..") and len(name) <= 256:
+        return ("home", name)
+    return None
+
+
+def context_of(event: Mapping[str, Any]) -> Context:
+    """The event's working directory (canonical), pid and home directory."""
+    cwd_text = _first_str(event, "process.working_directory")
+    cwd = None
+    if cwd_text and cwd_text.startswith("/"):
+        cwd = _collapse(cwd_text[:MAX_ARG_LEN], Context(None, None, None), ())
+    pids = get_values(event, "process.pid")
+    pid = str(pids[0]) if pids and isinstance(pids[0], (int, str)) else None
+    return Context(cwd, pid, _home(event))
+
+
+def _collapse(text: str, ctx: Context, base: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Components of ``text`` (absolute, or relative to ``base``) after the kernel-like walk."""
+    stack = list(base)
+    for comp in text.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if stack:
+                stack.pop()
+            continue
+        stack.append(comp)
+        if len(stack) == 3 and stack[0] == "proc":
+            proc = stack[1]
+            own = proc in ("self", "thread-self", "$$") or (ctx.pid is not None and proc == ctx.pid)
+            if stack[2] == "root" and (own or proc.isdigit()):
+                stack = []  # the process's root directory: "/" as far as the event can tell
+            elif stack[2] == "cwd" and own and ctx.cwd is not None:
+                stack = list(ctx.cwd)
+    return tuple(stack)
+
+
+def _canonical(comps: Sequence[str]) -> str:
+    if comps and comps[0] == "run":
+        comps = ("var", *comps)
+    return "/" + "/".join(comps)
+
+
+def _expand_home(word: str, ctx: Context) -> str | None:
+    """``~/x``, ``~user/x``, ``$HOME/x``: an absolute spelling, or None when unknown."""
+    rest: str | None = None
+    home = ctx.home
+    if word.startswith(_HOME):
+        rest = word.split("/", 1)[1]
+    elif word.startswith("~"):
+        head, sep, tail = word[1:].partition("/")
+        if not sep:
+            return None
+        if head:
+            home = ("root",) if head == "root" else ("home", head)
+        rest = tail
+    if rest is None or home is None:
+        return None
+    return "/" + "/".join(home) + "/" + rest
+
+
+def canonical_path(word: str, ctx: Context) -> str | None:
+    """The absolute canonical form of ``word`` as a path, or None when it cannot be one."""
+    if not word or "\x00" in word:
+        return None
+    word = word[:MAX_ARG_LEN]
+    if word[0] in "~$":
+        expanded = _expand_home(word, ctx)
+        if expanded is None:
+            return None
+        word = expanded
+    if word.startswith("/"):
+        comps = _collapse(word, ctx, ())
+    elif ctx.cwd is not None:
+        comps = _collapse(word, ctx, ctx.cwd)
+    else:
+        return None
+    return None if comps is None else _canonical(comps)
+
+
+def peel(word: str) -> str:
+    """Strip ``--opt=``, ``name=``, ``@``, ``<``, ``file://`` and glued short-option prefixes."""
+    for _ in range(_MAX_PEELS):
+        if (word.startswith("--") and "=" in word) or _ASSIGN.match(word):
+            word = word.split("=", 1)[1]
+        elif word[:1] in ("@", "<"):
+            word = word[1:]
+        elif word.startswith("file://"):
+            word = word[len("file://"):]
+        elif word.startswith("-") and _glued_value(word):
+            word = word[2:]
+        else:
+            break
+    return word
+
+
+def _basename(word: str) -> str:
+    return word.rsplit("/", 1)[-1]
+
+
+def quoted_strings(code: str) -> Iterator[str]:
+    """Quoted strings of interpreter code, and the path-like words inside them (linear).
+
+    Each quote character is searched forward at most once after it runs out,
+    and every successful search moves past what it scanned, so the whole
+    string is read a bounded number of times.
+    """
+    code = code[:MAX_ARG_LEN]
+    exhausted: set[str] = set()
+    i = 0
+    count = 0
+    while count < MAX_TOKENS:
+        m = _QUOTE_RE.search(code, i)
+        if m is None:
+            return
+        quote = m.group()
+        start = m.start()
+        end = -1 if quote in exhausted else code.find(quote, start + 1)
+        if end < 0:
+            exhausted.add(quote)
+            if len(exhausted) == len(_QUOTES):
+                return
+            i = start + 1
+            continue
+        text = code[start + 1:end]
+        i = end + 1
+        count += 1
+        for piece in _WS.split(text.strip()) if any(c.isspace() for c in text) else (text,):
+            piece = peel(piece)
+            if "/" in piece or piece.startswith("~"):
+                yield piece
+
+
+def shell_words(code: str) -> list[str]:
+    """At most :data:`MAX_TOKENS` words of shell code, operators as their own words."""
+    code = code[:MAX_ARG_LEN]
+    lexer = shlex.shlex(code, posix=True, punctuation_chars=";&|()<>")
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    words: list[str] = []
+    try:
+        for token in lexer:
+            words.append(token)
+            if len(words) >= MAX_TOKENS:
+                break
+    except ValueError:  # unbalanced quotes: read it the plain way
+        return _WS.split(code.strip())[:MAX_TOKENS]
+    return words
+
+
+class _Collector:
+    """Accumulates unique paths with their origin, up to :data:`MAX_PATHS`."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.seen: dict[str, Origin] = {}
+
+    @property
+    def full(self) -> bool:
+        return len(self.seen) >= MAX_PATHS
+
+    def add(self, word: str, argument: str, index: int) -> None:
+        if self.full:
+            return
+        word = peel(word)
+        if "://" in word:
+            return  # a URL names no local file (file:// was peeled)
+        path = canonical_path(word, self.ctx)
+        if path is not None and path != "/" and path not in self.seen:
+            self.seen[path] = Origin(path, argument, index)
+
+    def words(self, words: Sequence[str], argument: str | None, index: int, depth: int,
+              skip_first: bool, shell: bool = False, interp: bool = False) -> None:
+        """Treat ``words`` like an argument vector (``argument`` None: each word is its own).
+
+        Inside shell code (``depth`` > 0) the first word of each simple
+        command is the command, not a path, and ``cd DIR`` changes the
+        directory later relative words resolve against (restored afterwards).
+        """
+        saved = self.ctx
+        command_next = depth > 0
+        cd_next = False
+        for i, word in enumerate(words):
+            if self.full:
+                break
+            origin, where = (argument, index) if argument is not None else (word, i)
+            if word and all(c in _PUNCTUATION for c in word):
+                shell = interp = False  # a new command (or a redirection) starts
+                command_next = word != "<" and not word.endswith(">")
+                continue
+            name = _basename(word).lstrip("-")
+            if name in _SHELLS:
+                shell = True
+            elif _INTERPRETERS.match(name):
+                interp = True
+            if (i == 0 and skip_first) or (command_next and not _ASSIGN.match(word)):
+                cd_next = command_next and word in ("cd", "pushd")
+                command_next = False
+                continue
+            prev = words[i - 1] if i else ""
+            if cd_next and not word.startswith("-"):
+                cd_next = False
+                self._cd(word)
+            elif shell and _SHORT_C.match(prev) and depth < MAX_DEPTH:
+                self.words(shell_words(word), origin, where, depth + 1, skip_first=False)
+            elif interp and _CODE_FLAG.match(prev):
+                for piece in quoted_strings(word):
+                    self.add(piece, origin, where)
+            elif word.startswith("-") and "=" not in word and not _glued_value(word):
+                continue
+            elif any(c.isspace() for c in word) and depth < MAX_DEPTH:
+                self.words(_WS.split(word.strip())[:MAX_TOKENS], origin, where, depth + 1,
+                           skip_first=False)
+            else:
+                self.add(word, origin, where)
+        self.ctx = saved
+
+    def _cd(self, word: str) -> None:
+        target = canonical_path(word, self.ctx)
+        if target is not None:
+            comps = tuple(c for c in target.split("/") if c)
+            self.ctx = Context(comps, self.ctx.pid, self.ctx.home)
+
+
+def _glued_value(word: str) -> bool:
+    return len(word) > 2 and word[1] != "-" and (word[2] in "/~@<" or word[2:].startswith("$HOME"))
+
+
+def _args(event: Mapping[str, Any]) -> list[str]:
+    args = [a for a in get_values(event, "process.args")[:MAX_ARGS] if isinstance(a, str)]
+    if args:
+        return args
+    # Without args (some exports keep only the command line), read the command line as shell words.
+    line = _first_str(event, "process.command_line") or _first_str(event, "process.title")
+    return shell_words(line)[:MAX_ARGS] if line else []
+
+
+def path_origins(event: Mapping[str, Any]) -> list[Origin]:
+    """Every normalised path of ``event`` with the argument it came from."""
+    if not isinstance(event, Mapping):
+        return []
+    ctx = context_of(event)
+    collector = _Collector(ctx)
+    names = [_basename(n) for n in (_first_str(event, "process.name"),
+                                    _first_str(event, "process.executable")) if n]
+    shell = any(n in _SHELLS for n in names)
+    interp = any(_INTERPRETERS.match(n) for n in names)
+    collector.words(_args(event), None, 0, 0, skip_first=True, shell=shell, interp=interp)
+    return list(collector.seen.values())
+
+
+def normalized_paths(event: Mapping[str, Any]) -> list[str]:
+    """The value of ``credwatch.normalized.paths`` for ``event`` (never raises)."""
+    return [o.path for o in path_origins(event)]
+
+
+def references_derived(fields: Iterable[str]) -> bool:
+    """True when one of ``fields`` is a ``credwatch.normalized.*`` field."""
+    return any(f.startswith(DERIVED_PREFIX) or f == "credwatch.normalized" or f.startswith("credwatch.*")
+               for f in fields)
+
+
+def add_derived_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """Set ``credwatch.normalized.paths`` on ``event`` (flat dotted key) and return it."""
+    event[FIELD] = normalized_paths(event)
+    return event
