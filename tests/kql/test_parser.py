@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
+import time
 
 import pytest
 
 from credwatch.errors import KqlSyntaxError
 from credwatch.kql import parse, to_kql
 from credwatch.kql.ast import And, Exists, Is, Literal, MatchAll, Nested, Not, Or, Range, Wildcard
+from credwatch.kql.parser import MAX_NESTING
 
 
 def lit(v: str | bool | None, quoted: bool = False) -> Literal:
@@ -134,10 +135,32 @@ def test_printer_groups_value_lists_and_round_trips() -> None:
     assert parse(to_kql(parse(q))) == parse(q)
 
 
-def test_deep_nesting_is_a_syntax_error_not_a_crash() -> None:
-    deep = "(" * 3000 + "a:b" + ")" * 3000
-    with contextlib.suppress(KqlSyntaxError):
+@pytest.mark.parametrize(("prefix", "opener"), [
+    ("", "("), ("f:", "("), ("a:b or ", "x:{ "), ("not ", "(not "),
+])
+def test_deep_nesting_is_a_syntax_error_at_the_first_bracket_too_deep(prefix: str,
+                                                                     opener: str) -> None:
+    deep = prefix + opener * 100_000 + "a:b"
+    start = time.perf_counter()
+    with pytest.raises(KqlSyntaxError, match="nested too deeply") as info:
         parse(deep)
+    assert time.perf_counter() - start < 1
+    err = info.value
+    # The first bracket past the bound, on line 1.
+    bracket = max(opener.find("("), opener.find("{"))
+    assert err.offset == len(prefix) + MAX_NESTING * len(opener) + bracket
+    assert deep[err.offset] in "({" and (err.line, err.column) == (1, err.offset + 1)
+
+
+def test_nesting_at_the_bound_parses_and_quoted_or_escaped_brackets_do_not_count() -> None:
+    at_bound = "(" * MAX_NESTING + "a:b" + ")" * MAX_NESTING
+    assert parse(at_bound) == Is(lit("a"), lit("b"))
+    with pytest.raises(KqlSyntaxError, match="nested too deeply"):
+        parse("(" + at_bound + ")")
+    brackets = "((((" * MAX_NESTING
+    assert parse(f'a:"{brackets}"') == Is(lit("a"), Literal(brackets, quoted=True))
+    escaped = "\\(" * (MAX_NESTING + 1)
+    assert parse(f"a:{escaped}") == Is(lit("a"), lit("(" * (MAX_NESTING + 1)))
 
 
 def test_double_or_makes_a_field_named_or_as_kibana_does() -> None:

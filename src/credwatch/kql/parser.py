@@ -33,6 +33,16 @@ from credwatch.kql.tables import load_parser
 
 _RANGE_OPS = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
 
+#: Deepest nesting of ``( )`` and ``{ }`` a query may have. Each level adds at
+#: most four tree levels (or, and, not, nested), and every pass over the tree
+#: (printer, linter, backends, the evaluator itself) recurses per tree level,
+#: so this keeps all of them far from Python's recursion limit. Real rules nest
+#: a handful of levels; Kibana's own parser fails on deep input too.
+MAX_NESTING = 50
+
+# Characters that change the nesting or quoting state during the depth scan.
+_NESTING_CHARS = re.compile(r'[\\"(){}]')
+
 # One escape or one plain character, in Kibana's order of alternatives:
 # \t \r \n first (so `\not` is a newline followed by "ot"), then \<special>,
 # then \uXXXX, then \or \and \not.
@@ -212,11 +222,47 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
     return line, col
 
 
+def check_nesting(query: str, limit: int = MAX_NESTING) -> None:
+    """Raise :class:`KqlSyntaxError` at the first ``(`` or ``{`` nested deeper than ``limit``.
+
+    A linear scan that runs before the grammar: it skips quoted strings and
+    backslash escapes (so ``\\(`` and ``"("`` do not count) and only counts, leaving
+    unbalanced brackets for the parser to report.
+    """
+    if query.count("(") + query.count("{") <= limit:
+        return
+    depth = 0
+    in_quotes = False
+    skip = -1  # index of a character escaped by a backslash
+    for m in _NESTING_CHARS.finditer(query):
+        pos = m.start()
+        if pos == skip:
+            continue
+        ch = m.group()
+        if ch == "\\":
+            skip = pos + 1
+        elif ch == '"':
+            in_quotes = not in_quotes
+        elif in_quotes:
+            continue
+        elif ch in "({":
+            depth += 1
+            if depth > limit:
+                line, col = _line_col(query, pos)
+                raise KqlSyntaxError(
+                    f"query is nested too deeply (more than {limit} levels of parentheses "
+                    "and braces)", query, line, col, pos)
+        elif depth:
+            depth -= 1
+
+
 def parse(query: str) -> Node:
     """Parse a KQL query into an AST. Raises :class:`KqlSyntaxError` on bad input.
 
-    The empty query matches everything (:class:`MatchAll`), as in Kibana.
+    The empty query matches everything (:class:`MatchAll`), as in Kibana. A
+    query nested deeper than :data:`MAX_NESTING` is refused before parsing.
     """
+    check_nesting(query)
     try:
         tree = _parser().parse(query)
     except UnexpectedCharacters as exc:
@@ -241,12 +287,8 @@ def parse(query: str) -> Node:
     except LarkError as exc:  # pragma: no cover - any other lark failure
         line, col = _line_col(query, 0)
         raise KqlSyntaxError(str(exc).splitlines()[0], query, line, col, 0) from None
-    except RecursionError:
-        raise KqlSyntaxError("query is nested too deeply", query, 1, 1, 0) from None
     children = [c for c in tree.children if not isinstance(c, Token)]
     if not children:
         return MatchAll(pos=0)
-    try:
-        return _build(children[0])
-    except RecursionError:
-        raise KqlSyntaxError("query is nested too deeply", query, 1, 1, 0) from None
+    # Recursive, but check_nesting bounds the depth far below the recursion limit.
+    return _build(children[0])

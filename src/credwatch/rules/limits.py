@@ -25,13 +25,20 @@ _JSON_STRUCTURE = re.compile(r'[\[\]{}"\\]')
 
 
 class DepthError(ValueError):
-    """A document nests deeper than allowed; ``column`` is 1-based (0 when unknown)."""
+    """A document nests deeper than allowed; ``offset`` is where (0-based, -1 when unknown)."""
 
-    def __init__(self, limit: int, column: int = 0) -> None:
+    def __init__(self, limit: int, offset: int = -1) -> None:
         self.limit = limit
-        self.column = column
-        where = f" at column {column}" if column else ""
-        super().__init__(f"nested deeper than {limit} levels{where}")
+        self.offset = offset
+        super().__init__(f"nested deeper than {limit} levels")
+
+    def where(self, text: str) -> str:
+        """``line L, column C`` of the offending bracket in ``text`` (empty when unknown)."""
+        if self.offset < 0:
+            return ""
+        line = text.count("\n", 0, self.offset) + 1
+        column = self.offset - (text.rfind("\n", 0, self.offset) + 1) + 1
+        return f"line {line}, column {column}"
 
 
 def check_json_depth(text: str, limit: int = MAX_DEPTH) -> None:
@@ -60,7 +67,7 @@ def check_json_depth(text: str, limit: int = MAX_DEPTH) -> None:
         elif ch in "[{":
             depth += 1
             if depth > limit:
-                raise DepthError(limit, pos + 1)
+                raise DepthError(limit, pos)
         elif ch in "]}":
             depth -= 1
 

@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 
 from credwatch.errors import KqlSyntaxError, RuleLoadError
+from credwatch.rules.limits import DepthError, check_json_depth
 from credwatch.rules.model import (
     KNOWN_UNSUPPORTED_TYPES,
     SUPPORTED_LANGUAGES,
@@ -132,7 +133,10 @@ def _load_json_file(text: str, path: str) -> list[Rule]:
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
+            check_json_depth(text)
             items = json.loads(text)
+        except DepthError as exc:
+            raise RuleLoadError(f"{exc.where(text)}: {exc}", path=path) from None
         except ValueError as exc:
             raise RuleLoadError(f"not valid JSON: {exc}", path=path) from None
         rules = []

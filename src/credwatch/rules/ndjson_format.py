@@ -28,6 +28,7 @@ from credwatch.rules.convert import (
     tests_from_table,
     tests_to_table,
 )
+from credwatch.rules.limits import DepthError, check_json_depth
 from credwatch.rules.model import Rule
 
 _META_KEY = "credwatch"
@@ -62,7 +63,11 @@ def parse_ndjson(text: str, path: str | None = None) -> tuple[list[tuple[int, di
         if not raw.strip():
             continue
         try:
+            check_json_depth(raw)
             obj = json.loads(raw)
+        except DepthError as exc:
+            raise RuleLoadError(f"line {lineno}, column {exc.offset + 1}: {exc}",
+                                path=path) from None
         except ValueError as exc:
             raise RuleLoadError(f"line {lineno} is not valid JSON: {exc}", path=path) from None
         if not isinstance(obj, dict):

@@ -26,6 +26,7 @@ from credwatch.rules.convert import (
     tests_from_table,
     tests_to_table,
 )
+from credwatch.rules.limits import MAX_DEPTH, DepthError, check_value_depth
 from credwatch.rules.model import Rule
 
 #: Where the ``[rule]`` keys go when written, so files read like upstream's.
@@ -42,8 +43,14 @@ def loads_toml(text: str, path: str | None = None) -> Rule:
     """Parse one detection-rules TOML document into a :class:`Rule`."""
     try:
         doc = tomllib.loads(text)
+        # Nothing after this point may recurse over a hostile shape (see rules.limits).
+        check_value_depth(doc)
     except tomllib.TOMLDecodeError as exc:
         raise RuleLoadError(f"not valid TOML: {exc}", path=path) from None
+    except (RecursionError, DepthError):
+        # tomllib recurses per nested inline table or array and gives no position.
+        raise RuleLoadError(f"not valid TOML: nested deeper than {MAX_DEPTH} levels",
+                            path=path) from None
     return rule_from_toml_document(doc, path)
 
 
