@@ -21,6 +21,12 @@ create it exactly once.
 The database and its ``-wal``/``-shm`` files hold full command lines, which
 often hold secrets: a new store file is created 0600 before SQLite opens it
 (SQLite gives the ``-wal`` and ``-shm`` files the database file's mode).
+
+Alerts bound for notification sinks (webhook, Slack, syslog, Elasticsearch)
+go through an ``outbox`` table: :meth:`AlertStore.insert` writes one outbox row
+per new alert and sink name in the same transaction that stores the alert, so
+an alert is never stored without being queued for its sinks, nor queued
+without being stored. :mod:`credwatch.sinks` delivers from it.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +48,8 @@ from credwatch.privatefile import create_private_file, make_private_dirs
 
 SCHEMA_VERSION = 1
 COMPONENT = "alerts"
+OUTBOX_COMPONENT = "outbox"
+OUTBOX_VERSION = 1
 #: How long a writer waits for another process's write transaction before giving up.
 BUSY_TIMEOUT_S = 30
 WORKFLOW_STATUSES = ("open", "acknowledged", "closed")
@@ -73,6 +81,24 @@ CREATE INDEX IF NOT EXISTS alerts_by_rule ON alerts(rule_id, alert_time);
 CREATE INDEX IF NOT EXISTS alerts_by_host ON alerts(host, alert_time);
 """
 
+#: One row per (sink, alert) to deliver. ``state`` is pending, delivered or parked
+#: (refused by the receiver; not retried); ``next_at`` is the Unix time of the next
+#: attempt; the implicit rowid keeps the order alerts were queued in.
+_OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    sink        TEXT NOT NULL,
+    uuid        TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_at     REAL NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    queued_at   TEXT NOT NULL,
+    done_at     TEXT,
+    PRIMARY KEY (sink, uuid)
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(sink, state, next_at)
+"""
+
 
 def default_db_path(environ: Mapping[str, str] | None = None) -> Path:
     """``$XDG_DATA_HOME/credwatch/alerts.db`` (``~/.local/share`` when unset)."""
@@ -100,6 +126,8 @@ class AlertStore:
 
     def __init__(self, path: str | Path, *, create_folder: bool = False) -> None:
         self.path = Path(path)
+        #: Sink names every new alert is queued for by :meth:`insert` (none by default).
+        self.outbox_sinks: tuple[str, ...] = ()
         if str(path) != ":memory:":
             self._prepare_file(create_folder)
         try:
@@ -164,6 +192,11 @@ class AlertStore:
             self.ensure_schema(COMPONENT, SCHEMA_VERSION, _SCHEMA)
             with self.transaction() as conn:
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        # Stores created before the outbox existed get its table on first open.
+        row = self.conn.execute("SELECT version FROM credwatch_schema WHERE component=?",
+                                (OUTBOX_COMPONENT,)).fetchone()
+        if row is None or int(row[0]) != OUTBOX_VERSION:
+            self.ensure_schema(OUTBOX_COMPONENT, OUTBOX_VERSION, _OUTBOX_SCHEMA)
 
     def ensure_schema(self, component: str, version: int, ddl: str) -> None:
         """Create ``component``'s tables (``IF NOT EXISTS`` statements in ``ddl``) once.
@@ -234,8 +267,16 @@ class AlertStore:
             orjson.dumps(alert, option=orjson.OPT_NON_STR_KEYS),
         )
 
-    def insert(self, alerts: Iterable[Mapping[str, Any]]) -> list[bool]:
-        """Insert alerts; returns, per alert, True if new and False if already stored."""
+    def insert(self, alerts: Iterable[Mapping[str, Any]],
+               outbox: Sequence[str] | None = None) -> list[bool]:
+        """Insert alerts; returns, per alert, True if new and False if already stored.
+
+        Each new alert is queued in the outbox for every sink in ``outbox``
+        (default :attr:`outbox_sinks`) in the same transaction; an alert
+        already stored is not queued again (it was queued by whoever stored it).
+        """
+        sinks = tuple(self.outbox_sinks if outbox is None else outbox)
+        queued_at = _now() if sinks else ""
         out: list[bool] = []
         own_txn = not self.conn.in_transaction
         if own_txn:
@@ -249,6 +290,12 @@ class AlertStore:
                     self._row(alert),
                 )
                 out.append(cur.rowcount == 1)
+                if cur.rowcount == 1 and sinks:
+                    uuid = _first(alert, "kibana.alert.uuid")
+                    self.conn.executemany(
+                        "INSERT INTO outbox (sink, uuid, queued_at) VALUES (?,?,?)"
+                        " ON CONFLICT(sink, uuid) DO NOTHING",
+                        [(name, uuid, queued_at) for name in sinks])
         except BaseException:
             if own_txn:
                 self.conn.execute("ROLLBACK")
