@@ -58,6 +58,8 @@ from credwatch.normalize.flatten import get_values
 
 #: The derived field.
 FIELD = "credwatch.normalized.paths"
+#: The paths some command may read: those only a metadata-only tool named are left out.
+READ_FIELD = "credwatch.normalized.read_paths"
 #: Prefix of every derived field: a rule that references one needs :func:`add_derived_fields`.
 DERIVED_PREFIX = "credwatch.normalized."
 #: Arguments read per event (an exec can carry thousands).
@@ -102,6 +104,8 @@ class Origin:
     path: str
     argument: str
     index: int
+    #: False when only a metadata-only tool (or an output redirection) names it.
+    read: bool = True
 
 
 def _first_str(event: Mapping[str, Any], name: str) -> str | None:
@@ -266,6 +270,42 @@ def shell_words(code: str) -> list[str]:
     return words
 
 
+#: Tools that name a file without revealing its contents: listing, metadata,
+#: permissions, removal, package ownership queries and digests. Paths a shell
+#: or a wrapper hands to one of them are not in ``read_paths``.
+METADATA_TOOLS = frozenset({
+    "ls", "dir", "vdir", "stat", "chmod", "chown", "chgrp", "touch", "test", "[", "file",
+    "du", "realpath", "readlink", "namei", "lsattr", "chattr", "getfacl", "setfacl", "rm",
+    "unlink", "mkdir", "rmdir", "dpkg", "dpkg-query", "rpm", "md5sum", "sha1sum",
+    "sha224sum", "sha256sum", "sha384sum", "sha512sum", "b2sum", "cksum", "find",
+})
+#: find actions that run a command on (or print the contents of) what it finds.
+FIND_READERS = frozenset({"-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprint0", "-fprintf"})
+#: Directories a metadata tool must run from to count as one (a copy in /tmp is not).
+SYSTEM_BIN = ("/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/", "/usr/local/bin/")
+#: Commands that run another command, with their options that take a value and
+#: the number of positional words before the command.
+_WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
+    "sudo": (frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T"}), 0),
+    "doas": (frozenset({"-u", "-C"}), 0),
+    "env": (frozenset({"-u", "-C", "-S", "--unset", "--chdir"}), 0),
+    "nohup": (frozenset(), 0), "setsid": (frozenset(), 0), "time": (frozenset(), 0),
+    "command": (frozenset(), 0), "exec": (frozenset({"-a"}), 0), "builtin": (frozenset(), 0),
+    "nice": (frozenset({"-n"}), 0), "ionice": (frozenset({"-c", "-n", "-p"}), 0),
+    "stdbuf": (frozenset({"-i", "-o", "-e"}), 0), "timeout": (frozenset({"-s", "-k"}), 1),
+    "xargs": (frozenset({"-n", "-I", "-d", "-L", "-P", "-s", "-a", "-E"}), 0),
+    "chrt": (frozenset(), 1), "taskset": (frozenset(), 1),
+}
+
+
+def is_metadata_command(word: str) -> bool:
+    """True when ``word`` runs a metadata-only tool (bare name or from a system directory)."""
+    name = _basename(word)
+    if name not in METADATA_TOOLS:
+        return False
+    return "/" not in word or word.startswith(SYSTEM_BIN)
+
+
 class _Collector:
     """Accumulates unique paths with their origin, up to :data:`MAX_PATHS`."""
 
@@ -277,67 +317,136 @@ class _Collector:
     def full(self) -> bool:
         return len(self.seen) >= MAX_PATHS
 
-    def add(self, word: str, argument: str, index: int) -> None:
+    def add(self, word: str, argument: str, index: int, read: bool) -> None:
         if self.full:
             return
         word = peel(word)
         if "://" in word:
             return  # a URL names no local file (file:// was peeled)
         path = canonical_path(word, self.ctx)
-        if path is not None and path != "/" and path not in self.seen:
-            self.seen[path] = Origin(path, argument, index)
+        if path is None or path == "/":
+            return
+        old = self.seen.get(path)
+        if old is None or (read and not old.read):
+            self.seen[path] = Origin(path, argument, index, read)
 
     def words(self, words: Sequence[str], argument: str | None, index: int, depth: int,
-              skip_first: bool, shell: bool = False, interp: bool = False) -> None:
-        """Treat ``words`` like an argument vector (``argument`` None: each word is its own).
+              process: str | None = None) -> None:
+        """Read ``words`` as shell words: simple commands split at operators.
 
-        Inside shell code (``depth`` > 0) the first word of each simple
-        command is the command, not a path, and ``cd DIR`` changes the
-        directory later relative words resolve against (restored afterwards).
+        ``process`` is set for the event's own argument vector: its first word
+        is the process itself (named ``process``), not a command to look up.
+        ``cd DIR`` changes the directory later relative words resolve against,
+        until the end of ``words``.
         """
         saved = self.ctx
-        command_next = depth > 0
-        cd_next = False
-        for i, word in enumerate(words):
-            if self.full:
-                break
-            origin, where = (argument, index) if argument is not None else (word, i)
-            if word and all(c in _PUNCTUATION for c in word):
-                shell = interp = False  # a new command (or a redirection) starts
-                command_next = word != "<" and not word.endswith(">")
-                continue
-            name = _basename(word).lstrip("-")
-            if name in _SHELLS:
-                shell = True
-            elif _INTERPRETERS.match(name):
-                interp = True
-            if (i == 0 and skip_first) or (command_next and not _ASSIGN.match(word)):
-                cd_next = command_next and word in ("cd", "pushd")
-                command_next = False
-                continue
-            prev = words[i - 1] if i else ""
-            if cd_next and not word.startswith("-"):
-                cd_next = False
-                self._cd(word)
-            elif shell and _SHORT_C.match(prev) and depth < MAX_DEPTH:
-                self.words(shell_words(word), origin, where, depth + 1, skip_first=False)
-            elif interp and _CODE_FLAG.match(prev):
-                for piece in quoted_strings(word):
-                    self.add(piece, origin, where)
-            elif word.startswith("-") and "=" not in word and not _glued_value(word):
-                continue
-            elif any(c.isspace() for c in word) and depth < MAX_DEPTH:
-                self.words(_WS.split(word.strip())[:MAX_TOKENS], origin, where, depth + 1,
-                           skip_first=False)
-            else:
-                self.add(word, origin, where)
+        if process is not None:  # an argv: no shell operators, one command
+            self._simple(words, argument, index, 0, depth, process)
+            return
+        start = 0
+        n = len(words)
+        while start < n and not self.full:
+            end = start
+            while end < n and not _is_operator(words[end]):
+                end += 1
+            self._simple(words[start:end], argument, index, start, depth, None)
+            if end < n and _is_redirect_in(words[end]) and end + 1 < n:
+                origin, where = (argument, index) if argument is not None else (words[end + 1], end + 1)
+                self.add(words[end + 1], origin, where, read=True)
+                end += 1
+            elif end < n and words[end].endswith(">") and end + 1 < n:
+                end += 1  # an output file: written, not read
+            start = end + 1
         self.ctx = saved
+
+    def _simple(self, words: Sequence[str], argument: str | None, index: int, offset: int,
+                depth: int, process: str | None) -> None:
+        """One simple command: assignments, wrappers, the command and its arguments."""
+        j = 0
+        n = len(words)
+        while j < n and _ASSIGN.match(words[j]) and process is None:
+            self._arg(words, j, argument, index, offset, depth, (False, False), read=True)
+            j += 1
+        if j >= n:
+            return
+        command = process if process is not None else words[j]
+        wrapped = False
+        j += 1
+        while _basename(command) in _WRAPPERS:
+            j = _skip_wrapper_options(words, j, _WRAPPERS[_basename(command)])
+            if j >= n:
+                return
+            command, wrapped = words[j], True
+            j += 1
+        name = _basename(command).lstrip("-")
+        kind = (name in _SHELLS, bool(_INTERPRETERS.match(name)))
+        if process is not None and not wrapped:
+            kind = (kind[0] or _basename(words[0]) in _SHELLS,
+                    kind[1] or bool(_INTERPRETERS.match(_basename(words[0]))))
+        metadata = (process is None or wrapped) and is_metadata_command(command)
+        if metadata and name == "find" and any(w in FIND_READERS for w in words[j:]):
+            metadata = False
+        if name in ("cd", "pushd"):
+            target = next((w for w in words[j:] if not w.startswith("-")), None)
+            if target is not None:
+                self._cd(target)
+            return
+        for k in range(j, n):
+            self._arg(words, k, argument, index, offset, depth, kind, read=not metadata)
+
+    def _arg(self, words: Sequence[str], k: int, argument: str | None, index: int, offset: int,
+             depth: int, kind: tuple[bool, bool], read: bool) -> None:
+        word = words[k]
+        origin, where = (argument, index) if argument is not None else (word, offset + k)
+        prev = words[k - 1] if k else ""
+        shell, interp = kind
+        if shell and _SHORT_C.match(prev) and depth < MAX_DEPTH:
+            self.words(shell_words(word), origin, where, depth + 1)
+        elif interp and _CODE_FLAG.match(prev):
+            for piece in quoted_strings(word):
+                self.add(piece, origin, where, read)
+        elif word.startswith("-") and "=" not in word and not _glued_value(word):
+            return
+        elif any(c.isspace() for c in word) and depth < MAX_DEPTH:
+            self.add(word, origin, where, read)
+            self.words(shell_words(word), origin, where, depth + 1)
+        else:
+            self.add(word, origin, where, read)
 
     def _cd(self, word: str) -> None:
         target = canonical_path(word, self.ctx)
         if target is not None:
             comps = tuple(c for c in target.split("/") if c)
             self.ctx = Context(comps, self.ctx.pid, self.ctx.home)
+
+
+def _is_operator(word: str) -> bool:
+    return bool(word) and all(c in _PUNCTUATION for c in word)
+
+
+def _is_redirect_in(word: str) -> bool:
+    return word in ("<", "<&") or (word.startswith("<") and not word.startswith("<<"))
+
+
+def _skip_wrapper_options(words: Sequence[str], j: int, spec: tuple[frozenset[str], int]) -> int:
+    """Index of the wrapped command after a wrapper's options and leading positionals."""
+    with_value, positionals = spec
+    n = len(words)
+    while j < n:
+        word = words[j]
+        if word == "--":
+            j += 1
+            break
+        if word.startswith("-") and len(word) > 1:
+            j += 2 if word in with_value else 1
+        elif _ASSIGN.match(word):
+            j += 1
+        elif positionals:
+            positionals -= 1
+            j += 1
+        else:
+            break
+    return j
 
 
 def _glued_value(word: str) -> bool:
@@ -359,17 +468,21 @@ def path_origins(event: Mapping[str, Any]) -> list[Origin]:
         return []
     ctx = context_of(event)
     collector = _Collector(ctx)
-    names = [_basename(n) for n in (_first_str(event, "process.name"),
-                                    _first_str(event, "process.executable")) if n]
-    shell = any(n in _SHELLS for n in names)
-    interp = any(_INTERPRETERS.match(n) for n in names)
-    collector.words(_args(event), None, 0, 0, skip_first=True, shell=shell, interp=interp)
+    process = (_first_str(event, "process.executable") or _first_str(event, "process.name")
+               or "")
+    collector.words(_args(event), None, 0, 0, process=process)
     return list(collector.seen.values())
 
 
 def normalized_paths(event: Mapping[str, Any]) -> list[str]:
     """The value of ``credwatch.normalized.paths`` for ``event`` (never raises)."""
     return [o.path for o in path_origins(event)]
+
+
+def derived_fields(event: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Every ``credwatch.normalized.*`` field of ``event``, by flat dotted name."""
+    origins = path_origins(event)
+    return {FIELD: [o.path for o in origins], READ_FIELD: [o.path for o in origins if o.read]}
 
 
 def references_derived(fields: Iterable[str]) -> bool:
@@ -379,6 +492,6 @@ def references_derived(fields: Iterable[str]) -> bool:
 
 
 def add_derived_fields(event: dict[str, Any]) -> dict[str, Any]:
-    """Set ``credwatch.normalized.paths`` on ``event`` (flat dotted key) and return it."""
-    event[FIELD] = normalized_paths(event)
+    """Set the ``credwatch.normalized.*`` fields on ``event`` (flat dotted keys) and return it."""
+    event.update(derived_fields(event))
     return event
