@@ -103,6 +103,9 @@ class FastPath:
 
 
 class _Finder(Protocol):
+    #: Whether the last :meth:`scan` met a blank line.
+    blank: bool
+
     def scan(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, int]]:
         """``(end offset just past the newline, kind bits)`` of candidate lines in ``buf[lo:hi]``."""
         ...
@@ -127,6 +130,7 @@ _SHAPE_PATTERNS: tuple[bytes, ...] = (rb"\n[^{\n\r]", rb"[^}\r\n]\r?\n", _CONTRO
 #: Runs of blank lines, to count them out of the events passed over.
 #: (A character class repeats without per-repetition state in ``re``; a group would not.)
 _BLANK_RUN = re.compile(rb"\n[\r\n]*\n")
+_BLANK_LINE = rb"\n\r?\n"
 #: Candidate lines are looked for in parts of about this size, so that a block of
 #: millions of candidate lines never holds all their offsets at once.
 PART_BYTES = 1 << 20
@@ -142,16 +146,20 @@ def line_start(buf: bytes, lo: int, end: int) -> int:
     return buf.rfind(b"\n", lo, end - 1) + 1 or lo
 
 
-def hyperscan_database(patterns: Sequence[bytes], literal: bool = False) -> hyperscan.Database:
+def hyperscan_database(patterns: Sequence[bytes], literal: bool = False,
+                       single: Sequence[int] = ()) -> hyperscan.Database:
     """A block-mode database whose match ids are pattern indexes (ImportError without hyperscan).
 
-    ``literal`` compiles plain strings, about a millisecond for hundreds of them.
+    ``literal`` compiles plain strings, about a millisecond for hundreds of them. The
+    patterns whose indexes are in ``single`` report their first match only.
     """
     import hyperscan
 
+    base = 0 if literal else hyperscan.HS_FLAG_DOTALL
+    flags = [base | (hyperscan.HS_FLAG_SINGLEMATCH if i in single else 0) for i in range(len(patterns))]
     db = hyperscan.Database()
     db.compile(expressions=list(patterns), ids=list(range(len(patterns))), elements=len(patterns),
-               flags=[0 if literal else hyperscan.HS_FLAG_DOTALL] * len(patterns), literal=literal)
+               flags=flags, literal=literal)
     return db
 
 
@@ -169,18 +177,26 @@ class _HyperscanFinder:
         pats = _line_patterns(literals)
         self.kinds = [kind for _p, kind in pats]
         self.lines_db = hyperscan_database([p for p, _k in pats])
-        self.shape_db = hyperscan_database(_SHAPE_PATTERNS)
+        # The last pattern only tells whether the part has a blank line (its first match).
+        self.blank_id = len(_SHAPE_PATTERNS)
+        self.shape_db = hyperscan_database([*_SHAPE_PATTERNS, _BLANK_LINE], single=(self.blank_id,))
+        self.blank = False
 
     def scan(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, int]]:
         hits: dict[int, int] = {}
         kinds = self.kinds
         shapes: list[int] = []
+        blank_id = self.blank_id
+        self.blank = False
 
         def on_line(pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
             hits[lo + end] = hits.get(lo + end, 0) | kinds[pid]
 
-        def on_shape(_pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
-            shapes.append(lo + end)
+        def on_shape(pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            if pid == blank_id:
+                self.blank = True
+            else:
+                shapes.append(lo + end)
 
         scan_in_place(self.lines_db, buf, lo, hi, on_line)
         scan_in_place(self.shape_db, buf, lo, hi, on_shape)
@@ -196,6 +212,8 @@ class _RegexFinder:
     def __init__(self, literals: frozenset[str]) -> None:
         self.lines = [(re.compile(p, re.DOTALL), kind) for p, kind in _line_patterns(literals)]
         self.shape = re.compile(b"|".join(_SHAPE_PATTERNS))
+        self.blank_line = re.compile(_BLANK_LINE)
+        self.blank = False
 
     def scan(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, int]]:
         hits: dict[int, int] = {}
@@ -208,6 +226,7 @@ class _RegexFinder:
             end_of_line = line_end(buf, bad.end())
             hits[end_of_line] = hits.get(end_of_line, 0) | _SHAPE
             pos = max(end_of_line - 1, bad.start() + 1)
+        self.blank = self.blank_line.search(buf, lo, hi) is not None
         return sorted(hits.items())
 
 
@@ -355,7 +374,9 @@ class RangeScanner:
         lines = lines_before + buf.count(b"\n", counted_to, hi)
         # Blank lines that were no candidates are no events either (the first one of a
         # run ends the line before it, or is the part's first line, a candidate).
-        blank = sum(buf.count(b"\n", m.start(), m.end()) - 1 for m in _BLANK_RUN.finditer(buf, lo, hi))
+        blank = 0
+        if self.finder.blank:  # rare: the regex runs only where the finder met a blank line
+            blank = sum(buf.count(b"\n", m.start(), m.end()) - 1 for m in _BLANK_RUN.finditer(buf, lo, hi))
         return RangeResult(lines, dismissed + lines - blank, kept)
 
     def _decode_all(self, buf: bytes, lo: int, hi: int) -> RangeResult:
