@@ -11,12 +11,14 @@ import sys
 import unicodedata
 from typing import Any
 
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
 from credwatch.alerts.display import terminal_text, visible_text
 from credwatch.alerts.sinks.table import TableSink
-from credwatch.triage.report import render_report
+from credwatch.errors import CredwatchError
+from credwatch.triage.report import filter_alerts, read_alerts_ndjson, render_report
 
 from . import corpus, fuzz
 
@@ -79,8 +81,39 @@ def test_html_report(host: str, args: list[str], user: str) -> None:
     assert "<script" not in body and "<img" not in body
 
 
+JSON_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)  # JSON has no Cs
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False)
+    | JSON_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(JSON_TEXT, inner, max_size=4),
+    max_leaves=12)
+TRIAGE_KEYS = ["priority", "score", "summary", "kinds", "command_line", "workload", "user",
+               "parent_chain", "indicators", "related", "credentials", "next_steps",
+               "score_factors", "likely_benign", "benign_reason", "exfil_indicators"]
+
+
+def _render_file(data: bytes) -> str:
+    """What `credwatch report --input FILE` does with the file's bytes."""
+    try:
+        return render_report(filter_alerts(read_alerts_ndjson(io.BytesIO(data), "f")))
+    except CredwatchError:
+        return ""
+
+
+@fuzz
+@given(st.dictionaries(st.sampled_from(TRIAGE_KEYS), JSON), JSON)
+def test_html_report_from_an_alerts_file_of_any_shape(triage: dict[str, Any],
+                                                      other: Any) -> None:
+    doc = {"credwatch.triage.version": 1, "credwatch.explanation": other,
+           "kibana.alert.uuid": other, "host.name": other,
+           **{f"credwatch.triage.{k}": v for k, v in triage.items()}}
+    page = _render_file(orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+    assert _unsafe(page, allowed="\t\n") == []
+
+
 def test_corpus_replays() -> None:
     for data in corpus("outputs"):
         text = data.decode("utf-8", "surrogateescape")
         assert _unsafe(terminal_text(text)) == []
         render_report([_alert(text, [text], text)])
+        _render_file(data)

@@ -56,6 +56,24 @@ def _t(alert: Mapping[str, Any], key: str, default: Any = None) -> Any:
     return alert.get(PREFIX + key, default)
 
 
+# Alerts read with --input come from a file: their triage block may have any shape.
+def _items(value: Any) -> list[Any]:
+    """A list field as a list (a lone value becomes one item, nothing becomes none)."""
+    if value in (None, "", [], {}):
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _records(alert: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    """A triage list of objects, keeping only the objects."""
+    return [r for r in _items(_t(alert, key)) if isinstance(r, Mapping)]
+
+
+def _mapping(alert: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = _t(alert, key)
+    return value if isinstance(value, Mapping) else {}
+
+
 # -- input ----------------------------------------------------------------------------------
 
 def read_alerts_ndjson(stream: IO[bytes], source: str) -> list[dict[str, Any]]:
@@ -124,7 +142,7 @@ def _summary(alerts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     prio.update(str(_t(a, "priority", "?")) for a in alerts)
     kinds: Counter[str] = Counter()
     for a in alerts:
-        labels = {str(c.get("label")) for c in _t(a, "credentials", []) or []}
+        labels = {str(c.get("label")) for c in _records(a, "credentials")}
         kinds.update(labels or {"(no credential kind)"})
     return {
         "priorities": [(p, prio.get(p, 0)) for p in _PRIORITIES],
@@ -161,7 +179,7 @@ def _timeline_row(t: datetime, a: Mapping[str, Any]) -> dict[str, Any]:
     return {"time": iso_ms(t), "priority": str(_t(a, "priority", "?")),
             "host": _first(a, "host.name"), "user": _first(a, "user.name"),
             "process": _first(a, "process.name"), "uuid": _first(a, "kibana.alert.uuid"),
-            "credentials": ", ".join(str(c.get("path")) for c in _t(a, "credentials", []) or [])}
+            "credentials": ", ".join(str(c.get("path")) for c in _records(a, "credentials"))}
 
 
 def _timeline(alerts: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -189,12 +207,12 @@ def _tags(alert: Mapping[str, Any]) -> list[tuple[str, str]]:
         tags.append(("bad", "network/exfil follow-up"))
     if _t(alert, "likely_benign"):
         tags.append(("ok", "likely benign"))
-    tags.extend(("", str(k)) for k in _t(alert, "kinds", []) or [])
+    tags.extend(("", str(k)) for k in _items(_t(alert, "kinds")))
     return tags
 
 
 def _command(alert: Mapping[str, Any]) -> dict[str, Any]:
-    cmd: Mapping[str, Any] = _t(alert, "command_line", {}) or {}
+    cmd = _mapping(alert, "command_line")
     reconstructed = cmd.get("reconstructed", "(no arguments recorded)")
     extra = [(key, cmd[key]) for key in ("command_line", "title")
              if cmd.get(key) and cmd.get(key) != cmd.get("reconstructed")]
@@ -203,16 +221,16 @@ def _command(alert: Mapping[str, Any]) -> dict[str, Any]:
 
 def _context(alert: Mapping[str, Any]) -> dict[str, Any]:
     """User, parent chain, workload and verdict: the two-column block."""
-    work: Mapping[str, Any] = _t(alert, "workload", {}) or {}
-    user: Mapping[str, Any] = _t(alert, "user", {}) or {}
+    work = _mapping(alert, "workload")
+    user = _mapping(alert, "user")
     return {
         "user": _present(user.items()),
-        "chain": list(_t(alert, "parent_chain", []) or []),
+        "chain": _records(alert, "parent_chain"),
         "workload": _present((k, v) for k, v in work.items() if k != "location_reasons"),
-        "location_reasons": list(work.get("location_reasons", []) or []),
+        "location_reasons": _items(work.get("location_reasons")),
         "verdict": _present([("likely benign", _t(alert, "likely_benign")),
                              ("why", _t(alert, "benign_reason"))]),
-        "score_factors": list(_t(alert, "score_factors", []) or []),
+        "score_factors": _items(_t(alert, "score_factors")),
     }
 
 
@@ -236,11 +254,14 @@ def _alert(alert: Mapping[str, Any], *, expand: bool = False) -> dict[str, Any]:
         "time": _first(alert, "kibana.alert.original_time"), "score": _t(alert, "score", "?"),
         "rule": _first(alert, "kibana.alert.rule.name"), "tags": _tags(alert),
         "summary": _t(alert, "summary", ""), "reason": _first(alert, "kibana.alert.reason"),
-        "command": _command(alert), "explanation": list(explanation or []),
-        "indicators": list(_t(alert, "indicators", []) or []), "context": _context(alert),
-        "related": list(_t(alert, "related") or []),
-        "credentials": list(_t(alert, "credentials", []) or []),
-        "next_steps": list(_t(alert, "next_steps", []) or []), "footer": _footer(alert),
+        "command": _command(alert), "explanation": _items(explanation),
+        "indicators": _records(alert, "indicators"), "context": _context(alert),
+        "related": [{**r, "categories": _items(r.get("categories"))}
+                    for r in _records(alert, "related")],
+        "credentials": [{**c, "response": _items(c.get("response")),
+                         "review": _items(c.get("review"))}
+                        for c in _records(alert, "credentials")],
+        "next_steps": _items(_t(alert, "next_steps")), "footer": _footer(alert),
     }
 
 
