@@ -146,7 +146,7 @@ def test_a_rule_without_literals_decodes_every_line() -> None:
     fast = Scanner(compile_rules([base, broad])).fast_path("always")
     assert fast is not None and fast.literals is None
     never = Scanner(compile_rules([base])).fast_path("never")
-    assert never is not None and never.literals is None and never.audit_literals is None
+    assert never is not None and never.literals is None and never.audit_needles is None
     # Decoding every line pays only with workers on a large file.
     assert not fast.engages(1 << 20) and not fast.engages(None)
 

@@ -17,7 +17,12 @@ from datetime import UTC, datetime
 
 from credwatch.alerts.build import EventOrigin, build_alert
 from credwatch.alerts.ids import EventIdentity, data_stream_index, event_identity
-from credwatch.backends.prefilter import AUDIT_VERBATIM_FIELDS, derive_literals
+from credwatch.backends.prefilter import (
+    AUDIT_VERBATIM_FIELDS,
+    ROUTE_TO_FULL,
+    derive_literals,
+    encodings,
+)
 from credwatch.backends.pymatch import wildcard_matcher
 from credwatch.backends.python import Matcher, compile_query
 from credwatch.errors import KqlCompileError, KqlSyntaxError, RuleLoadError
@@ -142,11 +147,14 @@ class Scanner:
         if not self.rules:
             return None
         literals: frozenset[str] | None = None
-        audit: frozenset[str] | None = None
+        audit: frozenset[bytes] | None = None
         if mode != "never":
             literals = literal_union([derive_literals(c.matcher.ast) for c in self.rules])
-            audit = literal_union([derive_literals(c.matcher.ast, fields=AUDIT_VERBATIM_FIELDS)
-                                   for c in self.rules])
+            audit_literals = literal_union([derive_literals(c.matcher.ast, fields=AUDIT_VERBATIM_FIELDS)
+                                            for c in self.rules])
+            if audit_literals is not None:
+                audit = frozenset({enc for lit in audit_literals for enc in encodings(lit, "audit")}
+                                  | set(ROUTE_TO_FULL["audit"]))
         return FastPath(literals, self.would_alert, mode, workers, audit, self.alerts_for)
 
     def alerts_for(self, rec: Record) -> list[dict[str, object]]:

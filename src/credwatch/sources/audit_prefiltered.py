@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Protocol
 
-from credwatch.backends.prefilter import ROUTE_TO_FULL, encodings
 from credwatch.sources.prefiltered import (
     fork_pool,
     hyperscan_database,
@@ -165,14 +164,17 @@ class _Candidates:
 
 
 class AuditLineFilter:
-    """Pick the lines of the audit events that may match ``literals``."""
+    """Pick the lines of the audit events that may hold one of ``needles``.
 
-    def __init__(self, literals: frozenset[str], keep: Callable[[Record], bool] | None = None) -> None:
+    The needles are the rules' literals as an audit log spells them (raw and hex, see
+    :func:`credwatch.backends.prefilter.encodings`), computed by the engine: readers do
+    not know about rules.
+    """
+
+    def __init__(self, needles: frozenset[bytes], keep: Callable[[Record], bool] | None = None) -> None:
         #: The exact test workers use to drop events that cannot alert (None: pass all on).
         self.keep = keep
-        needles = sorted({enc for lit in literals for enc in encodings(lit, "audit")}
-                         | set(ROUTE_TO_FULL["audit"]))
-        self.candidates = _Candidates(needles, _EXECVE)
+        self.candidates = _Candidates(sorted(needles), _EXECVE)
         self.odd_lines = _line_finder([_ODD_START])
         #: Counted over the passed-over lines (exec events never reassembled).
         self.execve_lines = 0

@@ -34,10 +34,10 @@ def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
     stats = NormalizeStats()
     picker = None
     numbered: Iterator[tuple[int, bytes | None]]
-    if fast is not None and fast.audit_literals is not None:
+    if fast is not None and fast.audit_needles is not None:
         from credwatch.sources.audit_prefiltered import AUDIT_RANGE_BYTES, AuditLineFilter
 
-        picker = AuditLineFilter(fast.audit_literals, fast.keep)
+        picker = AuditLineFilter(fast.audit_needles, fast.keep)
         workers = worker_count(fast, path, size, AUDIT_RANGE_BYTES)
         if path is not None and size is not None and workers > 1:
             from credwatch.sources.audit_prefiltered import parallel_lines

@@ -85,8 +85,10 @@ class FastPath:
     keep: Callable[[Record], bool]
     mode: PrefilterMode = "auto"
     workers: int | None = None
-    #: Literals of fields copied verbatim from audit records (``None``: audit logs are read in full).
-    audit_literals: frozenset[str] | None = None
+    #: Byte strings, one of which every audit event that may alert holds (the literals of
+    #: fields copied verbatim from audit records, as the log spells them; ``None``: audit
+    #: logs are read in full).
+    audit_needles: frozenset[bytes] | None = None
     #: Builds a record's alerts where the line was found (in the worker), so that the
     #: reader only passes them on; the reader fixes their file and line.
     alerts: Callable[[Record], list[dict[str, object]]] | None = None
