@@ -1,7 +1,8 @@
-"""Where reading an input can start: spans, stored per-input state, line numbers.
+"""Where reading an input can start: spans, stored per-input state, line numbers, literals.
 
 :class:`InputState` is what the run store keeps per input file and time field
-between executions (see :mod:`credwatch.engine.window`). :class:`LineCounter`
+between executions (see :mod:`credwatch.engine.window`); :class:`LineFilter`
+is the rule's literal prefilter on raw lines. :class:`LineCounter`
 counts the lines before an offset, in a forked child when there are many, so
 that the count runs beside the reading of the window (alerts carry exact line
 numbers, and a first execution has no stored line number to start from).
@@ -12,6 +13,7 @@ from __future__ import annotations
 import bisect
 import io
 import os
+import re
 import struct
 import sys
 import zlib
@@ -19,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["HEAD_BYTES", "InputState", "LineCounter", "PositionStore", "Span", "complete_prefix",
-           "count_lines", "head_crc"]
+__all__ = ["HEAD_BYTES", "InputState", "LineCounter", "LineFilter", "PositionStore", "Span",
+           "complete_prefix", "count_lines", "head_crc"]
 
 #: Bytes of the file's start whose checksum tells a rewritten file from an appended one.
 HEAD_BYTES = 4096
@@ -176,3 +178,21 @@ class LineCounter:
 def _count_path(path: str, start: int, end: int) -> int:
     with open(path, "rb") as fh:
         return count_lines(fh, start, end)
+
+
+class LineFilter:
+    """The literal prefilter: can a raw NDJSON line hold an event the rule matches?"""
+
+    def __init__(self, literals: frozenset[str] | None) -> None:
+        self.literals = literals
+        if literals is not None:
+            alternation = "|".join(re.escape(lit) for lit in sorted(literals)) or r"(?!)"
+            self._bytes = re.compile(alternation.encode("utf-8"))
+
+    def could_match(self, raw: bytes) -> bool:
+        """False only when no literal of the rule is in the line.
+
+        A line with a backslash may spell a literal with JSON escapes: the
+        matcher decides (about one line in a hundred in the benchmark data).
+        """
+        return self.literals is None or b"\\" in raw or self._bytes.search(raw) is not None

@@ -47,7 +47,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -67,6 +66,7 @@ from credwatch.engine.readpos import (
     HEAD_BYTES,
     InputState,
     LineCounter,
+    LineFilter,
     PositionStore,
     Span,
     complete_prefix,
@@ -112,24 +112,6 @@ HOLD_MAX = 4096
 _SAMPLES = 20
 #: Standard input is copied to a private temporary file, at most this large.
 MAX_STDIN_BYTES = 64 << 30
-
-
-class LineFilter:
-    """The literal prefilter: can a raw NDJSON line hold an event the rule matches?"""
-
-    def __init__(self, literals: frozenset[str] | None) -> None:
-        self.literals = literals
-        if literals is not None:
-            alternation = "|".join(re.escape(lit) for lit in sorted(literals)) or r"(?!)"
-            self._bytes = re.compile(alternation.encode("utf-8"))
-
-    def could_match(self, raw: bytes) -> bool:
-        """False only when no literal of the rule is in the line.
-
-        A line with a backslash may spell a literal with JSON escapes: the
-        matcher decides (about one line in a hundred in the benchmark data).
-        """
-        return self.literals is None or b"\\" in raw or self._bytes.search(raw) is not None
 
 
 @dataclass(slots=True)
