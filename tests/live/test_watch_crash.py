@@ -97,6 +97,37 @@ def _watch(log: Path, db: Path, *extra: str) -> subprocess.Popen[bytes]:
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
 
+def _rounds(parts: list[bytes], owed: list[int], log: Path, db: Path, rng: random.Random,
+            printed: list[bytes], procs: list[subprocess.Popen[bytes]]) -> None:
+    """Write each part under a watcher killed mid-stream; then one run to the end."""
+    for round_, part in enumerate(parts):
+        proc = _watch(log, db)
+        procs.append(proc)
+        out = Lines(proc)
+        half = rng.randint(1, len(part) - 1)
+        with open(log, "ab") as fh:
+            fh.write(part[:half])  # mid-line: the watcher sees half a record for a while
+            fh.flush()
+            fh.write(part[half:])
+        if round_ % 4 == 1 and owed[round_]:
+            out.read(1)
+            _copytruncate(log)  # while it runs
+        out.read(rng.randint(len(out.lines), max(len(out.lines), min(owed[round_], 4))))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        out.drain()
+        printed += out.lines
+        if round_ % 4 == 3:
+            _copytruncate(log)  # while it is down
+    proc = _watch(log, db, "--max-idle", "1")
+    procs.append(proc)
+    out = Lines(proc)
+    out.drain()  # to its exit: --max-idle ends it once the log is read
+    assert proc.wait(timeout=GUARD_SECONDS) in (0, 1)  # 1: everything was already out
+    printed += out.lines
+
+
+
 def test_sigkill_and_copytruncate_lose_nothing_and_duplicate_nothing(tmp_path: Path) -> None:
     data = b"".join(_shifted(CAPTURE.read_bytes(), k) for k in range(COPIES))
     whole = tmp_path / "whole.log"
@@ -128,29 +159,14 @@ def test_sigkill_and_copytruncate_lose_nothing_and_duplicate_nothing(tmp_path: P
     log.write_bytes(b"")
     db = tmp_path / "a.db"
     printed: list[bytes] = []
-    for round_, part in enumerate(parts):
-        proc = _watch(log, db)
-        out = Lines(proc)
-        half = rng.randint(1, len(part) - 1)
-        with open(log, "ab") as fh:
-            fh.write(part[:half])  # mid-line: the watcher sees half a record for a while
-            fh.flush()
-            fh.write(part[half:])
-        if round_ % 4 == 1 and owed[round_]:
-            out.read(1)
-            _copytruncate(log)  # while it runs
-        out.read(rng.randint(len(out.lines), max(len(out.lines), min(owed[round_], 4))))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        out.drain()
-        printed += out.lines
-        if round_ % 4 == 3:
-            _copytruncate(log)  # while it is down
-    proc = _watch(log, db, "--max-idle", "1")
-    out = Lines(proc)
-    out.drain()  # to its exit: --max-idle ends it once the log is read
-    assert proc.wait(timeout=GUARD_SECONDS) in (0, 1)  # 1: everything was already out
-    printed += out.lines
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        _rounds(parts, owed, log, db, rng, printed, procs)
+    finally:
+        for p in procs:  # a failed guard must not leave a watcher behind
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
     uuids = [str(orjson.loads(x)["kibana.alert.uuid"]) for x in printed]
     assert len(uuids) == len(set(uuids)), "an alert was printed twice"
