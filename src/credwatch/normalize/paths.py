@@ -54,6 +54,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from credwatch.kql.ast import Exists, Is, Nested, Node, Range, walk
+from credwatch.kql.wildcard import wildcard_matcher
 from credwatch.normalize.flatten import get_values
 
 #: The derived field.
@@ -283,6 +285,8 @@ METADATA_TOOLS = frozenset({
 FIND_READERS = frozenset({"-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprint0", "-fprintf"})
 #: Directories a metadata tool must run from to count as one (a copy in /tmp is not).
 SYSTEM_BIN = ("/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/", "/usr/local/bin/")
+#: Options whose value names files a tool skips (tar, rsync, zip, grep).
+_EXCLUDE_OPTIONS = ("--exclude", "--exclude-dir", "--exclude-from", "--ignore")
 #: Commands that run another command, with their options that take a value and
 #: the number of positional words before the command.
 _WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
@@ -400,6 +404,8 @@ class _Collector:
         origin, where = (argument, index) if argument is not None else (word, offset + k)
         prev = words[k - 1] if k else ""
         shell, interp = kind
+        if word.startswith(_EXCLUDE_OPTIONS) or prev in _EXCLUDE_OPTIONS:
+            read = False  # a backup's --exclude=/etc/shadow names what it will NOT read
         if shell and _SHORT_C.match(prev) and depth < MAX_DEPTH:
             self.words(shell_words(word), origin, where, depth + 1)
         elif interp and _CODE_FLAG.match(prev):
@@ -486,9 +492,29 @@ def derived_fields(event: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 def references_derived(fields: Iterable[str]) -> bool:
-    """True when one of ``fields`` is a ``credwatch.normalized.*`` field."""
-    return any(f.startswith(DERIVED_PREFIX) or f == "credwatch.normalized" or f.startswith("credwatch.*")
-               for f in fields)
+    """True when one of ``fields`` (names from a query, ``*`` wildcards kept) may be derived."""
+    for name in fields:
+        if name.startswith(DERIVED_PREFIX) or name == "credwatch.normalized":
+            return True
+        if "*" in name and wildcard_matcher(name.split("*"))(FIELD):
+            return True  # a wildcard field name such as credwatch.* or *paths
+    return False
+
+
+def query_fields(node: Node) -> set[str]:
+    """Every field name a query mentions (nested ones with their parent's prefix)."""
+    out: set[str] = set()
+    for sub in walk(node):
+        if isinstance(sub, (Is, Exists, Range, Nested)) and sub.field is not None:
+            out.add(sub.field.text)
+        if isinstance(sub, Nested):
+            out |= {f"{sub.field.text}.{name}" for name in query_fields(sub.query)}
+    return out
+
+
+def uses_derived_fields(node: Node) -> bool:
+    """True when a query needs :func:`add_derived_fields` before evaluation."""
+    return references_derived(query_fields(node))
 
 
 def add_derived_fields(event: dict[str, Any]) -> dict[str, Any]:
