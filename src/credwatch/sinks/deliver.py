@@ -153,6 +153,10 @@ class Deliverer:
               report: DrainReport) -> None:
         now = self.clock()
         done: list[int] = []
+        # One backoff for the batch: its alerts stay together for the next attempt.
+        attempts = max(i.attempts for m in batch for i in m.items)
+        hint = max((o.retry_after for o in outcomes if o.retry_after is not None), default=None)
+        at = now + self.backoff(config, attempts, hint)
         for message, result in zip(batch, outcomes, strict=True):
             reason = scrub(result.reason, config.secret_values)
             result = Outcome(result.verdict, reason, result.retry_after)
@@ -162,8 +166,6 @@ class Deliverer:
             elif result.verdict == "park":
                 self.outbox.park(message.rowids, reason, now)
             else:
-                attempts = max(i.attempts for i in message.items)
-                at = now + self.backoff(config, attempts, result.retry_after)
                 self.outbox.retry(message.rowids, reason, at)
         if done:
             self.outbox.delivered(done, now)

@@ -1,0 +1,117 @@
+"""Nothing lost: a receiver killed mid-delivery and restarted, a deliverer that crashes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from credwatch.alerts.store import AlertStore
+from credwatch.sinks.deliver import Deliverer
+from credwatch.sinks.outbox import Outbox
+from tests.sinks.helpers import sink, store_with, uuids
+from tests.sinks.servers import BulkIndex, FakeClock, HttpReceiver, Reply, Request
+
+
+def _crashing_receiver(crash_at: int) -> tuple[HttpReceiver, threading.Event]:
+    """A receiver that takes the ``crash_at``-th request in and dies before answering."""
+    crashed = threading.Event()
+    holder: list[HttpReceiver] = []
+
+    def respond(req: Request, n: int) -> Reply:
+        if n == crash_at:
+            crashed.set()
+            threading.Thread(target=holder[0].stop).start()  # the process dies
+            return None
+        return (200, b"", {})
+
+    rx = HttpReceiver(respond)
+    holder.append(rx)
+    return rx, crashed
+
+
+def test_webhook_receiver_killed_mid_delivery_then_restarted(tmp_path: Path) -> None:
+    rx, crashed = _crashing_receiver(crash_at=4)
+    rx.start()
+    n = 40
+    store = store_with(tmp_path / "a.db", ("hook",), n)
+    clock = FakeClock(time.time())
+    d = Deliverer(store, [sink("hook", "webhook", url=rx.url, batch=5, timeout=5)],
+                  clock=clock, rng=lambda: 0.0)
+    first = d.drain()
+    assert crashed.is_set()
+    # Batches 1-3 delivered; batch 4 reached the receiver but got no answer; the rest was refused.
+    assert first.delivered == {"hook": 15}
+    assert first.retried == {"hook": 25}
+    with rx.cond:
+        assert rx.cond.wait_for(lambda: rx.server is None, 10)
+    rx.respond = lambda req, k: (200, b"", {})
+    rx.start()  # back on the same port
+    due = d.next_due()
+    assert due is not None
+    clock.t = due
+    second = d.drain()
+    d.close()
+    assert second.delivered == {"hook": 25}
+    got = [a["kibana.alert.uuid"] for b in rx.bodies() for a in b]
+    # A receiver that deduplicates by uuid has every alert exactly once...
+    assert set(got) == uuids(n)
+    # ...one that does not has them at least once: batch 4 arrived twice.
+    assert len(got) == n + 5
+    assert Outbox(store).status()["hook"].delivered == n
+
+
+def test_bulk_receiver_killed_mid_delivery_indexes_each_alert_once(tmp_path: Path) -> None:
+    index = BulkIndex()
+    holder: list[HttpReceiver] = []
+    crashed = threading.Event()
+
+    def respond(req: Request, k: int) -> Reply:
+        reply = index.bulk(req, k)  # it indexes the batch, then dies before answering
+        if k == 2:
+            crashed.set()
+            threading.Thread(target=holder[0].stop).start()
+            return None
+        return reply
+
+    rx = HttpReceiver(respond)
+    holder.append(rx)
+    rx.start()
+    store = store_with(tmp_path / "a.db", ("es",), 30)
+    clock = FakeClock(time.time())
+    d = Deliverer(store, [sink("es", "elasticsearch", url=rx.url, batch=10, timeout=5)],
+                  clock=clock, rng=lambda: 0.0)
+    d.drain()
+    assert crashed.is_set()
+    with rx.cond:
+        assert rx.cond.wait_for(lambda: rx.server is None, 10)
+    rx.respond = index.bulk
+    rx.start()
+    clock.t = d.next_due() or clock.t
+    report = d.drain()
+    d.close()
+    assert report.delivered == {"es": 20}  # 10 answered 409 "already there", 10 created
+    assert {k[1] for k in index.docs} == uuids(30)
+    assert index.creates == 40
+    assert Outbox(store).status()["es"].delivered == 30
+
+
+def test_a_crashed_deliverer_leaves_claims_that_expire(tmp_path: Path) -> None:
+    rx = HttpReceiver().start()
+    try:
+        path = tmp_path / "a.db"
+        store_with(path, ("hook",), 7).close()
+        clock = FakeClock(time.time())
+        with AlertStore(path) as crashed:
+            # The crashed process claimed everything and never marked anything.
+            assert len(Outbox(crashed).claim("hook", clock.t, 100, lease=60)) == 7
+        with AlertStore(path) as store:
+            d = Deliverer(store, [sink("hook", "webhook", url=rx.url)], clock=clock)
+            assert d.drain().delivered == {}  # still leased: no double send meanwhile
+            clock.t += 60
+            assert d.drain().delivered == {"hook": 7}
+            d.close()
+        assert {b["kibana.alert.uuid"] for b in rx.bodies()} == uuids(7)
+        assert len(rx.requests) == 7
+    finally:
+        rx.stop()
