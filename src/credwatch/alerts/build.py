@@ -190,8 +190,11 @@ def hit_to_dict(hit: Any) -> dict[str, Any]:
     else:
         def get(key: str, default: Any = None) -> Any:
             return getattr(hit, key, default)
-    return {"clause": get("clause"), "field": get("field"), "value": get("value"),
-            "index": get("index"), "pattern": get("pattern")}
+    out = {"clause": get("clause"), "field": get("field"), "value": get("value"),
+           "index": get("index"), "pattern": get("pattern")}
+    if get("argument"):  # a derived path: the original command that spelled it
+        out["argument"] = get("argument")
+    return out
 
 
 def explain_text(entry: Mapping[str, Any]) -> str:
@@ -201,6 +204,8 @@ def explain_text(entry: Mapping[str, Any]) -> str:
         where += f"[{entry['index']}]"
     value = entry.get("value")
     shown = f'"{value}"' if isinstance(value, str) else repr(value)
+    if entry.get("argument"):
+        shown = f'"{entry["argument"]}" → {value}'
     return f"{where} {shown} matched {entry.get('clause')}"
 
 

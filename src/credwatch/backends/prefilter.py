@@ -81,6 +81,9 @@ AUDIT_VERBATIM_FIELDS: frozenset[str] = frozenset({
     "file.path", "process.command_line",
 })
 
+#: Fields credwatch derives before evaluation (credwatch.normalize.paths): never in raw input.
+DERIVED_PREFIX = "credwatch.normalized."
+
 #: Extra patterns that make a raw line a candidate regardless of the literals.
 ROUTE_TO_FULL: Mapping[str, tuple[bytes, ...]] = {"ndjson": (b"\\",), "audit": (b"_len=",)}
 
@@ -103,6 +106,8 @@ class LiteralDeriver(Visitor[Literals]):
         name = self.prefix + field.value
         if self.fields is not None and name not in self.fields:
             return None
+        if name.startswith(DERIVED_PREFIX):
+            return None  # computed after reading: its spelling is not in the raw line
         if field_type(name, self.field_types) not in KEYWORD_LIKE:
             return None
         return name

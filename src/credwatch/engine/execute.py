@@ -43,6 +43,7 @@ from credwatch.engine.runs import RunRecord, RunStore
 from credwatch.engine.scan import CompiledRule, record_identity, record_index
 from credwatch.engine.suppression import ExistingAlert, HistoryEntry, Suppressor
 from credwatch.engine.window import EventSource, Span
+from credwatch.normalize.paths import alert_fields
 from credwatch.rules.defaults import DEFAULT_SPACE
 from credwatch.rules.model import Rule
 from credwatch.rules.schedule_math import parse_duration
@@ -169,6 +170,7 @@ class _Creator:
                           hits=self.runner.crule.matcher.explain(ev.event),
                           origin=EventOrigin(ev.record.source, ev.record.line),
                           space=self.runner.space, execution_uuid=self.exec_id)
+        doc.update(alert_fields(self.runner.crule.matcher, ev.event))
         return doc, ident
 
     def is_new(self, uid: str) -> bool:

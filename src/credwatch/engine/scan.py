@@ -26,6 +26,7 @@ from credwatch.backends.prefilter import (
 from credwatch.backends.pymatch import wildcard_matcher
 from credwatch.backends.python import Matcher, compile_query
 from credwatch.errors import KqlCompileError, KqlSyntaxError, RuleLoadError
+from credwatch.normalize.paths import alert_fields, deriving
 from credwatch.rules.model import Rule
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.prefiltered import FastPath, PrefilterMode, literal_union
@@ -84,7 +85,7 @@ class CompiledRule:
     def compile(cls, rule: Rule) -> CompiledRule:
         """Compile ``rule``; a bad query becomes a :class:`RuleLoadError` naming the rule."""
         try:
-            matcher = compile_query(rule.query)
+            matcher = deriving(compile_query(rule.query))  # credwatch.normalized.* when used
         except KqlSyntaxError as exc:
             raise RuleLoadError(f"query does not parse: {exc.message}", rule.source or rule.rule_id,
                                 "query", exc.render()) from None
@@ -171,6 +172,7 @@ class Scanner:
                 rec.event, crule.rule, now=self.clock(), identity=record_identity(rec),
                 hits=hits, origin=EventOrigin(rec.source, rec.line),
             )
+            alert.update(alert_fields(crule.matcher, rec.event))
             if self.triage:
                 enrich_alert(alert, rec.event)
             out.append(alert)

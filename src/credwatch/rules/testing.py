@@ -13,7 +13,7 @@ from typing import Any
 
 from credwatch.alerts.build import explain_text, hit_to_dict
 from credwatch.backends.python import compile_query
-from credwatch.normalize.paths import add_derived_fields, uses_derived_fields
+from credwatch.normalize.paths import deriving
 from credwatch.rules.model import Rule, RuleTest
 
 
@@ -71,13 +71,10 @@ class TestReport:
 
 def run_rule_tests(rule: Rule) -> TestReport:
     """Evaluate every embedded test of ``rule``."""
-    matcher = compile_query(rule.query)
-    derive = uses_derived_fields(matcher.ast)
+    matcher = deriving(compile_query(rule.query))  # credwatch.normalized.*, as scan does
     results = []
     for test in rule.tests.tests:
         event = rule.tests.event_for(test)
-        if derive:  # credwatch.normalized.* is computed before evaluation, as scan does
-            event = add_derived_fields(dict(event))
         matched = matcher.matches(event)
         hits = [hit_to_dict(h) for h in matcher.explain(event)] if matched else []
         problem = ""
