@@ -88,7 +88,7 @@ def test_an_ordered_file_is_searched_by_offset_and_gives_the_window_exactly(tmp_
 def test_bisection_survives_garbage_and_over_long_lines_near_the_split(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(window, "PROBE_LINE_BYTES", 512)  # a probe skips lines longer than this
-    monkeypatch.setattr("credwatch.sources.ecs.MAX_LINE_BYTES", 4096)  # and the reader these
+    monkeypatch.setattr("credwatch.sources.inputs.MAX_LINE_BYTES", 4096)  # and the reader these
     events: list[dict[str, Any] | str] = list(ordered_events(6000, seed=3))
     rng = random.Random(9)
     for at in sorted(rng.sample(range(100, 5900), 400), reverse=True):
@@ -350,3 +350,47 @@ def test_the_literal_filter_passes_lines_that_may_spell_a_literal_with_escapes()
     assert lf.could_match(b'{"args": ["cat", "\\/root\\/.aws\\/credentials"]}')
     assert not lf.could_match(b'{"args": ["cat", "/etc/hosts"]}')
     assert LineFilter(None).could_match(b"{}")
+
+
+# --- raw audit logs ---------------------------------------------------------------------
+
+def _audit_log(path: Path, events: int) -> Path:
+    import sys
+
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    if str(bench) not in sys.path:
+        sys.path.insert(0, str(bench))
+    import gen_audit
+
+    gen_audit.generate(path, events, 5)
+    return path
+
+
+def test_an_ordered_audit_log_is_searched_by_offset(tmp_path: Path) -> None:
+    path = _audit_log(tmp_path / "audit.log", 3000)
+    records = list(read_records([str(path)], Diagnostics()))
+    first = to_ms(datetime.fromisoformat(records[0].event["@timestamp"].replace("Z", "+00:00")))
+    for offset_s in (40, 130, 200, 400):
+        lo = first + offset_s * 1000
+        span = Span(lo, lo + 30_000)
+        src = EventSource([str(path)], bisect_min_bytes=0)
+        assert streamed(src, span) == reference([path], span), offset_s
+        assert src.lines_read < len(records) // 2
+
+
+def test_an_audit_log_out_of_order_is_read_whole(tmp_path: Path) -> None:
+    path = _audit_log(tmp_path / "audit.log", 1500)
+    lines = path.read_bytes().splitlines(keepends=True)
+    # Swap two far-apart blocks of lines: stamps go back by minutes in the middle.
+    third = len(lines) // 3
+    path.write_bytes(b"".join(lines[2 * third:] + lines[third: 2 * third] + lines[:third]))
+    records = list(read_records([str(path)], Diagnostics()))
+    stamps = sorted(to_ms(datetime.fromisoformat(r.event["@timestamp"].replace("Z", "+00:00")))
+                    for r in records)
+    span = Span(stamps[len(stamps) // 2], stamps[len(stamps) // 2] + 20_000)
+    with AlertStore(tmp_path / "a.db") as store:
+        runs = RunStore(store)
+        src = EventSource([str(path)], positions=runs, bisect_min_bytes=0)
+        assert streamed(src, span) == reference([path], span)
+        state = runs.input_state(os.path.realpath(path), FIELDS.key())
+        assert state is not None and state.ordered == 0

@@ -277,10 +277,24 @@ class EventSource:
         reader = _InputReader(path, source, rank, query, st, state, self)
         if fmt == "ndjson" and plain:
             new = yield from reader.plain_ndjson()
+        elif fmt == "auditd" and plain and self._audit_bisects(query.fields, st.st_size):
+            from credwatch.engine.audit_window import AuditReader
+
+            audit = AuditReader(path, source, rank, query, st, state, self)
+            new = yield from audit.plain_audit()
         else:
             new = yield from reader.whole(fmt)
         if remember and new is not None and self.positions is not None:
             self.positions.save_input_state(new)
+
+    def _audit_bisects(self, fields: TimeFields, size: int) -> bool:
+        """True when an audit log's record stamps are its events' times under ``fields``.
+
+        The audit normalizer sets ``@timestamp`` from the stamp and no ``event.ingested``.
+        """
+        stamped = fields.primary == "@timestamp" or (
+            fields.primary == "event.ingested" and fields.secondary == "@timestamp")
+        return stamped and size >= self.bisect_min_bytes
 
     def _known(self, path: str, st: os.stat_result, fields: TimeFields) -> InputState | None:
         """The stored state of ``path`` if it still describes this file."""
@@ -399,11 +413,16 @@ class _InputReader:
             if not raw.endswith(b"\n") and len(raw) == PROBE_LINE_BYTES:
                 _skip_line(fh)  # too long to probe with; the next line will do
                 continue
-            points = [p for rec in line_records(raw, "", 0, scratch)
-                      for p in _points(rec, self.query.fields)]
-            if points:
-                return start, min(points), max(points)
+            times = self._line_times(raw, scratch)
+            if times is not None:
+                return start, times[0], times[1]
         return None
+
+    def _line_times(self, raw: bytes, scratch: Diagnostics) -> tuple[int, int] | None:
+        """``(min, max)`` time of the events of one NDJSON line, if it has any."""
+        points = [p for rec in line_records(raw, "", 0, scratch)
+                  for p in _points(rec, self.query.fields)]
+        return (min(points), max(points)) if points else None
 
     def _bisect(self, fh: io.BufferedReader, size: int) -> int:
         """A line start before which no line can hold an event of the span."""
