@@ -121,6 +121,17 @@ for h in /root /home/alice /home/ci; do
     done
 done
 echo "ssh-ed25519 AAAA-FAKE host" >/etc/ssh/ssh_host_ed25519_key.pub
+# Projected service-account and workload-identity volumes, laid out as the kubelet does
+# (..<timestamp> folder, ..data link to it, file links to ..data/<file>).
+mount -t tmpfs cwq-run /run
+for vol in kubernetes.io/serviceaccount:token eks.amazonaws.com/serviceaccount:token \
+           pods.eks.amazonaws.com/serviceaccount:eks-pod-identity-token azure/tokens:azure-identity-token; do
+    dir=/run/secrets/${vol%%:*}; file=${vol##*:}
+    mkdir -p "$dir/..2026_12_04_10_00_00.000000001"
+    echo "$FAKE" >"$dir/..2026_12_04_10_00_00.000000001/$file"
+    ln -s ..2026_12_04_10_00_00.000000001 "$dir/..data"
+    ln -s "..data/$file" "$dir/$file"
+done
 BIN=$SCRATCH/bin  # renamed copies live outside the faithful rule's scratch directories
 mkdir -p "$BIN" /tmp/cwq-work
 cp /usr/bin/cat "$BIN/sysinfo"; cp /usr/bin/head "$BIN/kthreadd"; cp /usr/bin/base64 "$BIN/logrotate-helper"
@@ -175,7 +186,9 @@ ev spelling 'cat /root/.ssh/../.ssh/./id_ed25519'
 ev embedded "sh -c 'cat /etc/shadow'"
 ev embedded "bash -c 'cat /root/.aws/credentials | base64'"
 ev embedded "dash -c 'head -c 100 /root/.ssh/id_rsa'"
-ev embedded "sh -c 'cat ../secrets/token'"
+ev embedded "cd /run/secrets/kubernetes.io/serviceaccount/..data && sh -c 'cat ../token'"
+ev spelling "cd /var/run/secrets/kubernetes.io/serviceaccount && cat token"
+ev spelling "cd /run/secrets/eks.amazonaws.com/serviceaccount/..data && head token"
 ev embedded "bash -lc 'cd /root/.aws; cat credentials'"
 ev embedded "bash -c 'X=\$(cat /root/.kube/config); echo \$X'"
 ev embedded "sh -c \"sh -c 'cat /etc/shadow'\""

@@ -378,7 +378,11 @@ class _Collector:
         wrapped = False
         j += 1
         while _basename(command) in _WRAPPERS:
+            start = j
             j = _skip_wrapper_options(words, j, _WRAPPERS[_basename(command)])
+            for k in range(start, min(j, n)):
+                if _ASSIGN.match(words[k]):  # env KUBECONFIG=/etc/kubernetes/admin.conf kubectl
+                    self._arg(words, k, argument, index, offset, depth, (False, False), read=True)
             if j >= n:
                 return
             command, wrapped = words[j], True
@@ -432,7 +436,8 @@ def _is_operator(word: str) -> bool:
 
 
 def _is_redirect_in(word: str) -> bool:
-    return word in ("<", "<&") or (word.startswith("<") and not word.startswith("<<"))
+    """An operator after which the next word is a file the shell reads (``<``, ``$(<``)."""
+    return "<" in word and "<<" not in word
 
 
 def _skip_wrapper_options(words: Sequence[str], j: int, spec: tuple[frozenset[str], int]) -> int:
