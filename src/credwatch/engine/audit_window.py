@@ -12,7 +12,7 @@ in full, and remembered as such.
 This holds only while the events' times are their stamps: the audit normalizer
 sets ``@timestamp`` from the stamp and no ``event.ingested``, so the reader is
 used for ``@timestamp``, and for ``event.ingested`` with the ``@timestamp``
-fallback (:meth:`~credwatch.engine.window.EventSource._audit_bisects`).
+fallback.
 """
 
 from __future__ import annotations

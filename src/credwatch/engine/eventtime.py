@@ -21,7 +21,7 @@ from credwatch.rules.model import Rule
 from credwatch.sources.ecs import Record
 from credwatch.timemath import DATETIME_MAX_MS, DATETIME_MIN_MS, parse_instant
 
-__all__ = ["EventIndex", "Seq", "TimeFields", "TimedEvent", "event_times", "primary_times",
+__all__ = ["EventIndex", "Seq", "TimeFields", "TimedEvent", "event_points", "event_times", "primary_times",
            "secondary_times", "time_ms"]
 
 #: Where an event sits in the inputs: (rank of its file by path, line, record within the line).
@@ -73,6 +73,11 @@ def primary_times(event: Any, fields: TimeFields) -> tuple[int, ...]:
 def secondary_times(event: Any, fields: TimeFields) -> tuple[int, ...]:
     """The fallback field's times of ``event`` in epoch ms, ascending (empty without one)."""
     return _times(event, fields.secondary) if fields.secondary else ()
+
+
+def event_points(event: Any, fields: TimeFields) -> tuple[int, ...]:
+    """The times that place ``event`` in a window: the primary field's, else the fallback's."""
+    return primary_times(event, fields) or secondary_times(event, fields)
 
 
 def event_times(event: Any, fields: TimeFields) -> tuple[tuple[int, ...], tuple[int, ...]]:

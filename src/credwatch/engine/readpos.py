@@ -14,12 +14,16 @@ import bisect
 import io
 import os
 import re
+import shutil
 import struct
 import sys
+import tempfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import IO, Protocol
+
+from credwatch.errors import SourceError
 
 __all__ = ["HEAD_BYTES", "InputState", "LineCounter", "LineFilter", "PositionStore", "Span",
            "complete_prefix", "count_lines", "head_crc"]
@@ -196,3 +200,23 @@ class LineFilter:
         matcher decides (about one line in a hundred in the benchmark data).
         """
         return self.literals is None or b"\\" in raw or self._bytes.search(raw) is not None
+
+
+def spool(stream: IO[bytes], limit: int) -> str:
+    """Copy ``stream`` (standard input) to a new private file; at most ``limit`` bytes."""
+    folder = tempfile.mkdtemp(prefix="credwatch-stdin-")  # mode 0700
+    path = os.path.join(folder, "stdin")
+    with open(path, "wb") as out:
+        copied = 0
+        while chunk := stream.read(1 << 20):
+            copied += len(chunk)
+            if copied > limit:
+                remove_spool(path)
+                raise SourceError(f"standard input is over {limit} bytes", "-")
+            out.write(chunk)
+    return path
+
+
+def remove_spool(path: str) -> None:
+    """Remove a file made by :func:`spool`, and its folder."""
+    shutil.rmtree(os.path.dirname(path), ignore_errors=True)

@@ -16,17 +16,18 @@ How much of an input is read:
   stops at the first line clearly past the span's end. The order is checked
   again on every line read; an input found out of order is read in full
   (the rest of it, then the part the search skipped) and remembered as such.
-* **Other inputs** (unordered NDJSON, gzip, raw audit logs, JSON documents)
-  are read in full, streaming, unless the store shows that they did not change
-  and hold no event in the span (their time span is kept), or that only an
-  appended tail can (a plain NDJSON file that grew).
+  Raw audit logs are searched the same way by their stamps
+  (:mod:`credwatch.engine.audit_window`).
+* **Other inputs** (unordered NDJSON, gzip, JSON documents) are read in full,
+  streaming, unless the store shows that they did not change and hold no event
+  in the span (their time span is kept), or that only an appended tail can (a
+  plain NDJSON file that grew).
 
-Per input and time field, the store keeps (:class:`InputState`): the file's
-identity (device, inode, real path and a checksum of its first bytes), a
-known line start and its line number (so that line numbers stay exact when
-reading starts mid-file, without counting from the top every tick), how far
-it was read in full and the time span of what that covered. A file that was
-replaced or truncated no longer matches its identity, and is read as new.
+Per input and time field, the store keeps (:class:`InputState`): identity
+(device, inode, real path, a checksum of the first bytes), a known line start
+and its line number (line numbers stay exact when reading starts mid-file,
+without counting from the top every tick), how far it was read in full and the
+time span of that part. A replaced or truncated file is read as new.
 
 Every line that is read is decoded, because ``events_searched`` counts the
 well-formed events whose time is in the span exactly as an in-memory index
@@ -47,9 +48,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import shutil
 import stat
-import tempfile
 import zlib
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +57,7 @@ from typing import IO
 from credwatch.engine.eventtime import (
     TimedEvent,
     TimeFields,
+    event_points,
     event_times,
     primary_times,
     secondary_times,
@@ -71,6 +71,8 @@ from credwatch.engine.readpos import (
     Span,
     complete_prefix,
     head_crc,
+    remove_spool,
+    spool,
 )
 from credwatch.errors import SourceError
 from credwatch.sources.ecs import (
@@ -215,7 +217,7 @@ class EventSource:
     def close(self) -> None:
         """Remove the copy of standard input, if one was made."""
         if self._spool is not None:
-            shutil.rmtree(os.path.dirname(self._spool), ignore_errors=True)
+            remove_spool(self._spool)
             self._spool = None
 
     def _stdin_file(self) -> str:
@@ -223,16 +225,7 @@ class EventSource:
         if self._spool is None:
             if self.stdin is None:
                 raise SourceError("no standard input available", "-")
-            folder = tempfile.mkdtemp(prefix="credwatch-stdin-")
-            path = os.path.join(folder, "stdin")
-            with open(path, "wb") as out:
-                copied = 0
-                while chunk := self.stdin.read(1 << 20):
-                    copied += len(chunk)
-                    if copied > MAX_STDIN_BYTES:
-                        raise SourceError(f"standard input is over {MAX_STDIN_BYTES} bytes", "-")
-                    out.write(chunk)
-            self._spool = path
+            self._spool = spool(self.stdin, MAX_STDIN_BYTES)
         return self._spool
 
     # -- events ------------------------------------------------------------------------------
@@ -277,7 +270,8 @@ class EventSource:
         reader = _InputReader(path, source, rank, query, st, state, self)
         if fmt == "ndjson" and plain:
             new = yield from reader.plain_ndjson()
-        elif fmt == "auditd" and plain and self._audit_bisects(query.fields, st.st_size):
+        elif fmt == "auditd" and plain and st.st_size >= self.bisect_min_bytes \
+                and _stamped(query.fields):
             from credwatch.engine.audit_window import AuditReader
 
             audit = AuditReader(path, source, rank, query, st, state, self)
@@ -286,15 +280,6 @@ class EventSource:
             new = yield from reader.whole(fmt)
         if remember and new is not None and self.positions is not None:
             self.positions.save_input_state(new)
-
-    def _audit_bisects(self, fields: TimeFields, size: int) -> bool:
-        """True when an audit log's record stamps are its events' times under ``fields``.
-
-        The audit normalizer sets ``@timestamp`` from the stamp and no ``event.ingested``.
-        """
-        stamped = fields.primary == "@timestamp" or (
-            fields.primary == "event.ingested" and fields.secondary == "@timestamp")
-        return stamped and size >= self.bisect_min_bytes
 
     def _known(self, path: str, st: os.stat_result, fields: TimeFields) -> InputState | None:
         """The stored state of ``path`` if it still describes this file."""
@@ -318,6 +303,15 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return f"read error: {exc.strerror}"
     return f"read error: {exc}"
+
+
+def _stamped(fields: TimeFields) -> bool:
+    """True when audit events' times are their record stamps under ``fields``.
+
+    The audit normalizer sets ``@timestamp`` from the stamp and no ``event.ingested``.
+    """
+    return fields.primary == "@timestamp" or (
+        fields.primary == "event.ingested" and fields.secondary == "@timestamp")
 
 
 def _sniff(stream: IO[bytes]) -> str:
@@ -421,7 +415,7 @@ class _InputReader:
     def _line_times(self, raw: bytes, scratch: Diagnostics) -> tuple[int, int] | None:
         """``(min, max)`` time of the events of one NDJSON line, if it has any."""
         points = [p for rec in line_records(raw, "", 0, scratch)
-                  for p in _points(rec, self.query.fields)]
+                  for p in event_points(rec.event, self.query.fields)]
         return (min(points), max(points)) if points else None
 
     def _bisect(self, fh: io.BufferedReader, size: int) -> int:
@@ -601,11 +595,6 @@ class _InputReader:
         diag.skipped.clear()
         diag.warnings.clear()
         diag.samples.clear()
-
-
-def _points(rec: Record, fields: TimeFields) -> tuple[int, ...]:
-    primary, secondary = event_times(rec.event, fields)
-    return primary or secondary
 
 
 def _skip_line(fh: io.BufferedReader) -> None:
