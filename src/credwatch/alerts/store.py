@@ -193,10 +193,23 @@ class AlertStore:
             with self.transaction() as conn:
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         # Stores created before the outbox existed get its table on first open.
-        row = self.conn.execute("SELECT version FROM credwatch_schema WHERE component=?",
-                                (OUTBOX_COMPONENT,)).fetchone()
-        if row is None or int(row[0]) != OUTBOX_VERSION:
+        if self._component_version(OUTBOX_COMPONENT) != OUTBOX_VERSION:
             self.ensure_schema(OUTBOX_COMPONENT, OUTBOX_VERSION, _OUTBOX_SCHEMA)
+
+    def _component_version(self, component: str) -> int | None:
+        """The recorded schema version of ``component``; None when not recorded.
+
+        Stores made before ``credwatch_schema`` existed (``user_version`` 1) have no
+        such table at all: that is "not recorded", not an error.
+        """
+        has_table = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='credwatch_schema'"
+        ).fetchone()
+        if has_table is None:
+            return None
+        row = self.conn.execute("SELECT version FROM credwatch_schema WHERE component=?",
+                                (component,)).fetchone()
+        return int(row[0]) if row is not None else None
 
     def ensure_schema(self, component: str, version: int, ddl: str) -> None:
         """Create ``component``'s tables (``IF NOT EXISTS`` statements in ``ddl``) once.
