@@ -570,6 +570,16 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def sinks_rows(console: Console, *, quick: bool) -> list[dict[str, Any]]:
+    """The sink delivery rows (bench/sinks_bench.py): watch at 5,000 alerts/min, outbox drain."""
+    import sinks_bench
+
+    rows = sinks_bench.run(seconds=20.0 if quick else 60.0)
+    for line in sinks_bench.describe(rows):
+        console.print(line)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     p = argparse.ArgumentParser(description="credwatch benchmark: contenders vs anchors, medians and peak RSS.")
@@ -584,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-scaling", action="store_true", help="skip the RSS-at-10x and 50-rules checks")
     p.add_argument("--no-differential", action="store_true",
                    help="skip the full-size differential tests (fast path == full path)")
+    p.add_argument("--no-sinks", action="store_true",
+                   help="skip the sink delivery row (watch at 5,000 alerts/min, 50 ms webhook)")
     p.add_argument("--multi-rule-events", type=int, default=200_000, help="file size for the 50-rules check (capped at --events)")
     args = p.parse_args(argv)
     if args.quick:
@@ -639,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_differential:
         report["differential"] = differential(console, args.timeout * 4)
+    if not args.no_sinks:
+        report["sinks"] = sinks_rows(console, quick=args.quick)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{args.events}.json"
