@@ -40,7 +40,7 @@ from credwatch.engine.plan import (
     truncate_ms,
 )
 from credwatch.engine.runs import RunRecord, RunStore
-from credwatch.engine.scan import CompiledRule, record_identity, record_index
+from credwatch.engine.scan import CompiledRule, record_identity, rules_for
 from credwatch.engine.suppression import ExistingAlert, HistoryEntry, Suppressor
 from credwatch.engine.window import EventSource, Span
 from credwatch.normalize.paths import alert_fields
@@ -137,10 +137,8 @@ def search(runner: RuleRunner, source: EventSource, windows: Sequence[Window],
         result.searched += 1
         if not could_match:
             continue  # the literal prefilter: no literal of the rule in its line
-        if not runner.all_indices:
-            idx_name = record_index(ev.record)
-            if idx_name is not None and not crule.selector.selects(idx_name):
-                continue
+        if not rules_for((crule,), ev.record, runner.all_indices):
+            continue  # Kibana's index selection: the event's index is not the rule's
         if not crule.matcher.matches(ev.event):
             continue
         if exceptions.excluded_by(ev.event) is not None:
