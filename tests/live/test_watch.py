@@ -277,3 +277,57 @@ def test_live_auditd_cat_of_fake_aws_credentials_gives_exactly_one_alert(
         if watch.poll() is None:
             watch.kill()
             watch.wait()
+
+
+@pytest.mark.root
+def test_live_auditd_rotation_while_watching_loses_nothing(
+        live_auditd: tuple[Path, str], tmp_path: Path) -> None:
+    """auditd rotates its own log (SIGUSR1, as `service auditd rotate`) between two execs."""
+    import selectors
+    import signal
+
+    from tests.sources.test_auditd_live import _status
+
+    log, _key = live_auditd
+    files = []
+    for name in ("one", "two"):
+        creds = tmp_path / name / ".aws" / "credentials"
+        creds.parent.mkdir(parents=True)
+        creds.write_text("[default]\naws_access_key_id = FAKE-NOT-A-SECRET\n")
+        files.append(creds)
+    exe = shutil.which("credwatch", path=os.path.dirname(sys.executable))
+    assert exe
+    watch = subprocess.Popen([exe, "watch", str(log), "--from", "beginning",
+                              "--db", str(tmp_path / "a.db"), "--format", "ndjson"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert watch.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(watch.stdout.fileno(), selectors.EVENT_READ)
+    out = b""
+
+    def wait_for(text: bytes) -> None:
+        nonlocal out
+        while text not in out:
+            assert sel.select(30), f"no alert for {text!r} within 30 s"
+            chunk = os.read(watch.stdout.fileno(), 1 << 16)  # type: ignore[union-attr]
+            assert chunk, "watch exited"
+            out += chunk
+
+    try:
+        subprocess.run(["cat", str(files[0])], check=True, capture_output=True)
+        wait_for(str(files[0]).encode())
+        os.kill(_status()["pid"], signal.SIGUSR1)  # auditd: rotate the log now
+        subprocess.run(["cat", str(files[1])], check=True, capture_output=True)
+        wait_for(str(files[1]).encode())
+        sel.close()
+        watch.send_signal(signal.SIGTERM)
+        rest, err = watch.communicate(timeout=30)
+        alerts = [orjson.loads(x) for x in (out + rest).splitlines() if x.strip()]
+        for creds in files:
+            mine = [a for a in alerts if a["process"].get("args") == ["cat", str(creds)]]
+            assert len(mine) == 1, err.decode()
+        assert log.with_name("audit.log.1").exists()  # auditd did rotate
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()

@@ -8,10 +8,13 @@ directory and log file, adds one keyed rule, and restores the audit state
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,8 +72,30 @@ def _status() -> dict[str, int]:
             if len(p) == 2 and p[1].lstrip("-").isdigit()}
 
 
+@contextlib.contextmanager
+def _audit_lock() -> Iterator[None]:
+    """One live-auditd test at a time on this machine, across concurrent test runs.
+
+    The kernel's audit state is global: two runs that each read it, start a daemon
+    and restore it would restore each other's changes.
+    """
+    folder = "/run" if os.access("/run", os.W_OK) else tempfile.gettempdir()
+    fd = os.open(os.path.join(folder, "credwatch-live-auditd.lock"),
+                 os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits for the other run's test to finish
+        yield
+    finally:
+        os.close(fd)
+
+
 @pytest.fixture
 def live_auditd(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    with _audit_lock():
+        yield from _live_auditd(tmp_path)
+
+
+def _live_auditd(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     if os.geteuid() != 0 or AUDITD is None or AUDITCTL is None:
         pytest.skip("needs root, auditd and auditctl")
     before = _status()
