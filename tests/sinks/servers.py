@@ -227,4 +227,8 @@ class SyslogListener:
             return list(self.messages)
 
     def close(self) -> None:
+        # shutdown wakes a thread blocked in accept(); close alone would leave it listening.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+        self.thread.join(5)

@@ -40,9 +40,11 @@ def test_webhook_receiver_killed_mid_delivery_then_restarted(tmp_path: Path) -> 
                   clock=clock, rng=lambda: 0.0)
     first = d.drain()
     assert crashed.is_set()
-    # Batches 1-3 delivered; batch 4 reached the receiver but got no answer; the rest was refused.
+    # Batches 1-3 delivered; batch 4 reached the receiver but got no answer; the rest was not
+    # tried, and waits for batch 4's next attempt.
     assert first.delivered == {"hook": 15}
-    assert first.retried == {"hook": 25}
+    assert first.retried == {"hook": 5}
+    assert Outbox(store).status()["hook"].pending == 25
     with rx.cond:
         assert rx.cond.wait_for(lambda: rx.server is None, 10)
     rx.respond = lambda req, k: (200, b"", {})
@@ -113,5 +115,24 @@ def test_a_crashed_deliverer_leaves_claims_that_expire(tmp_path: Path) -> None:
             d.close()
         assert {b["kibana.alert.uuid"] for b in rx.bodies()} == uuids(7)
         assert len(rx.requests) == 7
+    finally:
+        rx.stop()
+
+
+def test_a_down_receiver_is_tried_once_per_drain_not_once_per_batch(tmp_path: Path) -> None:
+    rx = HttpReceiver(lambda req, n: (503, b"", {})).start()
+    try:
+        store = store_with(tmp_path / "a.db", ("hook",), 300)
+        clock = FakeClock(time.time())
+        d = Deliverer(store, [sink("hook", "webhook", url=rx.url, batch=10)], clock=clock,
+                      rng=lambda: 0.0)
+        assert d.drain().retried == {"hook": 10}
+        assert len(rx.requests) == 1
+        # Everything waits for the same next attempt, and then goes out together.
+        assert d.next_due() == clock.t + 0.5
+        rx.respond = lambda req, n: (200, b"", {})
+        clock.t += 0.5
+        assert d.drain().delivered == {"hook": 300}
+        d.close()
     finally:
         rx.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,10 @@ def test_each_transport_delivers_rfc5424_with_structured_data(tmp_path: Path, ki
 
 
 def test_tcp_receiver_down_is_retried(tmp_path: Path) -> None:
-    listener = SyslogListener("tcp")
-    address = listener.address
-    listener.close()
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))  # a port nobody listens on
+    address = f"tcp://127.0.0.1:{free.getsockname()[1]}"
+    free.close()
     store = store_with(tmp_path / "a.db", ("syslog",), 1)
     d = Deliverer(store, [sink("syslog", "syslog", address=address)])
     report = d.drain()

@@ -132,7 +132,8 @@ class Deliverer:
                 messages = self._claim(config, force)
                 if not messages:
                     break
-                await self._send(config, messages, report)
+                if not await self._send(config, messages, report):
+                    break  # the receiver is failing: the rest waits for the next attempt
 
     def _claim(self, config: SinkConfig, force: bool) -> list[Message]:
         now = self.clock()
@@ -141,22 +142,36 @@ class Deliverer:
                                 lease=self.lease)
         return [single(i) for i in self.outbox.claim(config.name, now, PAGE, self.lease)]
 
-    async def _send(self, config: SinkConfig, messages: list[Message], report: DrainReport) -> None:
+    async def _send(self, config: SinkConfig, messages: list[Message], report: DrainReport) -> bool:
+        """Send claimed messages in batches; False when a batch failed for now.
+
+        After a failure the batches not sent yet are given back, due with the failed
+        one's next attempt (without counting an attempt of their own): a receiver
+        that is down or timing out is not asked again for every batch of the drain.
+        """
         transport = self.transports[config.name]
         for start in range(0, len(messages), config.batch):
             batch = messages[start:start + config.batch]
             self.limits[config.name].take()
             outcomes = await transport.send(batch)
-            self._mark(config, batch, outcomes, report)
+            retry_at = self._mark(config, batch, outcomes, report)
+            if retry_at is not None:
+                rest = [r for m in messages[start + config.batch:] for r in m.rowids]
+                if rest:
+                    self.outbox.release(rest, retry_at)
+                return False
+        return True
 
     def _mark(self, config: SinkConfig, batch: list[Message], outcomes: list[Outcome],
-              report: DrainReport) -> None:
+              report: DrainReport) -> float | None:
+        """Record outcomes; the time of the next attempt when some are to retry, else None."""
         now = self.clock()
         done: list[int] = []
         # One backoff for the batch: its alerts stay together for the next attempt.
         attempts = max(i.attempts for m in batch for i in m.items)
         hint = max((o.retry_after for o in outcomes if o.retry_after is not None), default=None)
         at = now + self.backoff(config, attempts, hint)
+        retried = False
         for message, result in zip(batch, outcomes, strict=True):
             reason = scrub(result.reason, config.secret_values)
             result = Outcome(result.verdict, reason, result.retry_after)
@@ -166,9 +181,11 @@ class Deliverer:
             elif result.verdict == "park":
                 self.outbox.park(message.rowids, reason, now)
             else:
+                retried = True
                 self.outbox.retry(message.rowids, reason, at)
         if done:
             self.outbox.delivered(done, now)
+        return at if retried else None
 
     def next_due(self) -> float | None:
         """The earliest time any sink has an alert due, or None when nothing is pending."""
