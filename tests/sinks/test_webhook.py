@@ -136,3 +136,33 @@ def test_secrets_are_redacted_unless_no_redact(tmp_path: Path) -> None:
         assert b"abcdefghijklmnop1234" in by_path["/raw"]
     finally:
         rx.stop()
+
+
+def test_the_rate_limit_spaces_requests_through_the_injected_sleep(tmp_path: Path) -> None:
+    rx = HttpReceiver().start()
+    try:
+        store = store_with(tmp_path / "a.db", ("hook",), 6)
+        clock = FakeClock(time.time())
+        d = Deliverer(store, [sink("hook", "webhook", url=rx.url, rate=2.0)], clock=clock,
+                      sleep=clock.sleep)
+        start = clock.t
+        assert d.drain().delivered == {"hook": 6}
+        d.close()
+        # A burst of 2 (one second's worth), then one request every 0.5 s.
+        assert clock.slept == pytest.approx([0.5, 0.5, 0.5, 0.5])
+        assert clock.t - start == pytest.approx(2.0)
+    finally:
+        rx.stop()
+
+
+def test_http2_enabled_falls_back_to_http1_with_a_tls_receiver_without_h2(
+        tmp_path: Path, tls: tuple[Path, Path, Path]) -> None:
+    ca, cert, key = tls
+    rx = HttpReceiver(tls=(cert, key)).start()
+    try:
+        store = store_with(tmp_path / "a.db", ("a",), 1)
+        d = Deliverer(store, [sink("a", "webhook", url=rx.url, ca_file=str(ca), http2=True)])
+        assert d.drain().delivered == {"a": 1}
+        d.close()
+    finally:
+        rx.stop()
