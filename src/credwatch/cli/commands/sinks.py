@@ -41,6 +41,7 @@ examples:
   credwatch sinks status
   credwatch sinks deliver --flush          # throttled groups now, not at the window's end
   credwatch sinks deliver --retry-parked --sink siem
+  credwatch sinks deliver --all            # the receiver is back: do not wait for the backoff
 """
 
 
@@ -59,6 +60,9 @@ def register(sub: Any) -> None:
                    help="deliver: send throttled groups now instead of at the window's end")
     p.add_argument("--retry-parked", action="store_true",
                    help="deliver: queue parked alerts again first")
+    p.add_argument("--all", action="store_true",
+                   help="deliver: try every pending alert now, without waiting for its backoff "
+                   "(the receiver is back)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="status output")
     p.set_defaults(func=run)
 
@@ -129,6 +133,10 @@ def _deliver(args: argparse.Namespace, env: Env) -> int:
             with store.transaction() as conn:
                 conn.executemany("UPDATE outbox SET state='pending', next_at=0 WHERE sink=? "
                                  "AND state='parked'", [(c.name,) for c in configs])
+        if args.all:
+            with store.transaction() as conn:
+                conn.executemany("UPDATE outbox SET next_at=0 WHERE sink=? AND state='pending'",
+                                 [(c.name,) for c in configs])
         deliverer = Deliverer(store, configs)
         try:
             report = deliverer.drain(force=args.flush)
