@@ -95,6 +95,7 @@ class HttpReceiver:
                 with receiver.cond:
                     receiver.requests.append(req)
                     n = len(receiver.requests)
+                    receiver.cond.notify_all()
                 reply = receiver.respond(req, n)
                 with receiver.cond:
                     receiver.cond.notify_all()
@@ -130,7 +131,9 @@ class HttpReceiver:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
-            self.server = None
+            with self.cond:
+                self.server = None
+                self.cond.notify_all()
 
     def bodies(self) -> list[Any]:
         with self.cond:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,6 +15,8 @@ from credwatch.sinks.deliver import Deliverer
 from credwatch.sinks.outbox import Outbox
 from tests.sinks.helpers import sink, store_with, uuids
 from tests.sinks.servers import BulkIndex, FakeClock, HttpReceiver, Reply, Request
+
+CREDWATCH = Path(sys.executable).parent / "credwatch"
 
 
 def _crashing_receiver(crash_at: int) -> tuple[HttpReceiver, threading.Event]:
@@ -135,4 +141,39 @@ def test_a_down_receiver_is_tried_once_per_drain_not_once_per_batch(tmp_path: Pa
         assert d.drain().delivered == {"hook": 300}
         d.close()
     finally:
+        rx.stop()
+
+
+def test_a_deliverer_killed_mid_request_resumes_where_it_stopped(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    def respond(req: Request, n: int) -> Reply:
+        if n == 2:
+            release.wait(30)  # hold the second batch until the sender is dead
+        return (200, b"", {})
+
+    rx = HttpReceiver(respond).start()
+    try:
+        db = tmp_path / "a.db"
+        store_with(db, ("hook",), 30).close()
+        cfg = tmp_path / "config.toml"
+        cfg.write_text(f'[sinks.hook]\ntype = "webhook"\nurl = "{rx.url}"\nbatch = 10\n')
+        os.chmod(cfg, 0o600)
+        argv = [str(CREDWATCH), "sinks", "deliver", "--db", str(db), "--config", str(cfg)]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with rx.cond:
+            assert rx.cond.wait_for(lambda: len(rx.requests) >= 2, 30)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        release.set()
+        with AlertStore(db) as store:
+            st = Outbox(store).status()["hook"]
+            assert (st.delivered, st.pending) == (10, 20)  # batch 1 marked; 2 and 3 still claimed
+        done = subprocess.run([*argv, "--all"], capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+        got = [a["kibana.alert.uuid"] for b in rx.bodies() for a in b]
+        assert set(got) == uuids(30) and len(got) == 40  # batch 2 twice, nothing lost
+    finally:
+        release.set()
         rx.stop()
