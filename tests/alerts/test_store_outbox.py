@@ -57,3 +57,14 @@ def test_a_store_made_before_the_outbox_gets_the_table(tmp_path: Path) -> None:
     assert conn.execute("SELECT version FROM credwatch_schema WHERE component='outbox'"
                         ).fetchone() == (1,)
     conn.close()
+
+
+def test_a_transform_applies_to_what_is_stored(tmp_path: Path) -> None:
+    with AlertStore(tmp_path / "a.db") as store:
+        store.transform = lambda doc: {**doc, "host.name": "hidden"}
+        store.insert([_alert("u1")])
+        doc = store.get("u1")
+        assert doc is not None and doc["host.name"] == "hidden"
+        store.replace({**_alert("u1"), "host.name": "again"})
+        doc = store.get("u1")
+        assert doc is not None and doc["host.name"] == "hidden"

@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,6 +128,8 @@ class AlertStore:
         self.path = Path(path)
         #: Sink names every new alert is queued for by :meth:`insert` (none by default).
         self.outbox_sinks: tuple[str, ...] = ()
+        #: Applied to every document before it is stored (``--redact``); None keeps it as is.
+        self.transform: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
         if str(path) != ":memory:":
             self._prepare_file(create_folder)
         try:
@@ -261,6 +263,8 @@ class AlertStore:
 
     # -- writes ----------------------------------------------------------------------------
     def _row(self, alert: Mapping[str, Any]) -> tuple[Any, ...]:
+        if self.transform is not None:
+            alert = self.transform(alert)
         uuid = _first(alert, "kibana.alert.uuid")
         if not uuid:
             raise ValueError("alert has no kibana.alert.uuid")
