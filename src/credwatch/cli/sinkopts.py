@@ -11,14 +11,17 @@ and never changes the exit status (no alert is lost by it).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from credwatch.alerts.display import terminal_text
+from credwatch.alerts.sinks.base import Sink
 from credwatch.alerts.store import AlertStore
 from credwatch.cli.env import Env
 from credwatch.errors import ConfigError
 from credwatch.sinks.config import SinkConfig, default_config_path, load_config
 from credwatch.sinks.deliver import DeliveryThread
+from credwatch.sinks.redact import redact_doc
 
 
 def add_sink_args(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +31,9 @@ def add_sink_args(parser: argparse.ArgumentParser) -> None:
                        help="also send alerts to this sink of the config file; repeatable")
     group.add_argument("--config", metavar="PATH",
                        help="sink configuration (TOML); default $XDG_CONFIG_HOME/credwatch/config.toml")
+    group.add_argument("--redact", action="store_true",
+                       help="also redact secrets in the stored alerts and the --output/--bulk "
+                       "documents (notifications are redacted by default)")
 
 
 def config_path(args: argparse.Namespace, env: Env) -> str:
@@ -48,8 +54,29 @@ def select(args: argparse.Namespace, env: Env, names: Sequence[str]) -> list[Sin
     return out
 
 
-def start_delivery(args: argparse.Namespace, env: Env, store: AlertStore) -> DeliveryThread | None:
-    """Route new alerts of ``store`` to ``--sink``s and start delivering; None without sinks."""
+class RedactingSink:
+    """An output sink that receives redacted copies of the alerts (``--redact``)."""
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+
+    def write(self, alert: Mapping[str, Any]) -> None:
+        """Write the redacted alert."""
+        self.inner.write(redact_doc(alert))
+
+    def close(self) -> None:
+        """Close the wrapped sink."""
+        self.inner.close()
+
+
+def start_delivery(args: argparse.Namespace, env: Env, store: AlertStore,
+                   outputs: list[Sink] | None = None) -> DeliveryThread | None:
+    """Apply ``--redact`` to the store and ``outputs`` (in place), route new alerts to the
+    ``--sink``s and start delivering; None without sinks."""
+    if getattr(args, "redact", False):
+        store.transform = redact_doc
+        if outputs is not None:
+            outputs[:] = [RedactingSink(s) for s in outputs]
     names = getattr(args, "sink", None) or []
     if not names:
         return None
