@@ -331,3 +331,29 @@ def test_live_auditd_rotation_while_watching_loses_nothing(
         if watch.poll() is None:
             watch.kill()
             watch.wait()
+
+
+def test_a_real_auditd_rotation_replayed_gives_one_alert_per_file(tmp_path: Path) -> None:
+    """auditd's own rotation (tests/fixtures/auditd/rotation): DAEMON_ROTATE, rename, new file."""
+    real = ROOT / "tests" / "fixtures" / "auditd" / "rotation"
+    old, new = (real / "audit.log.1").read_bytes(), (real / "audit.log").read_bytes()
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"")
+    alerts: list[dict[str, Any]] = []
+    clock = FakeClock()
+    w, store = make_watcher(log, tmp_path / "a.db", alerts, clock)
+    with open(log, "ab") as fh:
+        fh.write(old[:len(old) // 2])
+        fh.flush()
+        w.step()
+        fh.write(old[len(old) // 2:])
+    os.rename(log, tmp_path / "audit.log.1")
+    log.write_bytes(new)
+    w.step()
+    settle(w, clock)
+    assert [a["process"]["args"] for a in alerts] == [["cat", "/tmp/cwfake/.aws/credentials"]] * 2
+    assert {a["kibana.alert.uuid"] for a in alerts} == scan_uuids(real / "audit.log.1",
+                                                                  real / "audit.log")
+    assert w.audit_diag.skipped_total == 0
+    w.follower.close()
+    store.close()
