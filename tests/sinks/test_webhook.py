@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from credwatch.errors import ConfigError
 from credwatch.sinks.deliver import Deliverer
 from credwatch.sinks.outbox import Outbox
 from tests.sinks.helpers import alert, sink, store_with, uuids
@@ -166,3 +167,13 @@ def test_http2_enabled_falls_back_to_http1_with_a_tls_receiver_without_h2(
         d.close()
     finally:
         rx.stop()
+
+
+def test_a_ca_file_that_is_not_a_certificate_is_a_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate\n")
+    store = store_with(tmp_path / "a.db", ("a",), 1)
+    d = Deliverer(store, [sink("a", "webhook", url="https://127.0.0.1:9", ca_file=str(bad))])
+    with pytest.raises(ConfigError, match=r"sink a: ca_file .*ca.pem: cannot load it"):
+        d.drain()
+    d.close()

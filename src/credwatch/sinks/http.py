@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from credwatch import __version__
+from credwatch.errors import ConfigError
 from credwatch.sinks.config import SinkConfig
 from credwatch.sinks.transport import scrub
 
@@ -62,7 +63,11 @@ class HttpClient:
         self.config = config
         verify: ssl.SSLContext | bool = True
         if config.ca_file:
-            verify = ssl.create_default_context(cafile=config.ca_file)
+            try:
+                verify = ssl.create_default_context(cafile=config.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"sink {config.name}: ca_file {config.ca_file}: cannot load "
+                                  f"it: {getattr(exc, 'strerror', None) or exc}") from None
         elif not config.verify:
             verify = False
         t = config.timeout

@@ -13,6 +13,7 @@ acknowledgement: a message sent is a message delivered.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from collections.abc import Sequence
@@ -98,7 +99,7 @@ class SyslogTransport:
                 sock.connect(self.target)
             except OSError as exc:
                 sock.close()
-                if exc.errno != 91:  # EPROTOTYPE: a stream socket (syslog-ng's default)
+                if exc.errno != errno.EPROTOTYPE:  # a stream socket (syslog-ng's default)
                     raise
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(self.config.timeout)
