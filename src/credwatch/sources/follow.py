@@ -457,6 +457,7 @@ class Follower:
         self._grace = False
         self._finish(src, out)
         src.close()
+        self._live = None  # if the new file cannot be opened, the next poll tries again
         self._live = self._open_plain(self.path, 0, 0)
         self._read(self._live, out)
 
