@@ -154,15 +154,8 @@ def _secret(path: Path, name: str, table: dict[str, Any], key: str,
     return value
 
 
-def _sink(path: Path, name: str, raw: Any, env: Mapping[str, str]) -> SinkConfig:
-    if not _NAME_RE.fullmatch(name):
-        raise ConfigError(f"{_where(path, name)}: a sink name is 1-64 letters, digits, '_', '.', '-'")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{_where(path, name)}: expected a table")
-    table = dict(raw)
-    values: dict[str, Any] = {"name": name}
-    for key in _SECRET_KEYS:
-        values[key] = _secret(path, name, table, key, env)
+def _typed(path: Path, name: str, table: dict[str, Any], values: dict[str, Any]) -> None:
+    """Move the text, boolean and bounded numeric keys of ``table`` into ``values``, checked."""
     for key in _TEXT_KEYS:
         if key in table:
             v = table.pop(key)
@@ -181,11 +174,9 @@ def _sink(path: Path, name: str, raw: Any, env: Mapping[str, str]) -> SinkConfig
             if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
                 raise ConfigError(f"{_where(path, name, key)}: expected a number from {lo:g} to {hi:g}")
             values[key] = int(v) if key in ("batch", "max_response_bytes") else float(v)
-    if table:
-        raise ConfigError(f"{_where(path, name, sorted(table)[0])}: unknown key")
-    kind = values.pop("type", None)
-    if kind not in KINDS:
-        raise ConfigError(f"{_where(path, name, 'type')}: expected one of {', '.join(KINDS)}")
+
+
+def _kind_defaults(path: Path, name: str, kind: str, values: dict[str, Any]) -> None:
     if kind == "slack":
         values.setdefault("throttle", 60.0)
         values.setdefault("rate", 1.0)  # Slack accepts about one message a second per webhook
@@ -194,6 +185,24 @@ def _sink(path: Path, name: str, raw: Any, env: Mapping[str, str]) -> SinkConfig
         if values.get("throttle"):
             raise ConfigError(f"{_where(path, name, 'throttle')}: an Elasticsearch sink stores "
                               "every alert; it is not throttled")
+
+
+def _sink(path: Path, name: str, raw: Any, env: Mapping[str, str]) -> SinkConfig:
+    if not _NAME_RE.fullmatch(name):
+        raise ConfigError(f"{_where(path, name)}: a sink name is 1-64 letters, digits, '_', '.', '-'")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{_where(path, name)}: expected a table")
+    table = dict(raw)
+    values: dict[str, Any] = {"name": name}
+    for key in _SECRET_KEYS:
+        values[key] = _secret(path, name, table, key, env)
+    _typed(path, name, table, values)
+    if table:
+        raise ConfigError(f"{_where(path, name, sorted(table)[0])}: unknown key")
+    kind = values.pop("type", None)
+    if kind not in KINDS:
+        raise ConfigError(f"{_where(path, name, 'type')}: expected one of {', '.join(KINDS)}")
+    _kind_defaults(path, name, kind, values)
     _check_target(path, name, kind, values)
     secrets = tuple(v for k in _SECRET_KEYS if (v := values.get(k)) and (k != "url" or kind == "slack"
                                                                           or _has_userinfo(v)))
