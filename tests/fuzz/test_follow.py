@@ -105,3 +105,41 @@ def test_saved_corpus_replays() -> None:
         got, _ = _follow_pieces([data[i:i + 7] for i in range(0, len(data), 7)], 50, 16)
         want, _ = _reference(data, 50)
         assert got == want
+
+
+_PAYLOAD = b"".join(b"type=SYSCALL msg=audit(1796124835.%03d:%d): x=%d\n" % (i, i, i)
+                    for i in range(200))
+_GZ = __import__("gzip").compress(_PAYLOAD)
+
+
+@fuzz
+@given(cut=st.integers(0, len(_GZ)), flips=st.lists(st.tuples(st.integers(0, len(_GZ) - 1),
+                                                                st.integers(0, 255)), max_size=4),
+       tail=st.binary(max_size=40))
+def test_a_damaged_or_unfinished_rotated_gz_never_raises(cut: int, flips: list[tuple[int, int]],
+                                                         tail: bytes) -> None:
+    """Resuming into a ``.gz`` rotation that is cut, bit-flipped or followed by junk."""
+    data = bytearray(_GZ[:cut])
+    for pos, value in flips:
+        if pos < len(data):
+            data[pos] = value
+    now = [0.0]
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(d)
+        (folder / "audit.log.1.gz").write_bytes(bytes(data) + tail)
+        log = folder / "audit.log"
+        log.write_bytes(b"live\n")
+        st_ = os.stat(log)
+        from credwatch.sources.follow import Position
+
+        resume = Position(st_.st_dev, st_.st_ino + 1, 1000, -1, _PAYLOAD[:512])
+        f = Follower(log, resume=resume, clock=lambda: now[0], settle_seconds=1.0)
+        got: list[bytes] = []
+        for _ in range(3):
+            got += [x.line for x in f.poll()]
+            now[0] += 2.0
+        f.take_problems()
+        f.close()
+    old = _PAYLOAD.splitlines(keepends=True)
+    assert all(x in old or x == b"live\n" or _PAYLOAD.find(x) >= 0 for x in got)
+    assert got[-1:] == [b"live\n"]  # the live file is always read in the end
