@@ -234,3 +234,42 @@ def test_paths_are_absolute_canonical_and_idempotent(event: dict[str, Any]) -> N
         if not path.startswith("/proc/"):  # /proc/<pid>/cwd/... of another process is kept as written
             assert canonical_path(path, ctx) == path
             assert normalized_paths({"process.args": ["cat", path]}) == [path]
+
+
+# ---- the gate: deriving is skipped only when it cannot change the answer -----------------
+
+_CRED_WORDS = ["/etc/shadow", "cred''entials", "cd /root/.aws && cat cred\"entials\"", "id_\\rsa",
+               "../token", "/run/secrets/kubernetes.io/serviceaccount/..data/token", "~/.netrc",
+               "config", ".kube", "/proc/self/cwd/config", "$HOME/.vault-token", "sh", "-c", "cat",
+               "ls", "/root/.ssh/id_ed25519", "if=/etc/gshadow", "@/root/.git-credentials"]
+_gate_event = st.fixed_dictionaries(
+    {"process.args": st.lists(st.one_of(st.sampled_from(_CRED_WORDS), _word), min_size=1, max_size=6)},
+    optional={"process.working_directory": st.sampled_from(["/root/.aws", "/root/.kube", "/",
+                                                            "/run/secrets/kubernetes.io/serviceaccount"]),
+              "process.pid": st.just(4242),
+              "user.name": st.sampled_from(["root", "alice", "credentials", "shadow"]),
+              "process.executable": st.sampled_from(["/usr/bin/bash", "/usr/bin/cat", "/usr/bin/ls"])})
+
+
+@settings(max_examples=500, deadline=None)
+@given(_gate_event)
+def test_gate_never_changes_the_verdict(event: dict[str, Any]) -> None:
+    from credwatch.rules import load_rule
+
+    query = load_rule("credwatch-credential-path-hardened").query
+    event = {"host.os.type": "linux", "event.category": "process", "event.action": "exec", **event}
+    full = compile_query(query).matches({**event, **derived_fields(event)})
+    assert deriving(compile_query(query)).matches(event) is full
+
+
+def test_gate_is_off_for_queries_it_cannot_bound() -> None:
+    from credwatch.normalize.paths import Gate
+
+    assert Gate.for_query(parse(f"{READ_FIELD}:*")) is None
+    assert Gate.for_query(parse(f"{READ_FIELD}:/root/*")) is None  # "root" is written by home expansion
+    assert Gate.for_query(parse("credwatch.*:x")) is None
+    gate = Gate.for_query(parse(f'{READ_FIELD}:*/.aws/credentials or {FIELD}:"/etc/shadow"'))
+    assert gate is not None
+    assert gate.may_match(ev("bash", "-c", "cd /root/.aws && cat cred''entials"))
+    assert gate.may_match(ev("cat", "x", cwd="/etc/shadow-dir"))
+    assert not gate.may_match(ev("cat", "/etc/hostname"))

@@ -54,8 +54,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import ahocorasick
+
 from credwatch.backends.python import Hit, Matcher
-from credwatch.kql.ast import Exists, Is, Nested, Node, Range, walk
+from credwatch.kql.ast import Exists, Is, Nested, Node, Range, Wildcard, walk
 from credwatch.kql.wildcard import wildcard_matcher
 from credwatch.normalize.flatten import get_values
 
@@ -551,6 +553,92 @@ def _shown_command(event: Mapping[str, Any], origin: Origin) -> str:
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 1] + "…"
 
 
+#: Path components the normaliser writes without reading them from the event's strings.
+_SYNTHETIC_COMPONENTS = ("root", "home", "var")
+_UNQUOTE = str.maketrans("", "", "'\"\\")
+
+
+def gate_fragments(node: Node) -> tuple[str, ...] | None:
+    """One fixed fragment per comparison on a derived field, or None when a gate is unsound.
+
+    Every component of a derived path is a substring of the event's
+    arguments, working directory or command line once shell quotes and
+    backslashes are removed, or one of :data:`_SYNTHETIC_COMPONENTS`, or the
+    user's name (home directories). A pattern's fixed pieces between ``/``
+    and ``*`` each lie inside one component of any path it matches, so an
+    event whose strings hold none of the fragments cannot satisfy any of the
+    comparisons, and deriving its paths can be skipped.
+    """
+    out: list[str] = []
+    for sub in walk(node):
+        if isinstance(sub, Nested) or (isinstance(sub, (Exists, Range))
+                                       and references_derived([sub.field.text])):
+            return None
+        if not isinstance(sub, Is) or sub.field is None or not references_derived([sub.field.text]):
+            continue
+        if "*" in sub.field.text or sub.value is None:
+            return None
+        parts = sub.value.parts if isinstance(sub.value, Wildcard) else (sub.value.text,)
+        pieces = [piece for part in parts for piece in part.split("/") if piece]
+        if not pieces:
+            return None
+        best = max(pieces, key=len)
+        if best != best.translate(_UNQUOTE):
+            return None  # the haystack drops quotes and backslashes
+        out.append(best)
+    return tuple(dict.fromkeys(out))
+
+
+class Gate:
+    """Whether an event's strings hold one of a query's derived-path fragments (one regex search)."""
+
+    __slots__ = ("_automaton",)
+
+    def __init__(self, fragments: Sequence[str]) -> None:
+        # Aho-Corasick: one linear pass whatever the number of fragments.
+        self._automaton = ahocorasick.Automaton()
+        for fragment in fragments:
+            self._automaton.add_word(fragment, fragment)
+        self._automaton.make_automaton()
+
+    @classmethod
+    def for_query(cls, node: Node) -> Gate | None:
+        """The gate of a query, or None when it cannot be gated (then always derive)."""
+        fragments = gate_fragments(node)
+        if not fragments or any(f in c for f in fragments for c in _SYNTHETIC_COMPONENTS):
+            return None
+        return cls(fragments)
+
+    def may_match(self, event: Mapping[str, Any]) -> bool:
+        """False only when no derived path of ``event`` can contain any of the fragments."""
+        texts = _strings(event, "process", "args")[:MAX_ARGS]
+        if not texts:
+            texts = _strings(event, "process", "command_line") + _strings(event, "process", "title")
+        texts += _strings(event, "process", "working_directory") + _strings(event, "user", "name")
+        for _ in self._automaton.iter("\x00".join(texts).translate(_UNQUOTE)):
+            return True
+        return False
+
+
+def _strings(event: Mapping[str, Any], top: str, leaf: str) -> list[str]:
+    """The string values of ``top.leaf``: a direct lookup for plain nested events, else get_values."""
+    obj = event.get(top)
+    if isinstance(obj, dict) and f"{top}.{leaf}" not in event:
+        value = obj.get(leaf)
+        if value is None and not any("." in k for k in obj):
+            return []
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+    return [v for v in get_values(event, f"{top}.{leaf}") if isinstance(v, str)]
+
+
+def _without_own(event: Mapping[str, Any]) -> dict[str, Any]:
+    """``event`` without keys under ``credwatch`` (only credwatch derives those)."""
+    return {k: v for k, v in event.items() if k.split(".", 1)[0] != "credwatch"}
+
+
 class DerivingMatcher(Matcher):
     """A :class:`Matcher` for a query over ``credwatch.normalized.*``.
 
@@ -566,8 +654,14 @@ class DerivingMatcher(Matcher):
         super().__init__(inner.ast, inner.root, inner.query, inner.memo)
         self._last: tuple[Mapping[str, Any] | None, dict[str, Any]] = (None, {})
         test = inner.matches
+        gate = Gate.for_query(inner.ast)
+        empty: dict[str, list[str]] = {FIELD: [], READ_FIELD: []}
 
         def matches(event: Mapping[str, Any]) -> bool:
+            if gate is not None and isinstance(event, Mapping) and not gate.may_match(event):
+                # No derived comparison can hold: evaluate as if no path was named
+                # (identical answer, without deriving).
+                return test({**_without_own(event), **empty})
             return test(self.with_derived(event))
 
         self.matches = matches
@@ -579,8 +673,8 @@ class DerivingMatcher(Matcher):
             # The cache holds a reference to ``event``, so identity comparison is safe.
             # An input's own credwatch.* keys are dropped (as alerts drop them): the
             # derived fields are credwatch's, an event cannot supply them.
-            derived = ({**{k: v for k, v in event.items() if k.split(".", 1)[0] != "credwatch"},
-                        **derived_fields(event)} if isinstance(event, Mapping) else {})
+            derived = ({**_without_own(event), **derived_fields(event)}
+                       if isinstance(event, Mapping) else {})
             self._last = (event, derived)
         return derived
 
