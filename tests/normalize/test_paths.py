@@ -11,21 +11,19 @@ from hypothesis import strategies as st
 
 from credwatch.backends.python import compile_query
 from credwatch.kql.parser import parse
+from credwatch.normalize.derived import DerivedHit, Gate, deriving, uses_derived_fields
 from credwatch.normalize.paths import (
     FIELD,
     MAX_PATHS,
     READ_FIELD,
-    DerivedHit,
     Origin,
     canonical_path,
     context_of,
     derived_fields,
-    deriving,
     normalized_paths,
     path_origins,
     quoted_strings,
     shell_words,
-    uses_derived_fields,
 )
 
 
@@ -263,8 +261,6 @@ def test_gate_never_changes_the_verdict(event: dict[str, Any]) -> None:
 
 
 def test_gate_is_off_for_queries_it_cannot_bound() -> None:
-    from credwatch.normalize.paths import Gate
-
     assert Gate.for_query(parse(f"{READ_FIELD}:*")) is None
     assert Gate.for_query(parse(f"{READ_FIELD}:/root/*")) is None  # "root" is written by home expansion
     assert Gate.for_query(parse("credwatch.*:x")) is None

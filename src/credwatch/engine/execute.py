@@ -43,7 +43,7 @@ from credwatch.engine.runs import RunRecord, RunStore
 from credwatch.engine.scan import CompiledRule, record_identity, rules_for
 from credwatch.engine.suppression import ExistingAlert, HistoryEntry, Suppressor
 from credwatch.engine.window import EventSource, Span
-from credwatch.normalize.paths import alert_fields
+from credwatch.normalize.derived import alert_fields
 from credwatch.rules.defaults import DEFAULT_SPACE
 from credwatch.rules.model import Rule
 from credwatch.rules.schedule_math import parse_duration

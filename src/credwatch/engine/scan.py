@@ -24,13 +24,13 @@ from credwatch.backends.prefilter import (
     encodings,
 )
 from credwatch.backends.pymatch import wildcard_matcher
-from credwatch.backends.python import Matcher, compile_query
+from credwatch.backends.python import Hit, Matcher, compile_query
 from credwatch.errors import KqlCompileError, KqlSyntaxError, RuleLoadError
-from credwatch.normalize.paths import alert_fields, deriving
+from credwatch.normalize.derived import alert_fields, deriving
 from credwatch.rules.model import Rule
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.prefiltered import FastPath, PrefilterMode, literal_union
-from credwatch.sources.record import Record
+from credwatch.sources.record import MatchedRecord, Record
 from credwatch.triage.enrich import enrich_alert
 
 # `.ds-<data stream>-<yyyy.mm.dd>-<generation>` is what Elasticsearch returns in
@@ -121,6 +121,19 @@ def rules_for(rules: Sequence[CompiledRule], rec: Record, all_indices: bool = Fa
     return [crule for crule in rules if crule.selector.selects(index)]
 
 
+@dataclass(frozen=True, slots=True)
+class RuleMatch:
+    """One rule that matched a record, and why: what evaluation hands to the alert builder.
+
+    Picklable, so a fast-path worker evaluates and the parent builds the alert.
+    """
+
+    #: The rule's position in :attr:`Scanner.rules`.
+    rule: int
+    #: The clauses that matched (``credwatch.explain``).
+    hits: tuple[Hit, ...]
+
+
 @dataclass
 class Scanner:
     """Evaluate compiled rules over records and build alert documents."""
@@ -156,21 +169,26 @@ class Scanner:
             if audit_literals is not None:
                 audit = frozenset({enc for lit in audit_literals for enc in encodings(lit, "audit")}
                                   | set(ROUTE_TO_FULL["audit"]))
-        return FastPath(literals, self.would_alert, mode, workers, audit, self.alerts_for)
+        return FastPath(literals, self.would_alert, mode, workers, audit, self.evaluate)
 
-    def alerts_for(self, rec: Record) -> list[dict[str, object]]:
-        """Alerts produced by every rule for one record."""
-        if rec.prebuilt is not None:
-            return self._adopt(rec)
+    def evaluate(self, rec: Record) -> list[RuleMatch]:
+        """Which rules match ``rec``, and why (no alert is built: see :meth:`alerts`)."""
+        out: list[RuleMatch] = []
+        selected = {id(crule) for crule in rules_for(self.rules, rec, self.all_indices)}
+        for i, crule in enumerate(self.rules):
+            if id(crule) in selected and crule.matcher.matches(rec.event):
+                out.append(RuleMatch(i, tuple(crule.matcher.explain(rec.event))))
+        return out
+
+    def alerts(self, rec: Record, matches: Sequence[RuleMatch]) -> list[dict[str, object]]:
+        """The alert builder: one alert per match, with triage; the one place alerts are made."""
         out: list[dict[str, object]] = []
-        for crule in rules_for(self.rules, rec, self.all_indices):
-            if not crule.matcher.matches(rec.event):
-                continue
+        for match in matches:
+            crule = self.rules[match.rule]
             crule.matched += 1
-            hits = crule.matcher.explain(rec.event)
             alert = build_alert(
                 rec.event, crule.rule, now=self.clock(), identity=record_identity(rec),
-                hits=hits, origin=EventOrigin(rec.source, rec.line),
+                hits=match.hits, origin=EventOrigin(rec.source, rec.line),
             )
             alert.update(alert_fields(crule.matcher, rec.event))
             if self.triage:
@@ -178,17 +196,13 @@ class Scanner:
             out.append(alert)
         return out
 
-    def _adopt(self, rec: Record) -> list[dict[str, object]]:
-        """Alerts a fast-path worker built for ``rec``: count them and set their location."""
-        alerts = rec.prebuilt or []
-        by_id = {c.rule.rule_id: c for c in self.rules}
-        for alert in alerts:
-            alert["credwatch.source.path"] = rec.source
-            alert["credwatch.source.line"] = rec.line
-            crule = by_id.get(str(alert.get("kibana.alert.rule.rule_id")))
-            if crule is not None:
-                crule.matched += 1
-        return alerts
+    def alerts_for(self, rec: Record) -> list[dict[str, object]]:
+        """Alerts produced by every rule for one record (evaluated here unless a worker did)."""
+        if isinstance(rec, MatchedRecord):
+            matches = [m for m in rec.matches if isinstance(m, RuleMatch)]
+        else:
+            matches = self.evaluate(rec)
+        return self.alerts(rec, matches)
 
     def scan(self, records: Iterable[Record]) -> Iterator[dict[str, object]]:
         """Yield alerts for ``records`` in input order; counts go to ``diagnostics``."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from credwatch.alerts.build import explain_text, hit_to_dict
 from credwatch.backends.python import compile_query
-from credwatch.normalize.paths import deriving
+from credwatch.normalize.derived import deriving
 from credwatch.rules.model import Rule, RuleTest
 
 
