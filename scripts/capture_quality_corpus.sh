@@ -278,6 +278,12 @@ ev files 'cat /var/lib/kubelet/pki/kubelet-client-2026-01-01.pem'
 ev files 'cat /etc/kubernetes/pki/sa.key'
 ev files 'tac /home/alice/.ssh/id_ecdsa'
 ev files 'cat /root/.config/gcloud/application_default_credentials.json'
+# -- whole credential folders archived or copied --
+ev folders 'tar -czf /tmp/cwq-work/k.tgz /root/.ssh'
+ev folders 'cp -r /root/.aws /tmp/cwq-work/aws'
+ev folders 'zip -qr /tmp/cwq-work/kube.zip /root/.kube/'
+ev folders 'cd /root && tar -cf /tmp/cwq-work/d.tar .docker'
+ev folders "tar -czf /tmp/cwq-work/sa.tgz $SA"
 
 # -- benign: metadata-only checks of the same files --
 for p in /etc/shadow /root/.aws/credentials /root/.ssh/id_rsa /root/.kube/config $SA/token \
@@ -367,6 +373,7 @@ bn admin 'find /etc -maxdepth 1 -name "*.conf" -newer /etc/hostname'
 bn config "sh -c 'echo BECOME-SUCCESS; /usr/bin/python3 /root/.ansible/tmp/ansible-tmp-1/AnsiballZ_command.py'"
 bn config "/bin/sh -c 'test -d /etc/kubernetes || echo absent'"
 bn config 'install -d -m 700 /root/.ssh'
+bn config 'mkdir -p /root/.kube'
 bn config 'chmod 700 /root/.kube'
 bn config "sh -c 'ls -l /root/.kube/config >/dev/null && echo present'"
 bn config 'chown -R root:root /root/.aws'
