@@ -1,41 +1,86 @@
 """The visitor base class every backend derives from.
 
-Dispatch is on the node class name (``visit_is``, ``visit_or`` ...), as
-sqlglot dispatches ``<kind>_sql``. A backend that lacks a method for a node
-kind raises :class:`~credwatch.errors.UnsupportedError` naming itself and the
-node: a rule is never silently half-translated.
+Dispatch is one ``match`` over the node kinds ending in ``assert_never``, so
+adding a kind to :data:`credwatch.kql.ast.Node` fails type checking here until
+it is handled. Every ``visit_<kind>`` method is abstract: a backend that lacks
+one cannot even be instantiated (and mypy reports it), so a rule is never
+silently half-translated. Where a target cannot express a node, its method
+raises :class:`~credwatch.errors.UnsupportedError` naming the target.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, TypeVar
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Generic, TypeVar, assert_never
 
-from credwatch.errors import UnsupportedError
-from credwatch.kql.ast import NODE_TYPES, Node
+from credwatch.kql.ast import NODE_TYPES, And, Exists, Is, MatchAll, Nested, Node, Not, Or, Range
 
 T = TypeVar("T")
 
 
-class Visitor(Generic[T]):
+class Visitor(ABC, Generic[T]):
     """Dispatch ``visit(node)`` to ``visit_<kind>(node)``."""
 
     #: Human name of the target, used in error messages.
     name: ClassVar[str] = "backend"
 
     def visit(self, node: Node, *args: Any) -> T:
-        """Translate one node; raise :class:`UnsupportedError` for unknown kinds."""
-        kind = type(node).__name__.lower()
-        method = getattr(self, f"visit_{kind}", None)
-        if method is None:
-            raise UnsupportedError(
-                f"the {self.name} backend cannot express KQL node '{kind}'"
-                + (f" at offset {node.pos}" if getattr(node, "pos", -1) >= 0 else "")
-            )
-        result: T = method(node, *args)
-        return result
+        """Translate one node with the method for its kind."""
+        match node:
+            case Is():
+                return self.visit_is(node, *args)
+            case Exists():
+                return self.visit_exists(node, *args)
+            case MatchAll():
+                return self.visit_matchall(node, *args)
+            case Range():
+                return self.visit_range(node, *args)
+            case Nested():
+                return self.visit_nested(node, *args)
+            case And():
+                return self.visit_and(node, *args)
+            case Or():
+                return self.visit_or(node, *args)
+            case Not():
+                return self.visit_not(node, *args)
+            case _:
+                assert_never(node)
+
+    @abstractmethod
+    def visit_is(self, node: Is, *args: Any) -> T:
+        """``field:value`` (and free text when the field is None)."""
+
+    @abstractmethod
+    def visit_exists(self, node: Exists, *args: Any) -> T:
+        """``field:*``."""
+
+    @abstractmethod
+    def visit_matchall(self, node: MatchAll, *args: Any) -> T:
+        """The empty query and ``*:*``."""
+
+    @abstractmethod
+    def visit_range(self, node: Range, *args: Any) -> T:
+        """``field < value`` and the other comparisons."""
+
+    @abstractmethod
+    def visit_nested(self, node: Nested, *args: Any) -> T:
+        """``field:{ query }``."""
+
+    @abstractmethod
+    def visit_and(self, node: And, *args: Any) -> T:
+        """Conjunction."""
+
+    @abstractmethod
+    def visit_or(self, node: Or, *args: Any) -> T:
+        """Disjunction."""
+
+    @abstractmethod
+    def visit_not(self, node: Not, *args: Any) -> T:
+        """Negation."""
 
     @classmethod
     def missing_methods(cls) -> list[str]:
         """Node kinds this backend has no visitor for (used by coverage tests)."""
+        abstract: frozenset[str] = getattr(cls, "__abstractmethods__", frozenset())
         return [t.__name__.lower() for t in NODE_TYPES
-                if not hasattr(cls, f"visit_{t.__name__.lower()}")]
+                if f"visit_{t.__name__.lower()}" in abstract]
