@@ -16,8 +16,7 @@ substring*, or ``None`` when no such set exists ("cannot prefilter"):
 * ``f:{q}`` → the set of ``q``.
 
 :class:`Prefilter` turns the set into byte patterns for one input *format*
-and scans with an Aho-Corasick automaton (pyahocorasick works on ``str``,
-so bytes are decoded as latin-1, which maps each byte to one code point).
+(the readers in ``sources`` scan for them with their own engines).
 
 The soundness contract, per format:
 
@@ -44,12 +43,10 @@ The soundness contract, per format:
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO, ClassVar
+from typing import ClassVar
 from typing import Literal as TypingLiteral
-
-import ahocorasick
 
 from credwatch.backends.base import Visitor
 from credwatch.backends.pymatch import to_number
@@ -187,36 +184,29 @@ class ScanStats:
 
 
 class Prefilter:
-    """A compiled prefilter for one rule and one input format.
+    """The byte patterns of one rule for one input format (``compile --target prefilter``).
 
     ``literals is None`` means the rule cannot be prefiltered: every line is a
-    candidate. An empty literal set means no event can match.
+    candidate. An empty literal set means no event can match. The readers scan
+    with their own engines (``sources.prefiltered``); :meth:`may_match` is the
+    plain reference they are tested against.
     """
-
-    #: Bytes scanned per automaton call (see :meth:`candidate_spans`).
-    block_size: ClassVar[int] = 64 << 10
 
     def __init__(self, literals: Literals, fmt: Format = "ndjson") -> None:
         self.literals = literals
         self.format: Format = fmt
         self.patterns: frozenset[bytes] = frozenset()
-        self._automaton: ahocorasick.Automaton | None = None
         if literals is None:
             return
         pats: set[bytes] = set(ROUTE_TO_FULL[fmt])
         for lit in literals:
             pats |= encodings(lit, fmt)
         self.patterns = frozenset(pats)
-        automaton = ahocorasick.Automaton()
-        for pat in self.patterns:
-            automaton.add_word(pat.decode("latin-1"), len(pat))
-        automaton.make_automaton()
-        self._automaton = automaton
 
     @classmethod
     def for_query(cls, query: str | Node, fmt: Format = "ndjson",
                   field_types: Mapping[str, str] | None = None) -> Prefilter:
-        """Derive and compile the prefilter of ``query`` for ``fmt``."""
+        """Derive the prefilter of ``query`` for ``fmt``."""
         fields = AUDIT_VERBATIM_FIELDS if fmt == "audit" else None
         return cls(derive_literals(query, field_types, fields), fmt)
 
@@ -227,88 +217,10 @@ class Prefilter:
 
     def may_match(self, line: bytes) -> bool:
         """False only when no event in ``line`` can match the rule."""
-        automaton = self._automaton
-        if automaton is None:
-            return self.literals is None
-        for _ in automaton.iter(line.decode("latin-1")):
+        if self.literals is None:
             return True
-        return False
-
-    def candidate_spans(self, buffer: bytes) -> list[tuple[int, int]]:
-        """``(start, end)`` of every line of ``buffer`` that may match (end excludes ``\\n``).
-
-        The buffer is scanned in line-aligned blocks of :attr:`block_size`
-        bytes: pyahocorasick copies its input into a wide string per ``iter``
-        call, so cache-sized blocks are about twice as fast as one huge call.
-        Hits inside a line already reported are skipped. The last line need
-        not end in a newline.
-        """
-        automaton = self._automaton
-        if automaton is None:
-            return _all_spans(buffer) if self.literals is None else []
-        out: list[tuple[int, int]] = []
-        size = len(buffer)
-        base = 0
-        while base < size:
-            cut = buffer.find(b"\n", min(base + self.block_size, size) - 1)
-            block_end = size if cut < 0 else cut + 1
-            text = buffer[base:block_end].decode("latin-1")
-            stop = -1
-            for end_idx, length in automaton.iter(text):
-                if end_idx < stop:
-                    continue
-                start = text.rfind("\n", 0, end_idx - length + 1) + 1
-                stop = text.find("\n", end_idx + 1)
-                if stop < 0:
-                    stop = len(text)
-                out.append((base + start, base + stop))
-            base = block_end
-        return out
-
-    def candidate_lines(self, buffer: bytes) -> list[bytes]:
-        """The candidate lines of ``buffer`` as bytes."""
-        return [buffer[a:b] for a, b in self.candidate_spans(buffer)]
-
-    def scan_file(self, fh: BinaryIO, chunk_size: int = 8 << 20
-                  ) -> Iterator[tuple[int, bytes]]:
-        """Yield ``(line number, line)`` (1-based) of each candidate line of a file."""
-        carry = b""
-        line_no = 0
-        while True:
-            chunk = fh.read(chunk_size)
-            if not chunk:
-                break
-            buf = carry + chunk
-            cut = buf.rfind(b"\n")
-            if cut < 0:
-                carry = buf
-                continue
-            body, carry = buf[: cut + 1], buf[cut + 1:]
-            yield from self._numbered(body, line_no)
-            line_no += body.count(b"\n")
-        if carry:
-            yield from self._numbered(carry, line_no)
-
-    def _numbered(self, body: bytes, base: int) -> Iterator[tuple[int, bytes]]:
-        last = 0
-        line_no = base
-        for start, stop in self.candidate_spans(body):
-            line_no += body.count(b"\n", last, start)
-            last = start
-            yield line_no + 1, body[start:stop]
-
-
-def _all_spans(buffer: bytes) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    pos = 0
-    size = len(buffer)
-    while pos < size:
-        stop = buffer.find(b"\n", pos)
-        if stop < 0:
-            stop = size
-        out.append((pos, stop))
-        pos = stop + 1
-    return out
+        # One substring search per pattern: linear in the line for a given rule.
+        return any(p in line for p in self.patterns)
 
 
 def count_candidates(prefilter: Prefilter, lines: Iterable[bytes]) -> ScanStats:
