@@ -147,3 +147,19 @@ def test_spark_gives_the_python_verdicts(tmp_path: Path) -> None:
     df = read_ndjson(local_session("credwatch-tests"), path)
     got = sorted(int(r["row"]) for r in spark_filter(df, query).select("row").collect())
     assert got == expected
+
+
+def test_scheduled_run_alerts_carry_the_derived_fields(tmp_path: Path) -> None:
+    """`credwatch run` (engine/execute.py) derives and explains like scan."""
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    first = re.search(r"msg=audit\((\d+)\.", CORPUS_LOG.read_text().splitlines()[0])
+    assert first is not None
+    now = datetime.fromtimestamp(int(first.group(1)), UTC) + timedelta(minutes=1)
+    res = run_cli("run", "--once", "--now", now.strftime("%Y-%m-%dT%H:%M:%SZ"), str(CORPUS_LOG),
+                  "--rule", HARDENED, "--db", str(tmp_path / "s.db"), "--format", "ndjson", "--quiet")
+    assert res.code == 0, res.err
+    alerts = res.alerts()
+    assert alerts and all(a[READ_FIELD] for a in alerts)
+    assert any("→" in line for a in alerts for line in a["credwatch.explanation"])
