@@ -27,7 +27,9 @@ telemetry is reported as *unresolved* and left out of the figures.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,8 +124,12 @@ def load_labels(path: str | Path) -> list[Label]:
     name = str(path)
     labels: list[Label] = []
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise SourceError("labels must be a regular file", name)  # a FIFO would block
         with open(path, "rb") as fh:
-            for n, raw in enumerate(fh, 1):
+            n = 0
+            while raw := fh.readline(MAX_LINE + 1):  # bounded: a line without end is not read whole
+                n += 1
                 if len(raw) > MAX_LINE:
                     raise SourceError(f"line longer than {MAX_LINE} bytes", name, n)
                 text = raw.decode("utf-8", errors="replace").strip()
