@@ -157,8 +157,8 @@ def test_twenty_star_patterns_scale_linearly(kind: str) -> None:
     small, large = "a" * 100_000, "a" * 1_000_000
     with time_limit(20):
         assert match(small) is False and match(large) is False
-        t_small = _best_of(5, lambda: match(small))
-        t_large = _best_of(3, lambda: match(large))
-    # Linear is 10x; allow noise on a shared machine, but nothing super-linear.
-    assert t_large / max(t_small, 1e-6) < 40, (t_small, t_large)
+        t_small = _best_of(7, lambda: match(small))
+        t_large = _best_of(7, lambda: match(large))
+    # Linear is 10x, quadratic 100x; allow noise from a loaded shared machine.
+    assert t_large / max(t_small, 1e-6) < 50, (t_small, t_large)
     assert t_large < 0.5, t_large

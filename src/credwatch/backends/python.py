@@ -42,6 +42,7 @@ from credwatch.kql.ast import (
 )
 from credwatch.kql.fields import KEYWORD_LIKE, field_type, multi_field_parent, multi_fields_of
 from credwatch.kql.parser import parse
+from credwatch.kql.passes import ValueGroup, group_values
 from credwatch.kql.printer import to_kql
 from credwatch.normalize.flatten import get_objects, get_values, iter_leaves
 
@@ -352,33 +353,15 @@ class PythonEvaluator(Visitor[Compiled]):
         reading the field once and testing a set plus a few patterns is much
         cheaper than 40 separate lookups. Other children keep their own test.
         """
-        groups: dict[str, tuple[set[str], list[Callable[[str], bool]]]] = {}
-        rest: list[Predicate] = []
-        for node, comp in zip(nodes, compiled, strict=True):
-            key = self._simple_keyword(node)
-            if key is None:
-                rest.append(comp.test)
-                continue
-            literals, patterns = groups.setdefault(key, (set(), []))
-            assert isinstance(node, Is)
-            if isinstance(node.value, Wildcard):
-                patterns.append(wildcard_matcher(node.value.parts))
-            else:
-                literals.add(node.value.text)
+        own = {id(node): comp.test for node, comp in zip(nodes, compiled, strict=True)}
         tests: list[Predicate] = []
-        for name, (literals, patterns) in groups.items():
-            tests.append(_set_test(name, frozenset(literals), tuple(patterns)))
-        return tuple(tests + rest)
-
-    def _simple_keyword(self, node: Node) -> str | None:
-        if not isinstance(node, Is) or not isinstance(node.field, Literal):
-            return None
-        if node.field.value is None or isinstance(node.field.value, bool):
-            return None
-        if isinstance(node.value, Literal) and node.value.value is None:
-            return None
-        name = node.field.value
-        return name if self._type(name) in KEYWORD_LIKE else None
+        for item in group_values(nodes, lambda name: self._type(name) in KEYWORD_LIKE):
+            if isinstance(item, ValueGroup):
+                tests.append(_set_test(item.field, frozenset(item.literals),
+                                       tuple(wildcard_matcher(p) for p in item.patterns)))
+            else:
+                tests.append(own[id(item)])
+        return tuple(tests)
 
 
 def _set_test(name: str, literals: frozenset[str],

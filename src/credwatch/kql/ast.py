@@ -147,13 +147,7 @@ def field_name(value: Value) -> str:
 
 
 def walk(node: Node) -> list[Node]:
-    """Return ``node`` and all its descendants, depth first."""
-    out: list[Node] = [node]
-    if isinstance(node, (And, Or)):
-        for child in node.children:
-            out.extend(walk(child))
-    elif isinstance(node, Not):
-        out.extend(walk(node.child))
-    elif isinstance(node, Nested):
-        out.extend(walk(node.query))
-    return out
+    """Return ``node`` and all its descendants, depth first (iterative; see :mod:`.passes`)."""
+    from credwatch.kql.passes import walk as walk_iter  # passes builds on this module
+
+    return list(walk_iter(node))

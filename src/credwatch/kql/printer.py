@@ -24,6 +24,7 @@ from credwatch.kql.ast import (
     Value,
     Wildcard,
 )
+from credwatch.kql.passes import value_list_field
 
 _OPS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 _SPECIAL = set('\\():<>"*{}')
@@ -90,19 +91,6 @@ def print_value(value: Value) -> str:
     return value.text
 
 
-def _list_field(node: Node) -> Value | None:
-    """The single field of a value-list-shaped subtree, or None if it is not one."""
-    if isinstance(node, (Is, Exists)):
-        return node.field
-    if isinstance(node, Not):
-        return _list_field(node.child)
-    if isinstance(node, (And, Or)):
-        fields = {_list_field(c) for c in node.children}
-        if len(fields) == 1:
-            return fields.pop()
-    return None
-
-
 def _values(node: Node) -> str:
     """Print the value part of a value-list subtree (field already known)."""
     if isinstance(node, Is):
@@ -126,19 +114,19 @@ def _values(node: Node) -> str:
 def to_kql(node: Node) -> str:
     """Print ``node`` as canonical KQL."""
     if isinstance(node, (Or, And)):
-        field = _list_field(node)
+        field = value_list_field(node)
         if field is not None:
             return f"{print_value(field)}:({_values(node)})"
         if isinstance(node, Or):
             return " or ".join(
-                f"({to_kql(c)})" if isinstance(c, Or) and _list_field(c) is None else to_kql(c)
+                f"({to_kql(c)})" if isinstance(c, Or) and value_list_field(c) is None else to_kql(c)
                 for c in node.children
             )
         return " and ".join(f"({to_kql(c)})" if _needs_parens_in_and(c) else to_kql(c)
                             for c in node.children)
     if isinstance(node, Not):
         inner = node.child
-        wrap = isinstance(inner, Not) or (isinstance(inner, (And, Or)) and _list_field(inner) is None)
+        wrap = isinstance(inner, Not) or (isinstance(inner, (And, Or)) and value_list_field(inner) is None)
         return f"not ({to_kql(inner)})" if wrap else f"not {to_kql(inner)}"
     if isinstance(node, Is):
         if node.field is None:
@@ -158,12 +146,12 @@ def to_kql(node: Node) -> str:
 def _needs_parens_in_and(child: Node) -> bool:
     # A grouped value list prints as one expression, so it needs no parentheses;
     # an ungrouped And must keep its own to preserve the tree shape.
-    return isinstance(child, (And, Or)) and _list_field(child) is None
+    return isinstance(child, (And, Or)) and value_list_field(child) is None
 
 
 def pretty(node: Node, indent: str = "  ") -> str:
     """Print ``node`` over several lines, one top-level clause per line."""
-    if isinstance(node, And) and _list_field(node) is None:
+    if isinstance(node, And) and value_list_field(node) is None:
         return " and\n".join(
             f"({to_kql(c)})" if _needs_parens_in_and(c) else to_kql(c) for c in node.children
         )

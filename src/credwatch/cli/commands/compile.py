@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from credwatch.backends.esdsl import compile_esdsl, to_json
@@ -21,8 +21,9 @@ from credwatch.backends.prefilter import AUDIT_VERBATIM_FIELDS, Prefilter, deriv
 from credwatch.backends.sqlbase import SType
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.errors import ConfigError
-from credwatch.kql.ast import Exists, Is, Literal, Nested, Node, Range, walk
+from credwatch.kql.ast import Node
 from credwatch.kql.parser import parse
+from credwatch.kql.passes import fields
 from credwatch.kql.printer import to_kql
 from credwatch.rules.loader import default_rule, resolve_rules
 
@@ -68,18 +69,10 @@ def _queries(args: argparse.Namespace) -> list[tuple[str, str]]:
     return [(f"{r.name} ({r.rule_id})", r.query) for r in rules]
 
 
-def _fields_of(ast: Node, prefix: str = "") -> Iterable[str]:
-    for node in walk(ast):
-        if isinstance(node, Nested) and isinstance(node.field, Literal):
-            yield from (f"{prefix}{node.field.text}.{f}" for f in _fields_of(node.query))
-        elif isinstance(node, (Is, Exists, Range)) and isinstance(node.field, Literal):
-            yield prefix + node.field.text
-
-
 def assumed_schema(ast: Node) -> dict[str, SType]:
     """Nested ECS STRUCT columns for every field the query names (arrays where ECS has them)."""
     tree: dict[str, Any] = {}
-    for name in _fields_of(ast):
+    for name in fields(ast):
         node = tree
         parts = name.split(".")
         for part in parts[:-1]:
