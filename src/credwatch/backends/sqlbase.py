@@ -64,6 +64,7 @@ from credwatch.kql.fields import (
     multi_field_parent,
     multi_fields_of,
 )
+from credwatch.kql.passes import ValueGroup, group_values
 from credwatch.timemath import (
     DATETIME_MAX_MS,
     DATETIME_MIN_MS,
@@ -636,28 +637,8 @@ class SqlBackend(Visitor[str]):
 
     def _groups(self, children: Sequence[Node]) -> list[list[Node]]:
         """Gather ``f:a or f:b or f:c*`` on one keyword field, so the field is read once."""
-        groups: dict[str, list[Node]] = {}
-        out: list[list[Node]] = []
-        for child in children:
-            key = self._simple_keyword(child)
-            if key is None:
-                out.append([child])
-            elif key in groups:
-                groups[key].append(child)
-            else:
-                groups[key] = [child]
-                out.append(groups[key])
-        return out
-
-    def _simple_keyword(self, node: Node) -> str | None:
-        if not isinstance(node, Is) or not isinstance(node.field, Literal):
-            return None
-        if not isinstance(node.field.value, str):
-            return None
-        if isinstance(node.value, Literal) and node.value.value is None:
-            return None
-        name = node.field.value
-        return name if self._type(name) in KEYWORD_LIKE else None
+        return [list(g.nodes) if isinstance(g, ValueGroup) else [g]
+                for g in group_values(children, lambda name: self._type(name) in KEYWORD_LIKE)]
 
     def _grouped(self, group: list[Node]) -> str:
         if len(group) == 1:
