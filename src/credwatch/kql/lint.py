@@ -55,11 +55,15 @@ def _token_parser() -> Lark:
 
 
 def _tokens(tree: Tree[Token] | Token) -> list[Token]:
-    if isinstance(tree, Token):
-        return [tree]
+    """The tokens of a parse tree in source order (iterative)."""
     out: list[Token] = []
-    for child in tree.children:
-        out.extend(_tokens(child))
+    stack: list[Tree[Token] | Token] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Token):
+            out.append(node)
+        else:
+            stack.extend(reversed(node.children))
     return out
 
 

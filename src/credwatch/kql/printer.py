@@ -9,6 +9,7 @@ field names.
 from __future__ import annotations
 
 import re
+from typing import assert_never
 
 from credwatch.kql.ast import (
     And,
@@ -113,34 +114,36 @@ def _values(node: Node) -> str:
 
 def to_kql(node: Node) -> str:
     """Print ``node`` as canonical KQL."""
-    if isinstance(node, (Or, And)):
-        field = value_list_field(node)
-        if field is not None:
-            return f"{print_value(field)}:({_values(node)})"
-        if isinstance(node, Or):
-            return " or ".join(
-                f"({to_kql(c)})" if isinstance(c, Or) and value_list_field(c) is None else to_kql(c)
-                for c in node.children
-            )
-        return " and ".join(f"({to_kql(c)})" if _needs_parens_in_and(c) else to_kql(c)
-                            for c in node.children)
-    if isinstance(node, Not):
-        inner = node.child
-        wrap = isinstance(inner, Not) or (isinstance(inner, (And, Or)) and value_list_field(inner) is None)
-        return f"not ({to_kql(inner)})" if wrap else f"not {to_kql(inner)}"
-    if isinstance(node, Is):
-        if node.field is None:
-            return print_value(node.value)
-        return f"{print_value(node.field)}:{print_value(node.value)}"
-    if isinstance(node, Exists):
-        return f"{print_value(node.field)}:*"
-    if isinstance(node, MatchAll):
-        return "*"
-    if isinstance(node, Range):
-        return f"{print_value(node.field)} {_OPS[node.op]} {print_value(node.value)}"
-    if isinstance(node, Nested):
-        return f"{print_value(node.field)}:{{ {to_kql(node.query)} }}"
-    raise TypeError(f"cannot print {type(node).__name__}")
+    match node:
+        case Or() | And():
+            field = value_list_field(node)
+            if field is not None:
+                return f"{print_value(field)}:({_values(node)})"
+            if isinstance(node, Or):
+                return " or ".join(
+                    f"({to_kql(c)})" if isinstance(c, Or) and value_list_field(c) is None
+                    else to_kql(c) for c in node.children)
+            return " and ".join(f"({to_kql(c)})" if _needs_parens_in_and(c) else to_kql(c)
+                                for c in node.children)
+        case Not():
+            inner = node.child
+            wrap = isinstance(inner, Not) or (isinstance(inner, (And, Or))
+                                              and value_list_field(inner) is None)
+            return f"not ({to_kql(inner)})" if wrap else f"not {to_kql(inner)}"
+        case Is():
+            if node.field is None:
+                return print_value(node.value)
+            return f"{print_value(node.field)}:{print_value(node.value)}"
+        case Exists():
+            return f"{print_value(node.field)}:*"
+        case MatchAll():
+            return "*"
+        case Range():
+            return f"{print_value(node.field)} {_OPS[node.op]} {print_value(node.value)}"
+        case Nested():
+            return f"{print_value(node.field)}:{{ {to_kql(node.query)} }}"
+        case _:
+            assert_never(node)
 
 
 def _needs_parens_in_and(child: Node) -> bool:
