@@ -183,9 +183,9 @@ def test_auto_engages_only_for_large_regular_files() -> None:
 
 
 def test_too_long_line_is_reported_not_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from credwatch.sources import ecs
+    from credwatch.sources import inputs
 
-    monkeypatch.setattr(ecs, "MAX_LINE_BYTES", 5000)
+    monkeypatch.setattr(inputs, "MAX_LINE_BYTES", 5000)
     monkeypatch.setattr(prefiltered, "BLOCK_BYTES", 1024)
     good = orjson.dumps({"host": {"os": {"type": "linux"}}, "event": {"category": "process", "action": "exec"},
                          "process": {"name": "cat", "args": ["cat", "/etc/shadow"]}})

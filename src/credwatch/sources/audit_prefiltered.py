@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Protocol
 
+from credwatch.normalize.auditd import to_ecs
+from credwatch.sources import auditd as raw
 from credwatch.sources.prefiltered import (
     fork_pool,
     hyperscan_database,
@@ -41,11 +43,11 @@ from credwatch.sources.prefiltered import (
     scan_in_place,
     split_ranges,
 )
+from credwatch.sources.record import Record
 
 if TYPE_CHECKING:
     import hyperscan
 
-    from credwatch.sources.ecs import Record
 
 #: The record header, as :mod:`credwatch.sources.auditd` finds it (also after a syslog prefix).
 _HEADER = re.compile(rb"(?:\A|\s)(?:node=(\S+) )?type=\S+ (?:msg=)?audit\(([^)]*)\)")
@@ -338,9 +340,6 @@ def dismiss_events(picked: list[tuple[int, bytes | None]], keep: Callable[[Recor
     does not match: anything else is passed on for the reader to reassemble
     and report exactly as the full path would.
     """
-    from credwatch.normalize.auditd import to_ecs
-    from credwatch.sources import auditd as raw
-    from credwatch.sources.ecs import Record
 
     groups: dict[tuple[str | None, str, int], list[tuple[int, raw.AuditRecord]]] = {}
     kept: set[int] = set()

@@ -8,14 +8,16 @@ their diagnostics to the ones :mod:`credwatch.sources.ecs` reports.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
+from credwatch.errors import SourceError
 from credwatch.normalize.auditd import NormalizeStats, to_ecs
 from credwatch.sources import auditd as raw
-
-if TYPE_CHECKING:
-    from credwatch.sources.ecs import Diagnostics, Record
-    from credwatch.sources.prefiltered import FastPath
+from credwatch.sources.audit_prefiltered import AUDIT_RANGE_BYTES, AuditLineFilter, parallel_lines
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.inputs import iter_lines
+from credwatch.sources.prefiltered import FastPath, worker_count
+from credwatch.sources.record import Record
 
 
 def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
@@ -27,21 +29,14 @@ def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
     literal are reassembled (:mod:`credwatch.sources.audit_prefiltered`); the
     exec events passed over are counted from their EXECVE records.
     """
-    from credwatch.sources.ecs import Record, iter_lines
-    from credwatch.sources.prefiltered import worker_count
-
     audit_diag = raw.Diagnostics()
     stats = NormalizeStats()
     picker = None
     numbered: Iterator[tuple[int, bytes | None]]
     if fast is not None and fast.audit_needles is not None:
-        from credwatch.sources.audit_prefiltered import AUDIT_RANGE_BYTES, AuditLineFilter
-
         picker = AuditLineFilter(fast.audit_needles, fast.keep)
         workers = worker_count(fast, path, size, AUDIT_RANGE_BYTES)
         if path is not None and size is not None and workers > 1:
-            from credwatch.sources.audit_prefiltered import parallel_lines
-
             numbered = parallel_lines(picker, path, size, workers)
         else:
             numbered = ((n + first_line - 1, line) for n, line in picker.lines(stream))
@@ -74,8 +69,6 @@ def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
             if len(diag.samples) < 20:
                 diag.samples.append(str(sample))
         if diag.strict and audit_diag.skipped:
-            from credwatch.errors import SourceError
-
             first = audit_diag.samples[0] if audit_diag.samples else None
             raise SourceError(first.message if first else "bad audit record",
                               first.path if first else source, first.line if first else None)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Iterable, Iterator
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from credwatch.errors import SourceError
+from credwatch.sources import inputs
+from credwatch.sources.audit_records import audit_records
 from credwatch.sources.detect import detect as sniff
 from credwatch.sources.detect import prepare
 from credwatch.sources.diagnostics import Diagnostics
@@ -24,13 +26,19 @@ from credwatch.sources.documents import (
     line_records,
     line_records_checked,
 )
-from credwatch.sources.inputs import READ_ERRORS, Input, OpenedInput, describe, expand_inputs
+from credwatch.sources.inputs import (
+    MAX_LINE_BYTES,
+    READ_ERRORS,
+    Input,
+    OpenedInput,
+    describe,
+    expand_inputs,
+    iter_lines,
+)
 from credwatch.sources.jsondoc import document_records
 from credwatch.sources.literal_filter import LiteralFilter
+from credwatch.sources.prefiltered import FastPath, prefiltered_records, worker_count
 from credwatch.sources.record import Record
-
-if TYPE_CHECKING:
-    from credwatch.sources.prefiltered import FastPath
 
 __all__ = [
     "INPUT_FORMATS",
@@ -48,8 +56,6 @@ __all__ = [
     "sniff",
 ]
 
-#: Lines longer than this are skipped (and reported) without being held in memory.
-MAX_LINE_BYTES = 16 * 1024 * 1024
 INPUT_FORMATS = ("auto", "ndjson", "json", "search", "auditd")
 
 
@@ -87,32 +93,11 @@ def expand_paths(paths: Iterable[str], glob: str | None = None) -> list[str]:
     return out
 
 
-def iter_lines(stream: IO[bytes], max_bytes: int = MAX_LINE_BYTES,
-               first_line: int = 1) -> Iterator[tuple[int, bytes | None]]:
-    """Yield ``(line number, bytes)``; an over-long line yields ``None`` and is skipped in pieces.
-
-    Read errors (a truncated gzip...) propagate: the caller reports the input as failed.
-    """
-    lineno = first_line - 1
-    while True:
-        chunk = stream.readline(max_bytes + 1)
-        if not chunk:
-            return
-        lineno += 1
-        if len(chunk) > max_bytes and not chunk.endswith(b"\n"):
-            # Drain the rest of the long line without keeping it.
-            while chunk and not chunk.endswith(b"\n"):
-                chunk = stream.readline(max_bytes)
-            yield lineno, None
-            continue
-        yield lineno, chunk
-
-
 def _ndjson_records(stream: IO[bytes], source: str, diag: Diagnostics,
                     first_line: int = 1) -> Iterator[Record]:
     for lineno, raw in iter_lines(stream, first_line=first_line):
         if raw is None:
-            diag.skip("line-too-long", source, lineno, f"over {MAX_LINE_BYTES} bytes")
+            diag.skip("line-too-long", source, lineno, f"over {inputs.MAX_LINE_BYTES} bytes")
             continue
         yield from line_records_checked(raw, source, lineno, diag)
 
@@ -171,19 +156,14 @@ def _read_one(opened: OpenedInput, diag: Diagnostics, input_format: str,
         opened.stream.seek(0)
         stream, skipped = opened.stream, 0
     if fmt == "auditd":
-        from credwatch.sources.audit_records import audit_records
-
         yield from audit_records(stream, source, diag, fast, path, size, first_line=skipped + 1)
         return
     if fmt in ("json", "search"):
         yield from document_records(stream, source, diag, first_line=skipped + 1,
                                     literal_filter=doc_filter)
         return
-    if fast is not None:
-        from credwatch.sources.prefiltered import prefiltered_records, worker_count
-
-        # Decoding every line gains only from workers; alone, the plain reader is as fast.
-        if fast.literals is not None or worker_count(fast, path, size) > 1:
-            yield from prefiltered_records(stream, source, diag, fast, path, size, first_line=skipped + 1)
-            return
+    # Decoding every line gains only from workers; alone, the plain reader is as fast.
+    if fast is not None and (fast.literals is not None or worker_count(fast, path, size) > 1):
+        yield from prefiltered_records(stream, source, diag, fast, path, size, first_line=skipped + 1)
+        return
     yield from _ndjson_records(stream, source, diag, first_line=skipped + 1)

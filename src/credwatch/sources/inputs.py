@@ -26,6 +26,8 @@ from typing import IO, Any
 
 from credwatch.sources.diagnostics import Diagnostics
 
+#: Lines longer than this are skipped (and reported) without being held in memory.
+MAX_LINE_BYTES = 16 * 1024 * 1024
 #: What reading an input may raise; each is reported as a failed input.
 READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error)
 
@@ -185,6 +187,29 @@ class _RawWrap(io.RawIOBase):
         n = len(data)
         buf[:n] = data
         return n
+
+
+def iter_lines(stream: IO[bytes], max_bytes: int | None = None,
+               first_line: int = 1) -> Iterator[tuple[int, bytes | None]]:
+    """Yield ``(line number, bytes)``; an over-long line yields ``None`` and is skipped in pieces.
+
+    Read errors (a truncated gzip...) propagate: the caller reports the input as failed.
+    """
+    if max_bytes is None:
+        max_bytes = MAX_LINE_BYTES
+    lineno = first_line - 1
+    while True:
+        chunk = stream.readline(max_bytes + 1)
+        if not chunk:
+            return
+        lineno += 1
+        if len(chunk) > max_bytes and not chunk.endswith(b"\n"):
+            # Drain the rest of the long line without keeping it.
+            while chunk and not chunk.endswith(b"\n"):
+                chunk = stream.readline(max_bytes)
+            yield lineno, None
+            continue
+        yield lineno, chunk
 
 
 def open_binary(path: str, stdin: IO[bytes] | None = None) -> IO[bytes]:

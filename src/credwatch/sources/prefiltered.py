@@ -44,15 +44,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Literal, Protocol, TypeVar, cast
 
+from credwatch.sources import inputs
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.documents import check_types, line_records, line_records_checked
 from credwatch.sources.literal_filter import HITS_NEEDLE
 from credwatch.sources.literal_filter import json_unescape as json_unescape
+from credwatch.sources.record import MatchedRecord, Record
 
 if TYPE_CHECKING:
     import multiprocessing.pool
 
     import hyperscan
 
-    from credwatch.sources.ecs import Diagnostics, Record
 
 #: ``auto`` engages the fast path for regular files at least this large.
 AUTO_MIN_BYTES = 32 << 20
@@ -61,8 +64,9 @@ BLOCK_BYTES = 8 << 20
 #: Bytes per work unit when an NDJSON file is split across workers (small units
 #: balance the workers; an audit range also reads context, see audit_prefiltered).
 RANGE_BYTES = 8 << 20
-#: At most this many records per block get their alerts built in a worker.
-PREBUILT_PER_BLOCK = 128
+#: At most this many records per block are evaluated in a worker (the rest are decoded
+#: again by the reader): a rule matching most events must not fill memory with matches.
+EVALUATED_PER_BLOCK = 128
 PREFILTER_MODES = ("auto", "always", "never")
 PrefilterMode = Literal["auto", "always", "never"]
 
@@ -89,9 +93,10 @@ class FastPath:
     #: fields copied verbatim from audit records, as the log spells them; ``None``: audit
     #: logs are read in full).
     audit_needles: frozenset[bytes] | None = None
-    #: Builds a record's alerts where the line was found (in the worker), so that the
-    #: reader only passes them on; the reader fixes their file and line.
-    alerts: Callable[[Record], list[dict[str, object]]] | None = None
+    #: The engine's evaluation of a record (which rules matched and why), run where the
+    #: line was found (in the worker); the reader passes it on in a MatchedRecord and the
+    #: engine builds the alerts. Opaque here.
+    evaluate: Callable[[Record], Sequence[object]] | None = None
 
     def engages(self, size: int | None) -> bool:
         """True when a file of ``size`` bytes (``None``: unknown, e.g. stdin) takes this path.
@@ -248,11 +253,10 @@ def line_blocks(stream: IO[bytes], limit: int | None = None
     ending with a newline (one is added to an unterminated last line). Reads are
     used in place (no copy of the 8 MB buffers): the line a read cuts in two is
     joined and yielded on its own. A line longer than
-    :data:`~credwatch.sources.ecs.MAX_LINE_BYTES` is not held in memory; it is
+    :data:`~credwatch.sources.inputs.MAX_LINE_BYTES` is not held in memory; it is
     yielded as ``None``.
     """
-    from credwatch.sources.ecs import MAX_LINE_BYTES
-
+    max_line = inputs.MAX_LINE_BYTES  # read at call time (tests lower it)
     pending = b""  # the start of a line that the previous read cut
     skipping = False  # inside a line already found too long
     remaining = limit
@@ -267,10 +271,10 @@ def line_blocks(stream: IO[bytes], limit: int | None = None
         if first < 0:
             if not skipping:
                 pending += chunk
-                if len(pending) > MAX_LINE_BYTES:
+                if len(pending) > max_line:
                     skipping, pending = True, b""
             continue
-        if skipping or len(pending) + first > MAX_LINE_BYTES:
+        if skipping or len(pending) + first > max_line:
             yield None
         elif pending:
             joint = pending + chunk[: first + 1]
@@ -310,14 +314,13 @@ class RangeScanner:
         #: None: no literals, every line is decoded and checked (the full path, in parallel).
         self.finder = make_finder(fast.literals) if fast.literals is not None else None
         self.needles = re.compile("|".join(re.escape(n) for n in sorted((fast.literals or set()) | {_HITS})))
-        #: Records whose alerts this block may still build here; past it the reader builds
-        #: them, so that a rule matching most events cannot fill memory with finished alerts.
-        self.prebuilt_left = PREBUILT_PER_BLOCK
+        #: Records this block may still evaluate here; past it the reader decodes them again.
+        self.evaluated_left = EVALUATED_PER_BLOCK
 
     def scan_stream(self, stream: IO[bytes], limit: int | None = None) -> Iterator[RangeResult]:
         """Scan ``stream`` (up to ``limit`` bytes) block by block, in order.
 
-        A line longer than :data:`~credwatch.sources.ecs.MAX_LINE_BYTES` comes
+        A line longer than :data:`~credwatch.sources.inputs.MAX_LINE_BYTES` comes
         back as a kept line of ``None``.
         """
         for block in line_blocks(stream, limit):
@@ -328,7 +331,7 @@ class RangeScanner:
 
     def scan_block(self, buf: bytes, lo: int, hi: int) -> RangeResult:
         """Scan the whole lines in ``buf[lo:hi]`` (``buf[hi - 1]`` is a newline)."""
-        self.prebuilt_left = PREBUILT_PER_BLOCK
+        self.evaluated_left = EVALUATED_PER_BLOCK
         if self.finder is None:
             return self._decode_all(buf, lo, hi)
         lines = dismissed = 0
@@ -403,15 +406,13 @@ class RangeScanner:
     def _judge(self, line: bytes, check: bool = False) -> tuple[int | None, list[Record] | None]:
         """``(events, None)`` if none of ``line``'s events would alert and it parses cleanly.
 
-        Otherwise ``(None, records)`` with the alerts already built into each
-        record when the line is clean (see :attr:`FastPath.alerts`), or
+        Otherwise ``(None, records)`` with each record evaluated (a
+        :class:`MatchedRecord`) when the line is clean (see :attr:`FastPath.evaluate`), or
         ``(None, None)`` when the reader must read the line itself (it needs a
         diagnostic). ECS type checks are left to the reader for lines that
         would not alert: a record that fails them would not alert either, and
         the fast path does not type-check lines it passes over.
         """
-        from credwatch.sources.ecs import Diagnostics, check_types, line_records
-
         scratch = Diagnostics()
         records = list(line_records(line, "", 0, scratch))
         if scratch.skipped:
@@ -425,15 +426,14 @@ class RangeScanner:
         keep = self.fast.keep
         if not any(keep(rec) for rec in records):
             return len(records), None
-        build = self.fast.alerts
-        if build is None or self.prebuilt_left <= 0:
-            return None, None  # the reader builds the alerts, streaming
+        evaluate = self.fast.evaluate
+        if evaluate is None or self.evaluated_left <= 0:
+            return None, None  # the reader decodes the line again, streaming
         if not check and not typed():
             return None, None
-        for rec in records:
-            rec.prebuilt = build(rec)
-        self.prebuilt_left -= len(records)
-        return None, records
+        self.evaluated_left -= len(records)
+        return None, [MatchedRecord(rec.event, rec.source, rec.line, rec.index, rec.id, rec.version,
+                                    tuple(evaluate(rec))) for rec in records]
 
 
 # --- splitting a file across workers -----------------------------------------------------
@@ -549,8 +549,6 @@ def prefiltered_records(stream: IO[bytes], source: str, diag: Diagnostics, fast:
     checked in the workers, and only lines that alert or need a diagnostic
     come back: the full path's results, in parallel.
     """
-    from credwatch.sources.ecs import MAX_LINE_BYTES, line_records_checked
-
     base = first_line - 1
     for result in scan_results(stream, path, size, fast):
         diag.events += result.dismissed
@@ -559,9 +557,9 @@ def prefiltered_records(stream: IO[bytes], source: str, diag: Diagnostics, fast:
         diag.tick()
         for n, line in result.kept:
             if line is None:
-                diag.skip("line-too-long", source, base + n, f"over {MAX_LINE_BYTES} bytes")
+                diag.skip("line-too-long", source, base + n, f"over {inputs.MAX_LINE_BYTES} bytes")
             elif isinstance(line, list):
-                for rec in line:  # alerts already built: only the location is the reader's
+                for rec in line:  # evaluated in the worker: only the location is the reader's
                     rec.source, rec.line = source, base + n
                     yield rec
             else:

@@ -16,6 +16,14 @@ class Record:
     index: str | None = None
     id: str | None = None
     version: int | str | None = None
-    #: Alerts already built for this record by a fast-path worker (their location is
-    #: fixed up by :class:`~credwatch.engine.scan.Scanner`).
-    prebuilt: list[dict[str, object]] | None = None
+
+
+@dataclass(slots=True)
+class MatchedRecord(Record):
+    """A record the engine already evaluated where it was read (in a fast-path worker).
+
+    ``matches`` is the engine's answer (which rules matched, and why), opaque to the
+    readers that carry it back; the engine builds the alerts, in one place.
+    """
+
+    matches: tuple[object, ...] = ()
