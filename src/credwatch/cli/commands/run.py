@@ -18,6 +18,7 @@ from credwatch.cli.common import (
     write_all,
 )
 from credwatch.cli.env import Env, ExitStatus
+from credwatch.cli.sinkopts import add_sink_args, finish_delivery, start_delivery
 from credwatch.engine.exceptions import ExceptionSet, ExceptionStore, load_export
 from credwatch.engine.runs import RunStore
 from credwatch.engine.scan import compile_rules
@@ -97,6 +98,7 @@ def register(sub: Any) -> None:
                      "a folder of them, for 'list' exception entries; repeatable")
     add_rule_args(p)
     add_output_args(p, store_optional=False)
+    add_sink_args(p)
     p.set_defaults(func=run)
 
 
@@ -159,7 +161,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
     sinks = output_sinks(args, env)
     created = 0
     source: EventSource | None = None
+    delivery = None
     try:
+        delivery = start_delivery(args, env, store, sinks)
         runs = RunStore(store)
         runners = build_runners(rules, store, args.exceptions, args.value_list, env,
                                 all_indices=args.all_indices, quiet=args.quiet)
@@ -200,6 +204,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
             source.close()
         for sink in sinks:
             sink.close()
+        finish_delivery(delivery, env, quiet=args.quiet)
         store.close()
     if failed:
         return ExitStatus.PARTIAL

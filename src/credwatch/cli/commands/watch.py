@@ -17,6 +17,7 @@ from credwatch.cli.common import (
     select_rules,
 )
 from credwatch.cli.env import Env, ExitStatus
+from credwatch.cli.sinkopts import add_sink_args, finish_delivery, start_delivery
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.watch import Watcher
 from credwatch.errors import ConfigError, SourceError
@@ -75,6 +76,7 @@ def register(sub: Any) -> None:
     p.add_argument("--all-indices", action="store_true", help=argparse.SUPPRESS)
     add_rule_args(p)
     add_output_args(p, store_optional=False)
+    add_sink_args(p)
     p.set_defaults(func=run)
 
 
@@ -123,6 +125,11 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if args.format == "table":
         raise ConfigError("watch streams alerts; use --format ndjson (the table needs the whole run)")
     store = open_store(args, env)
+    try:
+        delivery = start_delivery(args, env, store, sinks)
+    except BaseException:
+        store.close()
+        raise
     stop = threading.Event()
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
@@ -142,6 +149,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
             signal.signal(sig, handler)
         for sink in sinks:
             sink.close()
+        finish_delivery(delivery, env, quiet=args.quiet)
         store.close()
     if not args.quiet:
         env.stderr.write(
