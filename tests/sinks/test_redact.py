@@ -50,6 +50,8 @@ TABLE = [
     ("gcloud x ya29.a0AfakeFAKEfakeFAKEfake_token-1234", "ya29.a0AfakeFAKEfakeFAKEfake_token-1234",
      "[REDACTED:gcp-token]"),
     ("DB_PASSWORD=hunter2 ./migrate", "hunter2", "DB_PASSWORD="),
+    ("curl -u admin:Sup3rS3cret! https://x.example", "Sup3rS3cret!", "-u admin:"),
+    ("curl --user=deploy:Sup3rS3cret! https://x.example", "Sup3rS3cret!", "--user=deploy:"),
     ("GITHUB_TOKEN=abc123 make release", "abc123", "GITHUB_TOKEN="),
     (f"echo '{PEM}' > /tmp/k", "MIIEowIBAAKCAQEAfakefakefakefake", "> /tmp/k"),
     ("curl -H 'proxy-authorization: Basic ZmFrZTpmYWtl' http://x", "ZmFrZTpmYWtl", "proxy-authorization"),
@@ -77,15 +79,16 @@ def test_ordinary_command_lines_are_left_alone(text: str) -> None:
 
 
 def test_argument_vectors_hide_the_value_after_a_secret_flag() -> None:
-    doc = {"process": {"args": ["mysql", "-p", "S3cret", "--token", "t0k3n", "-H",
+    doc = {"process": {"args": ["curl", "-u", "admin:S3cret", "mysql", "-p", "S3cret", "--token", "t0k3n", "-H",
                                 "Authorization:", "Bearer", "abcdefgh1234", "mkdir", "-p", "/root/.kube"],
                        "command_line": "mysql -pS3cret"}, "n": 3, "nested": [[{"a": "ghp_x"}]]}
     out = redact_doc(doc)
-    assert out["process"]["args"] == ["mysql", "-p", "[REDACTED:secret]", "--token",
+    assert out["process"]["args"] == ["curl", "-u", "admin:[REDACTED:password]", "mysql", "-p",
+                                      "[REDACTED:secret]", "--token",
                                       "[REDACTED:secret]", "-H", "Authorization:", "Bearer",
                                       "[REDACTED:secret]", "mkdir", "-p", "/root/.kube"]
     assert out["process"]["command_line"] == "mysql -p[REDACTED:password]"
-    assert out["n"] == 3 and doc["process"]["args"][2] == "S3cret"  # the input is not changed
+    assert out["n"] == 3 and doc["process"]["args"][2] == "admin:S3cret"  # the input is not changed
 
 
 @pytest.mark.parametrize("piece", ["a://b:", "--token ", "AKIA", "x" * 50 + "=", "eyJ.", "-----BEGIN PRIVATE KEY-----",

@@ -70,6 +70,9 @@ _SUBS: list[_Sub] = [
                               r"token|api_?key|access_?key)[A-Za-z0-9_]{0,40}=)([^\s'\"]+)"),
      _keep(1, "secret")),
     ("flag", _LONG_FLAG, lambda m: m.group(1) + m.group(2) + MARK.format("secret")),
+    # curl -u user:password, --user=user:password (the user is kept)
+    ("user-password", re.compile(r"(?<![\w-])(-u|--user)([ \t]+|=)([^\s:'\"]{1,256}:)[^\s'\"]+"),
+     _keep(3, "password")),
     ("flag-p", _SHORT_P, _short_p),
 ]
 
@@ -117,8 +120,12 @@ def _redact_args(items: list[Any], depth: int) -> list[Any]:
     ``["-H", "Authorization:", "Bearer", "TOKEN"]`` keeps the scheme word and hides the token.
     """
     out: list[Any] = []
-    hide = False
+    hide = user = False
     for item in items:
+        if user and isinstance(item, str) and ":" in item:
+            out.append(item.split(":", 1)[0] + ":" + MARK.format("password"))
+            user = hide = False
+            continue
         if hide and isinstance(item, str):
             hide = item.lower().strip("'\"") in _SCHEMES
             if hide:
@@ -130,6 +137,7 @@ def _redact_args(items: list[Any], depth: int) -> list[Any]:
             continue
         out.append(_redact_value(item, depth + 1))
         hide = isinstance(item, str) and _is_flag(item)
+        user = item in ("-u", "--user")
     return out
 
 
