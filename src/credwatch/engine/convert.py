@@ -1,0 +1,349 @@
+"""``credwatch convert``: ECS events from any input credwatch reads → Parquet or NDJSON.
+
+Inputs are read exactly as ``scan`` reads them (:func:`credwatch.sources.ecs.read_records`,
+raw ``audit.log`` included), so a converted file holds the events ``scan`` would have seen.
+
+The Parquet schema (see docs/engines.md) is built from the events themselves, in two
+passes over a private spool file (memory stays bounded whatever the input size):
+
+* every dotted field name becomes a column, nested as structs (``process.args`` →
+  ``process: struct<args: ...>``); nested, flat-dotted and mixed inputs give the same
+  columns;
+* a leaf's type is ``string`` / ``bool`` / ``int64`` / ``float64`` when every value of
+  the field has that type (ints and floats together → ``float64``); any other mix is a
+  ``string`` holding each value's text (a string as is, others as JSON), which is what a
+  keyword field searches;
+* a field that is an array anywhere is ``list<type>`` everywhere; ``process.args`` is
+  always ``list<string>``; objects inside arrays are flattened (``a: [{b: 1}]`` →
+  ``a.b: list``), as Elasticsearch's ``object`` mapping does;
+* ``_cw_event`` holds the event's exact JSON, and ``_cw_source``, ``_cw_line``,
+  ``_cw_index``, ``_cw_id``, ``_cw_version`` where it came from, so an alert built from
+  a converted row is the document (and ``kibana.alert.uuid``) built from the original.
+
+A field that is both a value and an object (``a: 1`` in one event, ``a.b: 2`` in
+another) keeps only its object columns; the value stays in ``_cw_event``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import orjson
+
+from credwatch.errors import ConfigError, SourceError
+from credwatch.privatefile import make_private_dirs, open_private
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.ecs import read_records
+from credwatch.sources.record import Record
+
+Format = Literal["parquet", "ndjson"]
+FORMATS: tuple[Format, ...] = ("parquet", "ndjson")
+PARTITIONS = ("none", "day")
+INSTALL_HINT = "pip install 'credwatch[lake]'"
+#: Columns credwatch adds to every row (never taken as event fields).
+META_PREFIX = "_cw_"
+#: Bounds on what the input decides: columns in the schema, day partitions open at once.
+MAX_COLUMNS = 20_000
+MAX_PARTITIONS = 4_096
+BATCH_ROWS = 20_000
+ALWAYS_LIST = frozenset({"process.args"})
+_DAY = re.compile(r"^(\d{4}-\d{2}-\d{2})")
+
+
+def require_pyarrow() -> Any:
+    """Import pyarrow, or raise a :class:`ConfigError` naming the install command."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise ConfigError(f"Parquet needs pyarrow, which is not installed: {INSTALL_HINT}") from None
+    return pyarrow
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return "other"
+
+
+def leaves(obj: Any, prefix: str = "", in_list: bool = False) -> Iterator[tuple[str, Any, bool]]:
+    """``(dotted name, scalar, inside an array)`` for every non-null leaf of an event."""
+    stack: list[tuple[str, Any, bool]] = [(prefix, obj, in_list)]
+    while stack:  # iterative: depth comes from the input
+        name, value, listed = stack.pop()
+        if isinstance(value, dict):
+            for key, sub in reversed(list(value.items())):
+                if not name and key.startswith(META_PREFIX):
+                    continue
+                stack.append((f"{name}.{key}" if name else key, sub, listed))
+        elif isinstance(value, list):
+            stack.extend((name, item, True) for item in reversed(value))
+        elif value is not None and name:
+            yield name, value, listed
+
+
+@dataclass(slots=True)
+class FieldStats:
+    """What the first pass learnt about one dotted field."""
+
+    kinds: set[str] = field(default_factory=set)
+    listed: bool = False
+
+
+def _leaf_type(pa: Any, stats: FieldStats) -> Any:
+    kinds = stats.kinds
+    if kinds == {"bool"}:
+        return pa.bool_()
+    if kinds == {"int"}:
+        return pa.int64()
+    if kinds and kinds <= {"int", "float"}:
+        return pa.float64()
+    return pa.string()
+
+
+def build_schema(stats: dict[str, FieldStats]) -> Any:
+    """The Arrow schema for the fields seen (see the module docstring), meta columns first."""
+    pa = require_pyarrow()
+    names = sorted(stats)
+    prefixes = {n[:i] for n in names for i, c in enumerate(n) if c == "."}
+    tree: dict[str, Any] = {}
+    for name in names:
+        if name in prefixes:
+            continue  # both a value and an object: the object wins (the value stays in _cw_event)
+        st = stats[name]
+        typ = pa.string() if name in ALWAYS_LIST else _leaf_type(pa, st)
+        if st.listed or name in ALWAYS_LIST:
+            typ = pa.list_(typ)
+        node = tree
+        parts = name.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = typ
+
+    def to_fields(node: dict[str, Any]) -> list[Any]:
+        return [pa.field(k, pa.struct(to_fields(v)) if isinstance(v, dict) else v)
+                for k, v in sorted(node.items())]
+
+    meta = [pa.field("_cw_event", pa.string()), pa.field("_cw_source", pa.string()),
+            pa.field("_cw_line", pa.int64()), pa.field("_cw_index", pa.string()),
+            pa.field("_cw_id", pa.string()), pa.field("_cw_version", pa.string())]
+    return pa.schema(meta + to_fields(tree))
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _cast(value: Any, typ: Any, pa: Any) -> Any:
+    if pa.types.is_string(typ):
+        return _text(value)
+    if pa.types.is_floating(typ):
+        return float(value)
+    return value
+
+
+def event_row(rec: Record, schema: Any, pa: Any) -> dict[str, Any]:
+    """One Parquet row: the typed columns of ``rec.event`` and its meta columns."""
+    row: dict[str, Any] = {
+        "_cw_event": orjson.dumps(rec.event).decode(), "_cw_source": rec.source, "_cw_line": rec.line,
+        "_cw_index": rec.index, "_cw_id": rec.id,
+        "_cw_version": None if rec.version is None else orjson.dumps(rec.version).decode(),
+    }
+    for name, value, _listed in leaves(rec.event):
+        parts = name.split(".")
+        node, typ = row, None
+        fields_ = schema
+        for i, part in enumerate(parts):
+            idx = fields_.get_field_index(part)
+            if idx < 0:
+                break
+            typ = fields_.field(idx).type
+            if i == len(parts) - 1:
+                if pa.types.is_struct(typ):
+                    break
+                if pa.types.is_list(typ):
+                    node.setdefault(part, []).append(_cast(value, typ.value_type, pa))
+                else:
+                    node[part] = _cast(value, typ, pa)
+                break
+            if not pa.types.is_struct(typ):
+                break
+            node = node.setdefault(part, {})
+            fields_ = typ
+    return row
+
+
+def record_from_row(row: dict[str, Any], source: str, line: int) -> Record:
+    """A :class:`Record` from a Parquet row: the exact original when credwatch wrote it.
+
+    Parquet written by others (no ``_cw_event``) becomes its columns as nested
+    objects, nulls dropped, with ``source``/``line`` naming the file and row.
+    """
+    text = row.get("_cw_event")
+    if isinstance(text, str):
+        event = orjson.loads(text)
+        version = row.get("_cw_version")
+        return Record(event, row.get("_cw_source") or source, row.get("_cw_line") or line,
+                      row.get("_cw_index"), row.get("_cw_id"),
+                      orjson.loads(version) if isinstance(version, str) else None)
+    return Record(_drop_nulls({k: v for k, v in row.items() if not k.startswith(META_PREFIX)}),
+                  source, line)
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def day_of(event: dict[str, Any]) -> str:
+    """The ``day=`` partition of an event: its ``@timestamp`` date, else ``unknown``."""
+    ts = event.get("@timestamp")
+    m = _DAY.match(ts) if isinstance(ts, str) else None
+    return m.group(1) if m else "unknown"
+
+
+@dataclass
+class ConvertResult:
+    """What a conversion wrote."""
+
+    events: int = 0
+    files: list[str] = field(default_factory=list)
+    columns: int = 0
+
+
+def _spool(records: Iterable[Record], spool: IO[bytes], stats: dict[str, FieldStats]) -> int:
+    n = 0
+    for rec in records:
+        for name, value, listed in leaves(rec.event):
+            st = stats.get(name)
+            if st is None:
+                if len(stats) >= MAX_COLUMNS:
+                    raise SourceError(f"more than {MAX_COLUMNS} distinct fields; "
+                                      "not a table credwatch will write", rec.source, rec.line)
+                st = stats[name] = FieldStats()
+            st.kinds.add(_kind(value))
+            st.listed = st.listed or listed
+        spool.write(orjson.dumps([rec.event, rec.source, rec.line, rec.index, rec.id, rec.version]))
+        spool.write(b"\n")
+        n += 1
+    return n
+
+
+def _unspool(spool: IO[bytes]) -> Iterator[Record]:
+    spool.seek(0)
+    for raw in spool:
+        ev, src, line, index, doc_id, version = orjson.loads(raw)
+        yield Record(ev, src, line, index, doc_id, version)
+
+
+def _target(out: Path, fmt: Format, day: str | None) -> Path:
+    if day is None:
+        if not out.parent.exists():
+            make_private_dirs(out.parent)
+        return out
+    folder = out / f"day={day}"
+    make_private_dirs(folder)
+    return folder / f"part-00000.{fmt}"
+
+
+class _Writers:
+    """Output files by partition, each created 0600 and never through a link."""
+
+    def __init__(self, out: Path, fmt: Format, schema: Any, partition: bool) -> None:
+        self.out, self.fmt, self.schema, self.partition = out, fmt, schema, partition
+        self.open: dict[str | None, Any] = {}
+        self.files: list[str] = []
+
+    def get(self, day: str | None) -> Any:
+        if day in self.open:
+            return self.open[day]
+        if len(self.open) >= MAX_PARTITIONS:
+            raise ConfigError(f"more than {MAX_PARTITIONS} day partitions in one conversion")
+        path = _target(self.out, self.fmt, day)
+        stream = os.fdopen(open_private(path), "wb")
+        if self.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            writer: Any = (pq.ParquetWriter(stream, self.schema, compression="zstd"), stream)
+        else:
+            writer = (None, stream)
+        self.open[day] = writer
+        self.files.append(str(path))
+        return writer
+
+    def close(self) -> None:
+        for pq_writer, stream in self.open.values():
+            if pq_writer is not None:
+                pq_writer.close()
+            stream.close()
+
+
+def _ndjson_line(rec: Record) -> bytes:
+    if rec.index is None and rec.id is None:
+        return orjson.dumps(rec.event) + b"\n"
+    hit: dict[str, Any] = {"_index": rec.index, "_id": rec.id, "_source": rec.event}
+    if rec.version is not None:
+        hit["_version"] = rec.version
+    return orjson.dumps({k: v for k, v in hit.items() if v is not None}) + b"\n"
+
+
+def convert(paths: Iterable[str], out: str | os.PathLike[str], fmt: Format, diag: Diagnostics, *,
+            partition_by: str = "none", input_format: str = "auto", glob: str | None = None,
+            stdin: IO[bytes] | None = None) -> ConvertResult:
+    """Convert every input to ``out`` (a file, or a folder of ``day=YYYY-MM-DD`` partitions).
+
+    Unreadable inputs are reported in ``diag.failed`` as ``scan`` reports them.
+    """
+    pa = require_pyarrow() if fmt == "parquet" else None
+    if partition_by not in PARTITIONS:
+        raise ConfigError(f"unknown partitioning {partition_by!r}; use one of {', '.join(PARTITIONS)}")
+    result = ConvertResult()
+    stats: dict[str, FieldStats] = {}
+    with tempfile.TemporaryFile(prefix="credwatch-convert-") as spool:
+        records = read_records(paths, diag, input_format=input_format, glob=glob, stdin=stdin)
+        result.events = _spool(records, spool, stats)
+        diag.events += result.events
+        schema = build_schema(stats) if pa is not None else None
+        result.columns = len(stats)
+        writers = _Writers(Path(out), fmt, schema, partition_by == "day")
+        try:
+            _write_all(_unspool(spool), writers, pa)
+            if not writers.open and partition_by == "none":
+                writers.get(None)  # an empty input still gives a (valid, empty) file
+        finally:
+            writers.close()
+        result.files = writers.files
+    return result
+
+
+def _write_all(records: Iterator[Record], writers: _Writers, pa: Any) -> None:
+    batches: dict[str | None, list[Any]] = {}
+    for rec in records:
+        day = day_of(rec.event) if writers.partition else None
+        pq_writer, stream = writers.get(day)
+        if pa is None:
+            stream.write(_ndjson_line(rec))
+            continue
+        batch = batches.setdefault(day, [])
+        batch.append(event_row(rec, writers.schema, pa))
+        if len(batch) >= BATCH_ROWS:
+            pq_writer.write_table(pa.Table.from_pylist(batch, schema=writers.schema))
+            batch.clear()
+    for day, batch in batches.items():
+        if batch:
+            writers.get(day)[0].write_table(pa.Table.from_pylist(batch, schema=writers.schema))
