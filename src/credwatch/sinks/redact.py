@@ -10,6 +10,7 @@ tells a responder what leaked.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -94,8 +95,30 @@ def _pem(text: str) -> str:
     return "".join(out)
 
 
+#: Every pattern above needs one of these (case-insensitively); a string without any is
+#: left as is after one linear search instead of a pass per pattern.
+_TRIGGER = re.compile(r"(?i)private[ -]key|authoriz|bearer|://|\b(?:akia|asia|agpa|aida|aroa|anpa)"
+                      r"|secret|gh[pousr]_|github_pat_|xox|hooks\.slack|aiza|ya29\.|eyj|pass|token"
+                      r"|api[-_]?key|access[-_]?key|(?<![\w-])-(?:p|u)|--user")
+#: Strings up to this size are remembered (rule texts repeat in every alert).
+_CACHE_MAX_LEN = 1 << 16
+
+
+@functools.lru_cache(maxsize=4096)
+def _redact_cached(text: str) -> str:
+    return _redact_uncached(text)
+
+
 def redact_text(text: str) -> str:
     """``text`` with every recognised secret replaced by ``[REDACTED:<kind>]``."""
+    if len(text) <= _CACHE_MAX_LEN:
+        return _redact_cached(text)
+    return _redact_uncached(text)
+
+
+def _redact_uncached(text: str) -> str:
+    if _TRIGGER.search(text) is None:
+        return text
     if "PRIVATE KEY" in text:
         text = _pem(text)
     for _kind, pattern, repl in _SUBS:
