@@ -271,13 +271,14 @@ def shell_words(code: str) -> list[str]:
 
 
 #: Tools that name a file without revealing its contents: listing, metadata,
-#: permissions, removal, package ownership queries and digests. Paths a shell
-#: or a wrapper hands to one of them are not in ``read_paths``.
+#: permissions, removal, package ownership queries, digests and key fingerprints
+#: (ssh-keygen generates, fingerprints or derives the public half; it never prints a
+#: private key). Paths a shell or a wrapper hands to one of them are not in ``read_paths``.
 METADATA_TOOLS = frozenset({
     "ls", "dir", "vdir", "stat", "chmod", "chown", "chgrp", "touch", "test", "[", "file",
     "du", "realpath", "readlink", "namei", "lsattr", "chattr", "getfacl", "setfacl", "rm",
     "unlink", "mkdir", "rmdir", "dpkg", "dpkg-query", "rpm", "md5sum", "sha1sum",
-    "sha224sum", "sha256sum", "sha384sum", "sha512sum", "b2sum", "cksum", "find",
+    "sha224sum", "sha256sum", "sha384sum", "sha512sum", "b2sum", "cksum", "ssh-keygen", "find",
 })
 #: find actions that run a command on (or print the contents of) what it finds.
 FIND_READERS = frozenset({"-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprint0", "-fprintf"})
