@@ -1,0 +1,237 @@
+"""``scan --engine duckdb``: the rules' filter runs inside DuckDB, alerts are built as always.
+
+Each input is read by DuckDB with its own threads (NDJSON through
+:func:`credwatch.backends.duckdb.read_sql`: whole-file schema, no date guessing;
+Parquet through ``read_parquet``). Every rule's KQL is compiled against that
+input's schema by the DuckDB SQL target and the rules are OR-ed into one
+``WHERE``; only matching rows come back. Those rows become the very
+:class:`~credwatch.sources.record.Record` the Python engine would have read:
+
+* NDJSON: DuckDB returns the matching row numbers; the matching lines (only
+  those) are then decoded by the Python reader's line decoder, so the event, its
+  ``file:line``, ``_index``/``_id`` and type checks are the Python engine's;
+* Parquet written by ``credwatch convert``: ``_cw_event`` and the other meta
+  columns give back the original event and origin exactly; other Parquet becomes
+  its non-null columns as nested objects.
+
+The records then go through :meth:`Scanner.scan`, which applies index
+patterns, re-evaluates the match for its explanation and builds the alert:
+the same code as ``--engine python``, hence the same documents and
+``kibana.alert.uuid``. A row DuckDB returned that the Python evaluator rejects
+is reported as an ``engine-disagreement`` warning (never silently dropped).
+
+Not supported (raise :class:`UnsupportedError` before anything is read):
+standard input, inputs other than NDJSON/Parquet (raw ``audit.log``, JSON
+arrays, ``_search`` responses: ``credwatch convert`` them first), NDJSON of
+Elasticsearch hits (``_source``), and rules on ``credwatch.normalized.*``
+fields (derived in Python only).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import duckdb
+
+from credwatch.backends.duckdb import compile_duckdb, connect, read_sql, schema_of
+from credwatch.backends.sqlbase import SType
+from credwatch.engine.convert import META_PREFIX, record_from_row
+from credwatch.engine.scan import Scanner
+from credwatch.errors import UnsupportedError
+from credwatch.kql.passes import fields
+from credwatch.sources.detect import prepare
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.documents import line_records_checked
+from credwatch.sources.ecs import expand_paths, open_binary
+from credwatch.sources.inputs import iter_lines
+from credwatch.sources.record import Record
+
+ENGINES = ("python", "duckdb")
+Kind = Literal["ndjson", "parquet"]
+_PARQUET_MAGIC = b"PAR1"
+_DERIVED = "credwatch.normalized."
+#: Rows fetched from DuckDB at a time (memory stays bounded whatever the match count).
+FETCH_ROWS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class LakeInput:
+    """One input file and how DuckDB reads it."""
+
+    path: str
+    kind: Kind
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def classify(path: str) -> LakeInput:
+    """Parquet (by its magic bytes) or NDJSON (as the Python reader detects it); else unsupported."""
+    if path == "-":
+        raise UnsupportedError("--engine duckdb reads files, not standard input; use --engine python")
+    with open(path, "rb") as fh:
+        if fh.read(4) == _PARQUET_MAGIC:
+            return LakeInput(path, "parquet")
+    stream = open_binary(path)
+    try:
+        _s, _skipped, fmt = prepare(stream, "auto")
+    finally:
+        stream.close()
+    if fmt in ("ndjson", "empty"):
+        return LakeInput(path, "ndjson")
+    raise UnsupportedError(f"{path}: {fmt} input is not supported by --engine duckdb; "
+                           "run `credwatch convert` to Parquet first, or use --engine python")
+
+
+def plan_inputs(paths: Sequence[str], glob: str | None = None) -> list[LakeInput]:
+    """Every input file behind ``paths``, classified (unsupported ones raise before any scan)."""
+    return [classify(p) for p in expand_paths(paths, glob)]
+
+
+def _check_rules(scanner: Scanner) -> None:
+    for crule in scanner.rules:
+        used = [f for f in fields(crule.matcher.ast) if f.startswith(_DERIVED)]
+        if used:
+            raise UnsupportedError(f"rule {crule.rule.name!r} uses {used[0]}, which only the Python "
+                                   "engine derives; use --engine python")
+
+
+class LakeScan:
+    """Run ``scanner``'s rules inside DuckDB and yield only the records that matched."""
+
+    def __init__(self, scanner: Scanner, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        _check_rules(scanner)
+        self.scanner = scanner
+        self.con = con or connect()
+        self._rows = 0  # rows DuckDB read in the current input
+
+    def where(self, schema: dict[str, SType]) -> str:
+        """The OR of every rule's compiled filter over ``schema``."""
+        now = self.scanner.clock()
+        parts = [f"({compile_duckdb(c.matcher.ast, schema, now=now)})" for c in self.scanner.rules]
+        return " OR ".join(parts) or "FALSE"
+
+    def records(self, inputs: Sequence[LakeInput], diag: Diagnostics) -> Iterator[Record]:
+        """Matching records of every input, in input order; unreadable inputs go to ``diag.failed``."""
+        for inp in inputs:
+            diag.files += 1
+            self._rows = yielded = 0
+            try:
+                reader = self._parquet if inp.kind == "parquet" else self._ndjson
+                for rec in reader(inp.path, diag):
+                    yielded += 1
+                    yield rec
+                # The scanner counts the records it is given; the rest were read by DuckDB.
+                diag.events += max(self._rows - yielded, 0)
+            except duckdb.Error as exc:
+                diag.fail(inp.path, f"DuckDB could not read it: {str(exc).splitlines()[0]}")
+            except OSError as exc:
+                diag.fail(inp.path, exc.strerror or str(exc))
+
+    def _checked(self, rec: Record, diag: Diagnostics) -> Record | None:
+        if any(c.matcher.matches(rec.event) for c in self.scanner.rules):
+            return rec
+        diag.warn("engine-disagreement", rec.source, rec.line,
+                  "DuckDB matched a row the Python evaluator does not")
+        return None
+
+    def _ndjson(self, path: str, diag: Diagnostics) -> Iterator[Record]:
+        if _is_empty(path):
+            diag.skip("empty-file", path, None)
+            return
+        source = read_sql(path)
+        schema = schema_of(self.con.sql(f"SELECT * FROM {source}"))
+        if "_source" in schema or "hits" in schema:
+            raise UnsupportedError(f"{path}: Elasticsearch hits are not supported by --engine duckdb; "
+                                   "run `credwatch convert` first, or use --engine python")
+        total, rows = self.con.execute(
+            f"SELECT count(*), list(__cw_row ORDER BY __cw_row) FILTER (WHERE {self.where(schema)}) "
+            f"FROM (SELECT row_number() OVER () - 1 AS __cw_row, * FROM {source})").fetchone() or (0, [])
+        wanted = sorted(rows or [])
+        self._rows = int(total)
+        yield from self._lines(path, wanted, diag)
+
+    def _lines(self, path: str, wanted: list[int], diag: Diagnostics) -> Iterator[Record]:
+        """Decode only the ``wanted`` non-blank lines (DuckDB's row numbers) with the Python decoder."""
+        if not wanted:
+            return
+        stream = open_binary(path)
+        try:
+            pos, row = 0, -1
+            for lineno, raw in iter_lines(stream):
+                if raw is None or not raw.strip():
+                    continue
+                row += 1
+                if row != wanted[pos]:
+                    continue
+                for rec in line_records_checked(raw, path, lineno, diag):
+                    checked = self._checked(rec, diag)
+                    if checked is not None:
+                        yield checked
+                pos += 1
+                if pos == len(wanted):
+                    return
+        finally:
+            stream.close()
+
+    def _parquet(self, path: str, diag: Diagnostics) -> Iterator[Record]:
+        source = (f"read_parquet({_quote(path)}, file_row_number=true, hive_partitioning=false, "
+                  "binary_as_string=true)")
+        relation = self.con.sql(f"SELECT * FROM {source}")
+        schema = {k: v for k, v in schema_of(relation).items()
+                  if not k.startswith(META_PREFIX) and k != "file_row_number"}
+        total = self.con.execute(f"SELECT count(*) FROM {source}").fetchone()
+        cols = "*" if "_cw_event" not in relation.columns else (
+            "_cw_event, _cw_source, _cw_line, _cw_index, _cw_id, _cw_version, file_row_number")
+        cur = self.con.execute(f"SELECT {cols} FROM {source} WHERE {self.where(schema)} "
+                               "ORDER BY file_row_number")
+        names = [d[0] for d in cur.description or []]
+        self._rows = int(total[0] if total else 0)
+        while batch := cur.fetchmany(FETCH_ROWS):
+            for values in batch:
+                row: dict[str, Any] = dict(zip(names, values, strict=True))
+                rec = record_from_row(row, path, int(row.pop("file_row_number")) + 1)
+                checked = self._checked(rec, diag)
+                if checked is not None:
+                    yield checked
+
+
+def _is_empty(path: str) -> bool:
+    if os.path.getsize(path) == 0:
+        return True
+    if path.endswith(".gz"):
+        with gzip.open(path, "rb") as fh:
+            return not fh.read(1)
+    return False
+
+
+@dataclass(slots=True)
+class LakePlan:
+    """A checked ``--engine duckdb`` scan: its inputs and the engine, nothing read yet."""
+
+    scan: LakeScan
+    inputs: list[LakeInput]
+
+    def records(self, diag: Diagnostics) -> Iterator[Record]:
+        """The matching records, as :meth:`LakeScan.records`."""
+        return self.scan.records(self.inputs, diag)
+
+
+def plan_scan(args: Any, scanner: Scanner) -> LakePlan:
+    """Check ``scan``'s options and inputs for a non-Python engine (raises before outputs are opened)."""
+    if args.engine != "duckdb":
+        raise UnsupportedError(f"--engine {args.engine} is not available; use python or duckdb")
+    if args.input_format not in ("auto", "ndjson"):
+        raise UnsupportedError(f"--input-format {args.input_format} is not supported by --engine duckdb "
+                               "(NDJSON and Parquet only); run `credwatch convert` first")
+    if args.strict:
+        raise UnsupportedError("--strict applies to --engine python; DuckDB stops on the first bad "
+                               "line of an input anyway (reported as a failed input)")
+    if args.workers is not None:
+        raise UnsupportedError("--workers applies to --engine python; DuckDB uses its own threads")
+    return LakePlan(LakeScan(scanner), plan_inputs(args.paths, args.glob))
