@@ -73,6 +73,9 @@ def register(sub: Any) -> None:
                         "(decode and check every line, for exact diagnostics)")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                    help="processes for prefiltered large files (default: one per CPU)")
+    p.add_argument("--engine", choices=("python", "duckdb"), default="python",
+                   help="where the rules are evaluated: python (default) or duckdb (NDJSON and "
+                        "Parquet files; see docs/engines.md)")
     add_rule_args(p)
     add_output_args(p)
     p.set_defaults(func=run)
@@ -126,14 +129,19 @@ def run(args: argparse.Namespace, env: Env) -> int:
     compiled = compile_rules(rules)
     diag = Diagnostics(strict=args.strict)
     scanner = Scanner(compiled, all_indices=args.all_indices, clock=env.clock, diagnostics=diag)
+    lake = None
+    if args.engine != "python":
+        from credwatch.engine.lake import plan_scan  # DuckDB is imported only when asked for
+
+        lake = plan_scan(args, scanner)  # unsupported inputs/options fail before outputs open
     sinks = output_sinks(args, env)
     store = None if args.no_store else open_store(args, env)
     store_sink = StoreSink(store) if store else None
     alerts = 0
     try:
         fast = scanner.fast_path(args.prefilter, args.workers)
-        records = read_records(args.paths, diag, input_format=args.input_format, glob=args.glob,
-                               stdin=env.stdin, fast=fast)
+        records = lake.records(diag) if lake else read_records(
+            args.paths, diag, input_format=args.input_format, glob=args.glob, stdin=env.stdin, fast=fast)
         show_progress = bool(env.stderr_isatty) and not args.quiet
         for alert in scanner.scan(_with_progress(records, env, show_progress, diag)):
             alerts += 1
