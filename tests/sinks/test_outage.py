@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from credwatch.alerts.store import AlertStore
-from credwatch.sinks.deliver import Deliverer
+from credwatch.sinks.deliver import Deliverer, DeliveryThread
 from credwatch.sinks.outbox import Outbox
 from tests.sinks.helpers import sink, store_with, uuids
 from tests.sinks.servers import BulkIndex, FakeClock, HttpReceiver, Reply, Request
@@ -177,3 +177,13 @@ def test_a_deliverer_killed_mid_request_resumes_where_it_stopped(tmp_path: Path)
     finally:
         release.set()
         rx.stop()
+
+
+def test_a_delivery_thread_that_cannot_start_says_so(tmp_path: Path) -> None:
+    errors: list[str] = []
+    thread = DeliveryThread(tmp_path / "missing" / "a.db", [sink("hook", "webhook", url="http://x")],
+                            on_error=errors.append).start()
+    report = thread.stop()
+    assert report.delivered == {}
+    assert len(errors) == 1 and "delivery stopped: ConfigError" in errors[0]
+    assert "folder does not exist" in errors[0]

@@ -237,6 +237,13 @@ class DeliveryThread:
         self.report.errors.update(part.errors)
 
     def _main(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # a dead thread must say so: its alerts wait in the outbox
+            if self.on_error:
+                self.on_error(f"delivery stopped: {type(exc).__name__}: {exc}")
+
+    def _loop(self) -> None:
         with AlertStore(self.db_path) as store:
             deliverer = Deliverer(store, self.configs)
             try:
