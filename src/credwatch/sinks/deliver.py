@@ -256,8 +256,11 @@ class DeliveryThread:
                         self._merge(DrainReport(errors={"*": f"{type(exc).__name__}: {exc}"}))
                     if stopping:
                         return
+                    # Still due right after a drain means waiting for a throttle window:
+                    # look again at the next interval rather than spinning.
                     due = deliverer.next_due()
-                    wait = self.interval if due is None else due - time.time()
+                    now = time.time()
+                    wait = self.interval if due is None or due <= now else due - now
                     self.stopping.wait(min(max(wait, 0.02), self.interval))
             finally:
                 deliverer.close()
