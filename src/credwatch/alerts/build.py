@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from credwatch.alerts.ids import EventIdentity, event_identity
 from credwatch.alerts.reason import build_reason, lodash_get
 from credwatch.normalize.flatten import get_values
@@ -209,8 +211,46 @@ def explain_text(entry: Mapping[str, Any]) -> str:
     return f"{where} {shown} matched {entry.get('clause')}"
 
 
+#: ``(id(rule), indices) -> (rule, block)``: the rule block is the same for every alert
+#: of a rule; the rule is kept so its id cannot be reused. Bounded: rules are few.
+_RULE_BLOCKS: dict[tuple[int, tuple[str, ...] | None], tuple[Rule, dict[str, Any], bytes | None]] = {}
+_MAX_RULE_BLOCKS = 1024
+
+
 def rule_fields(rule: Rule, *, indices: Sequence[str] | None = None) -> dict[str, Any]:
-    """The ``kibana.alert.rule.*`` block for ``rule`` (alert-independent fields)."""
+    """The ``kibana.alert.rule.*`` block for ``rule`` (alert-independent fields).
+
+    Computed once per rule (and indices) and copied for each alert, so that no
+    two alerts share a mutable value.
+    """
+    key = (id(rule), None if indices is None else tuple(indices))
+    hit = _RULE_BLOCKS.get(key)
+    if hit is None or hit[0] is not rule:
+        if len(_RULE_BLOCKS) >= _MAX_RULE_BLOCKS:
+            _RULE_BLOCKS.clear()
+        block = _rule_fields(rule, indices)
+        hit = (rule, block, _json_bytes(block))
+        _RULE_BLOCKS[key] = hit
+    if hit[2] is not None:
+        fresh: dict[str, Any] = orjson.loads(hit[2])
+        return fresh
+    return json_copy(hit[1])  # type: ignore[no-any-return]
+
+
+def _json_bytes(value: dict[str, Any]) -> bytes | None:
+    """``value`` as JSON when decoding it gives back an equal value (a fast deep copy), else None.
+
+    The check keeps tuples, NaN, huge integers and non-string keys on the
+    slow, faithful copy.
+    """
+    try:
+        data = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    return data if orjson.loads(data) == value else None
+
+
+def _rule_fields(rule: Rule, indices: Sequence[str] | None) -> dict[str, Any]:
     api = rule_to_api(rule, full=True)
     params = {k: v for k, v in api.items() if k not in _NOT_PARAMETERS}
     params.setdefault("immutable", False)

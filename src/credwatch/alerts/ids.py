@@ -47,9 +47,78 @@ def kibana_alert_id(index: str, doc_id: str, version: object, rule_uuid: str,
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 
+@dataclass(slots=True)
+class FieldIndex:
+    """An event flattened once: ``{dotted field: [values]}``, shared by the id and the triage.
+
+    ``unique`` is True when every field has one spelling in the event (no dotted
+    key, or only top-level dotted keys and no nested object): then
+    ``flat[field]`` is exactly ``get_values(event, field)``, in the same order,
+    because both walk the document depth-first. Mixed events (dotted keys and
+    nested objects) must use ``get_values``, which orders spellings its own way.
+    """
+
+    event: Mapping[str, Any]
+    flat: dict[str, list[Any]]
+    unique: bool
+
+
+#: The last event indexed: alert building and triage read the same event in a row.
+#: The event itself is kept, so its id cannot be reused by another object meanwhile.
+_LAST: FieldIndex | None = None
+
+
+def field_index(event: Mapping[str, Any]) -> FieldIndex:
+    """The :class:`FieldIndex` of ``event`` (reused while the same event is asked for).
+
+    Events are never modified after they are read, so the index stays valid.
+    """
+    global _LAST
+    last = _LAST
+    if last is not None and last.event is event:
+        return last
+    flat = flatten(event)
+    dotted = any("." in key for key in event)
+    if dotted:
+        nested = any(isinstance(v, dict) or (isinstance(v, list) and _has_object(v))
+                     for v in event.values())
+        unique = not nested
+    else:
+        unique = _no_dotted_keys(event)
+    _LAST = FieldIndex(event, flat, unique)
+    return _LAST
+
+
+def _has_object(items: list[Any]) -> bool:
+    stack: list[Any] = list(items)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            return True
+        if isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _no_dotted_keys(event: Mapping[str, Any]) -> bool:
+    """True when no object in ``event`` has a key with a dot (a pure nested event)."""
+    stack: list[Any] = [event]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                if "." in key:
+                    return False
+                if isinstance(value, (dict, list)):
+                    stack.append(value)
+        elif isinstance(obj, list):
+            stack.extend(v for v in obj if isinstance(v, (dict, list)))
+    return True
+
+
 def content_id(event: Mapping[str, Any]) -> str:
     """A stable id for an event without ``_id``: SHA-256 of its canonical flattened form."""
-    flat = flatten(event)
+    flat = field_index(event).flat
     canonical = json.dumps(sorted(flat.items()), ensure_ascii=False, separators=(",", ":"),
                            default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

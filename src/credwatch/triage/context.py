@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from credwatch.alerts.ids import FieldIndex, field_index
 from credwatch.normalize.flatten import get_values
 
 #: ``auid``/``ses`` value meaning "never set": the process has no login session.
@@ -65,40 +66,47 @@ _CONTROL = re.compile(r"control-?plane|master|(?:^|[-_.])cp\d*(?:$|[-_.])|apiser
 _NODE = re.compile(r"node|worker|kube|k8s|k3s|eks|aks|gke", re.I)
 
 
-#: ``(id(event), field) -> (event, first value)`` while :func:`memoized` is active. The
-#: event itself is kept so that its id cannot be reused by another object meanwhile.
-_MEMO: dict[tuple[int, str], tuple[Mapping[str, Any], Any]] | None = None
+#: The field index of the event being triaged while :func:`memoized` is active.
+_INDEX: FieldIndex | None = None
 
 
 @contextmanager
-def memoized() -> Iterator[None]:
-    """Within the block, :func:`first` resolves each (event, field) once.
+def memoized(event: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """Within the block, fields of ``event`` are read from its flattened index.
 
     Triage reads about 70 fields per alert, many of them several times; the
-    events must not change inside the block.
+    event is flattened once (:func:`credwatch.alerts.ids.field_index`, shared
+    with the alert id) and each read is a dictionary lookup. Events whose
+    fields have more than one spelling fall back to :func:`get_values`.
+    The events must not change inside the block.
     """
-    global _MEMO
-    outer = _MEMO
-    if outer is None:
-        _MEMO = {}
+    global _INDEX
+    outer = _INDEX
+    if event is not None:
+        index = field_index(event)
+        _INDEX = index if index.unique else None
     try:
         yield
     finally:
-        _MEMO = outer
+        _INDEX = outer
+
+
+def values(event: Mapping[str, Any], field: str) -> list[Any]:
+    """Every non-null scalar value of ``field`` (nested or dotted); see :func:`get_values`."""
+    index = _INDEX
+    if index is not None and index.event is event:
+        return index.flat.get(field) or []
+    return get_values(event, field)
 
 
 def first(event: Mapping[str, Any], field: str) -> Any:
     """The first non-null value of ``field`` (nested or dotted), or None."""
-    memo = _MEMO
-    if memo is not None:
-        hit = memo.get((id(event), field))
-        if hit is not None and hit[0] is event:
-            return hit[1]
-    vals = get_values(event, field)
-    value = vals[0] if vals else None
-    if memo is not None:
-        memo[(id(event), field)] = (event, value)
-    return value
+    index = _INDEX
+    if index is not None and index.event is event:
+        vals = index.flat.get(field)
+    else:
+        vals = get_values(event, field)
+    return vals[0] if vals else None
 
 
 def text(event: Mapping[str, Any], field: str) -> str | None:
@@ -109,7 +117,7 @@ def text(event: Mapping[str, Any], field: str) -> str | None:
 
 def args_of(event: Mapping[str, Any]) -> list[str]:
     """``process.args`` as strings (non-strings converted)."""
-    return [a if isinstance(a, str) else str(a) for a in get_values(event, "process.args")]
+    return [a if isinstance(a, str) else str(a) for a in values(event, "process.args")]
 
 
 def basename(word: str) -> str:
@@ -315,7 +323,7 @@ def parent_chain(event: Mapping[str, Any]) -> list[dict[str, Any]]:
             v = first(event, f"{prefix}.{key}")
             if v is not None:
                 item[key] = v
-        pargs = get_values(event, f"{prefix}.args")
+        pargs = values(event, f"{prefix}.args")
         if pargs:
             item["command_line"] = _cut(shlex.join(str(a) for a in pargs), 200)
         if role == "entry_leader":
@@ -384,7 +392,7 @@ def benign_automation(event: Mapping[str, Any], extra: Mapping[str, str] | None 
             v = text(event, f"{prefix}.{key}")
             if v:
                 names.append((role, basename(v)))
-        for a in get_values(event, f"{prefix}.args")[:3]:
+        for a in values(event, f"{prefix}.args")[:3]:
             if isinstance(a, str):
                 names.append((role, basename(a)))
     names.extend(("ancestor", basename(a)) for a in ancestors)

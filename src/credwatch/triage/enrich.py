@@ -74,7 +74,7 @@ def enrich_alert(alert: dict[str, Any], event: Mapping[str, Any] | None = None, 
     known expected-automation set.
     """
     src: Mapping[str, Any] = event if event is not None else alert
-    with memoized():
+    with memoized(src):
         fields = _triage_fields(alert, src, event is not None, benign)
     for key, value in fields.items():
         alert[PREFIX + key] = value
