@@ -30,7 +30,7 @@ exit status: 0 written, 2 usage or configuration error, 3 some input could not b
 """
 
 
-class _IntermixedParser(argparse.ArgumentParser):
+class _Intermixed(argparse.ArgumentParser):
     """Lets options sit between the inputs and OUT (``convert IN --to parquet OUT``).
 
     A plain parser binds every positional at the first run of them, so OUT after
@@ -65,7 +65,9 @@ def register(sub: Any) -> None:
                    help="override input detection")
     p.add_argument("--glob", metavar="PATTERN", help="only files whose name matches, in folders")
     p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
-    p.__class__ = _IntermixedParser  # the sub-command parser is made by the caller's class
+    # The sub-command parser is made by the caller's class (which raises instead of exiting):
+    # keep that class and add the intermixed parse on top of it.
+    p.__class__ = type("ConvertParser", (_Intermixed, type(p)), {})
     p.set_defaults(func=run)
 
 
