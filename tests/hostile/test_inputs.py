@@ -37,12 +37,15 @@ REAL_AUDIT = sorted(FIXTURES.glob("*.log"))
 #: Peak RSS allowed to a scan of a hostile input (issue #12, class 8).
 RSS_LIMIT_MB = 256
 
+# Peak RSS of the scan itself: VmHWM belongs to the process's own memory map, while Linux
+# carries RUSAGE_SELF's maxrss across exec (a child forked from a big pytest would report
+# pytest's peak). Forked workers are measured with RUSAGE_CHILDREN.
 _WRAPPER = (
     "import resource, sys\n"
     "from credwatch.cli.main import program\n"
     "code = program(sys.argv[1:])\n"
-    "peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,\n"
-    "           resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "own = [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+    "peak = max(own + [resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss])\n"
     "sys.stderr.write(f'\\nPEAK-RSS-KB {peak}\\n')\n"
     "sys.exit(code)\n"
 )
