@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from credwatch.backends.prefilter import AUDIT_VERBATIM_FIELDS, Prefilter, derive_literals
+from credwatch.backends.prefilter import (
+    AUDIT_VERBATIM_FIELDS,
+    QUOTE_ROUTES,
+    Prefilter,
+    derive_literals,
+)
 from credwatch.backends.python import compile_query
 from credwatch.kql.ast import Is, Not, walk
 from credwatch.kql.parser import parse
@@ -62,14 +67,18 @@ def test_metadata_tools_in_the_query_are_the_normalizer_list() -> None:
     assert names == METADATA_TOOLS
 
 
-def test_prefilter_derives_no_literal_from_a_derived_field() -> None:
-    # The raw line holds `cd /root/.aws && cat cred''entials`, never the canonical path.
-    assert derive_literals(f'{READ_FIELD}:"/root/.aws/credentials"') is None
-    assert derive_literals(f"{FIELD}:*/.kube/config") is None
+def test_prefilter_literals_of_derived_fields() -> None:
+    # The raw line holds `cd /root/.aws && cat cred''entials`, never the canonical path: a
+    # derived comparison gives one piece of its path plus "'" (lines with shell quotes).
+    assert derive_literals(f'{READ_FIELD}:"/root/.aws/credentials"') == {"credentials"} | QUOTE_ROUTES
+    assert derive_literals(f"{FIELD}:*/.kube/config") == {"config"} | QUOTE_ROUTES  # longest piece
+    assert derive_literals(f"{FIELD}:/root/*") is None  # "root" may come from home expansion
+    assert derive_literals(f"{FIELD}:*") is None
     query = load_rule(HARDENED).query
-    assert derive_literals(query, fields=AUDIT_VERBATIM_FIELDS) is None
+    assert derive_literals(query, fields=AUDIT_VERBATIM_FIELDS) is None  # audit: hex, no quotes seen
     literals = derive_literals(query)
-    assert literals is not None and literals <= {"linux", "process", "exec", "executed"}
+    assert literals is not None and "'" in literals and "process" not in literals
+    assert {"shadow", "credentials", "secrets"} <= literals
 
 
 def test_prefiltered_scan_still_finds_respelled_paths(tmp_path: Path) -> None:
@@ -82,6 +91,7 @@ def test_prefiltered_scan_still_finds_respelled_paths(tmp_path: Path) -> None:
     path.write_text("".join(json.dumps(e) + "\n" for e in [other] * 50 + [event] + [other] * 50))
     pre = Prefilter.for_query(load_rule(HARDENED).query)
     assert pre.may_match(json.dumps(event).encode())
+    assert not pre.may_match(json.dumps(other).encode())
     res = run_cli("scan", str(path), "--rule", HARDENED, "--prefilter", "always", "--no-store",
                   "--format", "ndjson")
     assert res.code == 0, res.err
@@ -163,3 +173,44 @@ def test_scheduled_run_alerts_carry_the_derived_fields(tmp_path: Path) -> None:
     alerts = res.alerts()
     assert alerts and all(a[READ_FIELD] for a in alerts)
     assert any("→" in line for a in alerts for line in a["credwatch.explanation"])
+
+
+_TRICKY = [
+    ["bash", "-c", "cd /root/.aws && cat cred''entials"],
+    ["bash", "-c", 'cat /etc/sha"do"w'],
+    ["bash", "-c", "cat /etc/sha\\dow"],
+    ["sh", "-c", "cat ../token"],
+    ["cat", "/proc/self/cwd/config"],
+    ["python3", "-c", "open('/root/.ssh/id_' + 'rsa')"],
+    ["cat", "/run/secrets/kubernetes.io/serviceaccount/..data/token"],
+    ["tac", "/étc/shadow"],
+    ["cat", "credentials"],
+]
+
+
+def test_prefiltered_and_full_scans_agree(tmp_path: Path) -> None:
+    """Differential: with the derived-field literals, --prefilter always finds what never finds."""
+    base = {"host": {"os": {"type": "linux"}}, "event": {"category": ["process"], "action": "exec"},
+            "user": {"name": "root"}}
+    lines = []
+    for i, args in enumerate(_TRICKY * 3):
+        cwd = ["/root/.aws", f"{SA}/..data", "/root/.kube", "/"][i % 4]
+        event = {**base, "@timestamp": f"2026-12-04T10:00:{i % 60:02d}Z", "event": {**base["event"], "id": f"t{i}"},
+                 "process": {"name": args[0], "executable": f"/usr/bin/{args[0]}", "pid": 7,
+                             "working_directory": cwd, "args": args}}
+        line = json.dumps(event, ensure_ascii=i % 2 == 0)
+        # A writer may spell a double quote or backslash as \u0022 / \u005c.
+        lines.append(line.replace('\\"', "\\u0022").replace("\\\\", "\\u005c") if i % 3 == 0 else line)
+    bench = Path(__file__).resolve().parents[2] / "bench" / "data" / "ecs-100k-diff.ndjson"
+    if bench.exists():
+        with open(bench) as fh:
+            lines += [next(fh).rstrip("\n") for _ in range(5000)]
+    path = tmp_path / "mixed.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    ids = {}
+    for mode in ("always", "never"):
+        res = run_cli("scan", str(path), "--rule", HARDENED, "--prefilter", mode, "--no-store",
+                      "--format", "ndjson", "--quiet")
+        assert res.code in (0, 1), res.err
+        ids[mode] = sorted(a["kibana.alert.uuid"] for a in res.alerts())
+    assert ids["always"] == ids["never"] and len(ids["never"]) >= 18

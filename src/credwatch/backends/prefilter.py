@@ -13,7 +13,10 @@ substring*, or ``None`` when no such set exists ("cannot prefilter"):
   fewest literals); ``or`` → the union (``None`` if any child is ``None``);
 * ``not``, ``exists``, ranges, free text, wildcard field names, and typed
   (number, ip, date, boolean, text) fields → ``None``;
-* ``f:{q}`` → the set of ``q``.
+* ``f:{q}`` → the set of ``q``;
+* ``credwatch.normalized.*:v`` (derived after reading) → one fixed piece of
+  ``v`` plus ``'`` (:data:`QUOTE_ROUTE`), NDJSON only; an ``and`` prefers such
+  a set (see :func:`credwatch.normalize.derived.derived_literal`).
 
 :class:`Prefilter` turns the set into byte patterns for one input *format*
 (the readers in ``sources`` scan for them with their own engines).
@@ -65,6 +68,7 @@ from credwatch.kql.ast import (
 )
 from credwatch.kql.fields import KEYWORD_LIKE, field_type
 from credwatch.kql.parser import parse
+from credwatch.normalize.derived import derived_literal
 
 Literals = frozenset[str] | None
 Format = TypingLiteral["ndjson", "audit"]
@@ -80,6 +84,12 @@ AUDIT_VERBATIM_FIELDS: frozenset[str] = frozenset({
 
 #: Fields credwatch derives before evaluation (credwatch.normalize.paths): never in raw input.
 DERIVED_PREFIX = "credwatch.normalized."
+#: Literals that route NDJSON lines holding shell quoting inside a string to the full
+#: evaluator: a single quote, and a double quote or backslash as JSON writes them (``\"``,
+#: ``\\``, ``\u0022``, ``\u005c``). Quotes spliced into a word (``cred''entials``) hide
+#: a derived path's fragment from the raw line. :data:`QUOTE_ROUTE` marks such a set.
+QUOTE_ROUTE = "'"
+QUOTE_ROUTES = frozenset({QUOTE_ROUTE, '\\"', "\\\\", "\\u0022", "\\u005c", "\\u005C"})
 
 #: Extra patterns that make a raw line a candidate regardless of the literals.
 ROUTE_TO_FULL: Mapping[str, tuple[bytes, ...]] = {"ndjson": (b"\\",), "audit": (b"_len=",)}
@@ -103,15 +113,21 @@ class LiteralDeriver(Visitor[Literals]):
         name = self.prefix + field.value
         if self.fields is not None and name not in self.fields:
             return None
-        if name.startswith(DERIVED_PREFIX):
-            return None  # computed after reading: its spelling is not in the raw line
         if field_type(name, self.field_types) not in KEYWORD_LIKE:
             return None
         return name
 
     def visit_is(self, node: Is) -> Literals:
-        if self._usable_field(node) is None:
+        name = self._usable_field(node)
+        if name is None:
             return None
+        if name.startswith(DERIVED_PREFIX):
+            # Derived after reading (credwatch.normalize): a fixed piece of the path is in
+            # the event's strings once shell quotes are removed, so lines with a quote go
+            # to the full evaluator (in NDJSON `"` and `\` are escaped, hence routed).
+            # Audit lines never get here: derived fields are not verbatim fields.
+            literal = derived_literal(node)
+            return None if literal is None else frozenset({literal}) | QUOTE_ROUTES
         value = node.value
         if isinstance(value, Wildcard):
             best = max(value.parts, key=len)
@@ -152,7 +168,10 @@ class LiteralDeriver(Visitor[Literals]):
 
     def visit_and(self, node: And) -> Literals:
         sets = [s for s in (self.visit(c) for c in node.children) if s is not None]
-        return max(sets, key=selectivity) if sets else None
+        # Any child's set is sound; a derived comparison's (the file a rule is about) is
+        # preferred over generic co-conditions such as event.category:process.
+        derived = [s for s in sets if QUOTE_ROUTE in s]
+        return max(derived or sets, key=selectivity) if sets else None
 
 
 def selectivity(literals: frozenset[str]) -> tuple[float, int]:

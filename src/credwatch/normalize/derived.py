@@ -118,6 +118,20 @@ def gate_fragments(node: Node) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(out))
 
 
+def derived_literal(node: Is) -> str | None:
+    """A fixed piece every path matching ``node`` (a derived comparison) holds, or None.
+
+    The piece also occurs in the event's own strings once shell quotes and
+    backslashes are removed (see :func:`gate_fragments`); the literal
+    prefilter uses it for NDJSON lines, where every string is written raw
+    unless escaped with a backslash.
+    """
+    fragments = gate_fragments(node)
+    if not fragments or any(f in c for f in fragments for c in _SYNTHETIC_COMPONENTS):
+        return None
+    return fragments[0]
+
+
 class Gate:
     """Whether an event's strings hold one of a query's derived-path fragments (one regex search)."""
 
