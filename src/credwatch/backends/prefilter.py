@@ -15,8 +15,8 @@ substring*, or ``None`` when no such set exists ("cannot prefilter"):
   (number, ip, date, boolean, text) fields → ``None``;
 * ``f:{q}`` → the set of ``q``;
 * ``credwatch.normalized.*:v`` (derived after reading) → one fixed piece of
-  ``v`` plus ``'`` (:data:`QUOTE_ROUTE`), NDJSON only; an ``and`` prefers such
-  a set (see :func:`credwatch.normalize.derived.derived_literal`).
+  ``v`` plus :data:`QUOTE_ROUTES`, NDJSON only (audit: ``None``); an ``and``
+  prefers such a set (see :func:`credwatch.normalize.derived.derived_literal`).
 
 :class:`Prefilter` turns the set into byte patterns for one input *format*
 (the readers in ``sources`` scan for them with their own engines).
@@ -123,8 +123,8 @@ class LiteralDeriver(Visitor[Literals]):
             return None
         if name.startswith(DERIVED_PREFIX):
             # Derived after reading (credwatch.normalize): a fixed piece of the path is in
-            # the event's strings once shell quotes are removed, so lines with a quote go
-            # to the full evaluator (in NDJSON `"` and `\` are escaped, hence routed).
+            # the event's strings once shell quotes and backslashes are removed, so lines
+            # holding those in a string (QUOTE_ROUTES) go to the full evaluator.
             # Audit lines never get here: derived fields are not verbatim fields.
             literal = derived_literal(node)
             return None if literal is None else frozenset({literal}) | QUOTE_ROUTES
