@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,13 +42,13 @@ from credwatch.backends.duckdb import compile_duckdb, connect, read_sql, schema_
 from credwatch.backends.sqlbase import SType
 from credwatch.engine.convert import META_PREFIX, record_from_row
 from credwatch.engine.scan import Scanner
-from credwatch.errors import UnsupportedError
+from credwatch.errors import SourceError, UnsupportedError
 from credwatch.kql.passes import fields
 from credwatch.sources.detect import prepare
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.documents import line_records_checked
-from credwatch.sources.ecs import expand_paths, open_binary
-from credwatch.sources.inputs import iter_lines
+from credwatch.sources.ecs import open_binary
+from credwatch.sources.inputs import READ_ERRORS, Input, describe, expand_inputs, iter_lines
 from credwatch.sources.record import Record
 
 ENGINES = ("python", "duckdb")
@@ -70,27 +71,38 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def classify(path: str) -> LakeInput:
-    """Parquet (by its magic bytes) or NDJSON (as the Python reader detects it); else unsupported."""
-    if path == "-":
-        raise UnsupportedError("--engine duckdb reads files, not standard input; use --engine python")
-    with open(path, "rb") as fh:
-        if fh.read(4) == _PARQUET_MAGIC:
-            return LakeInput(path, "parquet")
-    stream = open_binary(path)
+def classify(inp: Input) -> LakeInput | None:
+    """Parquet (by its magic bytes) or NDJSON (as the Python reader detects it).
+
+    Anything else raises :class:`UnsupportedError`; an input that cannot be opened
+    returns ``None`` (the reader reports it as a failed input, as ``--engine python`` does).
+    """
+    if inp.path == "-" or not inp.regular:
+        raise UnsupportedError(f"{inp.source}: --engine duckdb reads regular files, not standard "
+                               "input or pipes; use --engine python")
     try:
-        _s, _skipped, fmt = prepare(stream, "auto")
-    finally:
-        stream.close()
+        with open(inp.path, "rb") as fh:
+            if fh.read(4) == _PARQUET_MAGIC:
+                return LakeInput(inp.path, "parquet")
+        stream = open_binary(inp.path)
+        try:
+            _s, _skipped, fmt = prepare(stream, "auto")
+        finally:
+            stream.close()
+    except (SourceError, OSError, EOFError, zlib.error):
+        return LakeInput(inp.path, "ndjson")  # reading it again fails and is reported then
     if fmt in ("ndjson", "empty"):
-        return LakeInput(path, "ndjson")
-    raise UnsupportedError(f"{path}: {fmt} input is not supported by --engine duckdb; "
+        return LakeInput(inp.path, "ndjson")
+    raise UnsupportedError(f"{inp.path}: {fmt} input is not supported by --engine duckdb; "
                            "run `credwatch convert` to Parquet first, or use --engine python")
 
 
-def plan_inputs(paths: Sequence[str], glob: str | None = None) -> list[LakeInput]:
-    """Every input file behind ``paths``, classified (unsupported ones raise before any scan)."""
-    return [classify(p) for p in expand_paths(paths, glob)]
+def plan_inputs(paths: Sequence[str], diag: Diagnostics, glob: str | None = None) -> list[LakeInput]:
+    """Every input file behind ``paths``, classified (unsupported ones raise before any scan).
+
+    Paths that are not inputs (missing, dangling links, sockets) go to ``diag.failed``.
+    """
+    return [x for inp in expand_inputs(paths, diag, glob) if (x := classify(inp)) is not None]
 
 
 def _check_rules(scanner: Scanner) -> None:
@@ -130,8 +142,10 @@ class LakeScan:
                 diag.events += max(self._rows - yielded, 0)
             except duckdb.Error as exc:
                 diag.fail(inp.path, f"DuckDB could not read it: {str(exc).splitlines()[0]}")
-            except OSError as exc:
-                diag.fail(inp.path, exc.strerror or str(exc))
+            except SourceError as exc:
+                diag.fail(inp.path, exc.message)
+            except READ_ERRORS as exc:
+                diag.fail(inp.path, describe(exc))
 
     def _checked(self, rec: Record, diag: Diagnostics) -> Record | None:
         if any(c.matcher.matches(rec.event) for c in self.scanner.rules):
@@ -234,4 +248,4 @@ def plan_scan(args: Any, scanner: Scanner) -> LakePlan:
                                "line of an input anyway (reported as a failed input)")
     if args.workers is not None:
         raise UnsupportedError("--workers applies to --engine python; DuckDB uses its own threads")
-    return LakePlan(LakeScan(scanner), plan_inputs(args.paths, args.glob))
+    return LakePlan(LakeScan(scanner), plan_inputs(args.paths, scanner.diagnostics, args.glob))
