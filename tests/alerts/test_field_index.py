@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import pytest
 
 from credwatch.alerts.ids import content_id, field_index
-from credwatch.normalize.flatten import get_values
+from credwatch.normalize.flatten import flatten, get_values
 from credwatch.triage.context import first, memoized, values
 
 NESTED = {"process": {"args": ["cat", "/root/.aws/credentials"], "parent": {"name": "bash"},
@@ -47,3 +49,21 @@ def test_the_index_follows_the_event_it_was_built_for() -> None:
     assert field_index(b).flat == {"x": [2]}
     assert field_index(a).event is a
     assert content_id(a) != content_id(b)
+
+
+@pytest.mark.parametrize("event", [NESTED, FLAT, MIXED, {"": {"a": 1, "": [2, {"b": None}]}},
+                                   {"a": [[1, [2]], {"b": [{"c": 3}, None]}], "a.b": 4}])
+def test_the_index_is_the_content_id_flattening(event: dict[str, Any]) -> None:
+    assert field_index(event).flat == flatten(event)
+
+
+@pytest.mark.parametrize("event", [
+    NESTED, FLAT, MIXED,
+    {"s": "".join(chr(i) for i in range(0x30)) + "\x7f\u2028é😀\"\\", "n": [-5, 2**63 - 1, True]},
+    {"f": [1.0, 1e16, 1e-7, 2.5], "big": 2**70},
+    {"odd": {"set": frozenset({1})}, "t": (1, 2)},
+])
+def test_content_id_is_the_sha256_of_the_canonical_json(event: dict[str, Any]) -> None:
+    flat = sorted(flatten(event).items())
+    text = json.dumps(flat, ensure_ascii=False, separators=(",", ":"), default=str)
+    assert content_id(event) == hashlib.sha256(text.encode("utf-8")).hexdigest()

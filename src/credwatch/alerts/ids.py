@@ -26,7 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from credwatch.normalize.flatten import flatten, get_values
+import orjson
+
+from credwatch.normalize.flatten import get_values
 from credwatch.rules.defaults import DEFAULT_SPACE
 
 
@@ -61,6 +63,8 @@ class FieldIndex:
     event: Mapping[str, Any]
     flat: dict[str, list[Any]]
     unique: bool
+    #: A float among the values (orjson and ``json`` spell some floats differently).
+    floats: bool = False
 
 
 #: The last event indexed: alert building and triage read the same event in a row.
@@ -77,51 +81,61 @@ def field_index(event: Mapping[str, Any]) -> FieldIndex:
     last = _LAST
     if last is not None and last.event is event:
         return last
-    flat = flatten(event)
-    dotted = any("." in key for key in event)
-    if dotted:
-        nested = any(isinstance(v, dict) or (isinstance(v, list) and _has_object(v))
-                     for v in event.values())
-        unique = not nested
-    else:
-        unique = _no_dotted_keys(event)
-    _LAST = FieldIndex(event, flat, unique)
+    flat: dict[str, list[Any]] = {}
+    # flags[0]: a dotted key below the top level; flags[1]: an object below the top level;
+    # flags[2]: a float value.
+    flags = [False, False, False]
+    dotted_top = False
+    for key, value in event.items():
+        if "." in key:
+            dotted_top = True
+        _leaves(key, value, flat, flags)
+    unique = not flags[0] and not (dotted_top and flags[1])
+    _LAST = FieldIndex(event, flat, unique, flags[2])
     return _LAST
 
 
-def _has_object(items: list[Any]) -> bool:
-    stack: list[Any] = list(items)
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            return True
-        if isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
-def _no_dotted_keys(event: Mapping[str, Any]) -> bool:
-    """True when no object in ``event`` has a key with a dot (a pure nested event)."""
-    stack: list[Any] = [event]
-    while stack:
-        obj = stack.pop()
-        if isinstance(obj, dict):
-            for key, value in obj.items():
-                if "." in key:
-                    return False
-                if isinstance(value, (dict, list)):
-                    stack.append(value)
-        elif isinstance(obj, list):
-            stack.extend(v for v in obj if isinstance(v, (dict, list)))
-    return True
+def _leaves(name: str, value: Any, out: dict[str, list[Any]], flags: list[bool]) -> None:
+    """:func:`credwatch.normalize.flatten.flatten`'s walk, without generators (same result)."""
+    if isinstance(value, dict):
+        flags[1] = True
+        for key, sub in value.items():
+            if "." in key:
+                flags[0] = True
+            _leaves(f"{name}.{key}" if name else key, sub, out, flags)
+    elif isinstance(value, list):
+        for item in value:
+            _leaves(name, item, out, flags)
+    elif value is not None:
+        if isinstance(value, float):
+            flags[2] = True
+        found = out.get(name)
+        if found is None:
+            out[name] = [value]
+        else:
+            found.append(value)
 
 
 def content_id(event: Mapping[str, Any]) -> str:
-    """A stable id for an event without ``_id``: SHA-256 of its canonical flattened form."""
-    flat = field_index(event).flat
-    canonical = json.dumps(sorted(flat.items()), ensure_ascii=False, separators=(",", ":"),
-                           default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    """A stable id for an event without ``_id``: SHA-256 of its canonical flattened form.
+
+    The canonical form is ``json.dumps(sorted(flat.items()), ensure_ascii=False,
+    separators=(",", ":"), default=str)``. orjson writes the same bytes for
+    strings, integers, booleans and null, so it is used unless a float (``1e+16``
+    vs ``1e16``) or a value orjson refuses (huge integers, other types) is present.
+    """
+    index = field_index(event)
+    items = sorted(index.flat.items())
+    data: bytes | None = None
+    if not index.floats:
+        try:
+            data = orjson.dumps(items)
+        except (TypeError, orjson.JSONEncodeError):
+            data = None
+    if data is None:
+        data = json.dumps(items, ensure_ascii=False, separators=(",", ":"),
+                          default=str).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
 
 
 def data_stream_index(event: Mapping[str, Any]) -> str | None:
