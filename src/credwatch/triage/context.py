@@ -7,6 +7,7 @@ looks at other events; :mod:`credwatch.triage.correlate` does that.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -276,10 +277,27 @@ def shell_scripts(args: Sequence[str]) -> list[str]:
     return []
 
 
+#: Command lines up to this many characters are analysed once and remembered (a hunt
+#: sees the same commands again and again); the cache holds a bounded number of them.
+_CACHED_COMMAND = 2048
+
+
 def indicators(event: Mapping[str, Any]) -> list[Indicator]:
     """Piping, encoding and exfiltration indicators in the event's command line."""
-    args = args_of(event)
-    out = command_indicators(args)
+    args = tuple(args_of(event))
+    line = text(event, "process.command_line")
+    if sum(map(len, args)) + len(line or "") <= _CACHED_COMMAND:
+        return list(_indicators_cached(args, line))
+    return _indicators(args, line)
+
+
+@functools.lru_cache(maxsize=8192)
+def _indicators_cached(args: tuple[str, ...], line: str | None) -> tuple[Indicator, ...]:
+    return tuple(_indicators(args, line))
+
+
+def _indicators(args: Sequence[str], line: str | None) -> list[Indicator]:
+    out = command_indicators(list(args))
     for script in shell_scripts(args):
         cmds = _split_shell(script)
         for cmd in cmds:
@@ -290,7 +308,7 @@ def indicators(event: Mapping[str, Any]) -> list[Indicator]:
             if m.group(1).startswith(("/dev/tcp/", "/dev/udp/")):
                 continue
             out.append(Indicator("redirect", "sh", _cut(m.group(0)), False))
-    texts = list(args) + [v for v in (text(event, "process.command_line"),) if v]
+    texts = list(args) + [v for v in (line,) if v]
     for t in texts:
         dev = re.search(r"/dev/(?:tcp|udp)/[^\s'\"]+", t)
         if dev and not any(i.type == "dev-tcp" for i in out):
@@ -368,6 +386,18 @@ def user_identity(event: Mapping[str, Any]) -> dict[str, Any]:
 # -- expected automation --------------------------------------------------------------------
 
 def benign_label(name: str) -> str | None:
+    """The automation a program name belongs to (exact name, then name patterns), or None."""
+    if len(name) <= 256:
+        return _benign_label_cached(name)
+    return _benign_label(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _benign_label_cached(name: str) -> str | None:
+    return _benign_label(name)
+
+
+def _benign_label(name: str) -> str | None:
     if name in BENIGN_AUTOMATION:
         return BENIGN_AUTOMATION[name]
     for rx, label in _BENIGN_PATTERNS:

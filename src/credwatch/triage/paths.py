@@ -13,6 +13,7 @@ Classification searches each argument rather than requiring equality, so
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -271,8 +272,24 @@ def fill(template: str, values: Mapping[str, str]) -> str:
     return template.format_map(_Defaulting({k: v for k, v in values.items() if v}))
 
 
+#: Texts up to this length are classified once and remembered (arguments repeat a lot
+#: in a hunt); longer ones are classified each time, so the cache stays small.
+_CACHED_TEXT = 1024
+
+
 def classify_path(text: str) -> list[tuple[CredentialKind, str]]:
     """Every credential kind named in ``text``, with the path as written (left to right)."""
+    if len(text) <= _CACHED_TEXT:
+        return list(_classify_cached(text))
+    return _classify(text)
+
+
+@functools.lru_cache(maxsize=16384)
+def _classify_cached(text: str) -> tuple[tuple[CredentialKind, str], ...]:
+    return tuple(_classify(text))
+
+
+def _classify(text: str) -> list[tuple[CredentialKind, str]]:
     found: list[tuple[int, CredentialKind, str]] = []
     for kind, rx in _COMPILED:
         for m in rx.finditer(text):
