@@ -580,6 +580,16 @@ def sinks_rows(console: Console, *, quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def alerts_rows(console: Console, *, events: int, reps: int, cw: list[str]) -> dict[str, Any]:
+    """Alert cost rows (bench/alerts_bench.py): broad hunt vs anchor loop, start-up vs python3."""
+    import alerts_bench
+
+    res = alerts_bench.run(min(events, 100_000), reps, cw)
+    for line in alerts_bench.describe(res["hunt"], res["startup"]):
+        console.print(line)
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     p = argparse.ArgumentParser(description="credwatch benchmark: contenders vs anchors, medians and peak RSS.")
@@ -596,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="skip the full-size differential tests (fast path == full path)")
     p.add_argument("--no-sinks", action="store_true",
                    help="skip the sink delivery row (watch at 5,000 alerts/min, 50 ms webhook)")
+    p.add_argument("--no-alerts", action="store_true",
+                   help="skip the alert cost rows (broad hunt alerts/s, start-up)")
     p.add_argument("--multi-rule-events", type=int, default=200_000, help="file size for the 50-rules check (capped at --events)")
     args = p.parse_args(argv)
     if args.quick:
@@ -651,6 +663,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_differential:
         report["differential"] = differential(console, args.timeout * 4)
+    if not args.no_alerts and not cw_reason:
+        report["alerts"] = alerts_rows(console, events=args.events, reps=args.reps, cw=cw)
     if not args.no_sinks:
         report["sinks"] = sinks_rows(console, quick=args.quick)
 
