@@ -226,26 +226,45 @@ def _is_empty(path: str) -> bool:
 
 @dataclass(slots=True)
 class LakePlan:
-    """A checked ``--engine duckdb`` scan: its inputs and the engine, nothing read yet."""
+    """A checked ``--engine duckdb|spark`` scan: its inputs and the engine, nothing read yet."""
 
-    scan: LakeScan
+    scan: LakeScan | None
     inputs: list[LakeInput]
+    spark: Any = None
 
     def records(self, diag: Diagnostics) -> Iterator[Record]:
-        """The matching records, as :meth:`LakeScan.records`."""
+        """The matching records, as :meth:`LakeScan.records` (or the Spark engine's)."""
+        if self.spark is not None:
+            records: Iterator[Record] = self.spark.records(diag)
+            return records
+        assert self.scan is not None
         return self.scan.records(self.inputs, diag)
+
+
+def _check_options(args: Any) -> None:
+    engine = args.engine
+    if args.input_format not in ("auto", "ndjson"):
+        raise UnsupportedError(f"--input-format {args.input_format} is not supported by --engine "
+                               f"{engine} (NDJSON and Parquet only); run `credwatch convert` first")
+    if args.strict:
+        raise UnsupportedError(f"--strict applies to --engine python; {engine} stops on the first bad "
+                               "line of an input anyway (reported as a failed input)")
+    if args.workers is not None:
+        raise UnsupportedError(f"--workers applies to --engine python; {engine} uses its own threads")
 
 
 def plan_scan(args: Any, scanner: Scanner) -> LakePlan:
     """Check ``scan``'s options and inputs for a non-Python engine (raises before outputs are opened)."""
-    if args.engine != "duckdb":
-        raise UnsupportedError(f"--engine {args.engine} is not available; use python or duckdb")
-    if args.input_format not in ("auto", "ndjson"):
-        raise UnsupportedError(f"--input-format {args.input_format} is not supported by --engine duckdb "
-                               "(NDJSON and Parquet only); run `credwatch convert` first")
-    if args.strict:
-        raise UnsupportedError("--strict applies to --engine python; DuckDB stops on the first bad "
-                               "line of an input anyway (reported as a failed input)")
-    if args.workers is not None:
-        raise UnsupportedError("--workers applies to --engine python; DuckDB uses its own threads")
+    if args.engine not in ("duckdb", "spark"):
+        raise UnsupportedError(f"--engine {args.engine} is not available; use python, duckdb or spark")
+    _check_options(args)
+    _check_rules(scanner)
+    if args.engine == "spark":
+        from credwatch.engine.spark_lake import (  # pyspark only when asked for
+            SparkScan,
+            spark_paths,
+        )
+
+        paths = spark_paths(args.paths, scanner.diagnostics, args.glob)
+        return LakePlan(None, [], SparkScan(scanner, paths, getattr(args, "spark_master", None)))
     return LakePlan(LakeScan(scanner), plan_inputs(args.paths, scanner.diagnostics, args.glob))
