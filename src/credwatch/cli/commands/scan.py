@@ -73,9 +73,11 @@ def register(sub: Any) -> None:
                         "(decode and check every line, for exact diagnostics)")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                    help="processes for prefiltered large files (default: one per CPU)")
-    p.add_argument("--engine", choices=("python", "duckdb"), default="python",
-                   help="where the rules are evaluated: python (default) or duckdb (NDJSON and "
-                        "Parquet files; see docs/engines.md)")
+    p.add_argument("--engine", choices=("python", "duckdb", "spark"), default="python",
+                   help="where the rules are evaluated: python (default), duckdb (NDJSON and "
+                        "Parquet files) or spark (Parquet; see docs/engines.md)")
+    p.add_argument("--spark-master", metavar="URL", default=None,
+                   help="--engine spark: the cluster (default: spark-submit's, else local[*])")
     add_rule_args(p)
     add_output_args(p)
     p.set_defaults(func=run)
