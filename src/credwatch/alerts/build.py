@@ -27,6 +27,7 @@ asset criticality).
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from credwatch.alerts.ids import EventIdentity, event_identity
+from credwatch.alerts.ids import EventIdentity, event_identity, field_index
 from credwatch.alerts.reason import build_reason, lodash_get
 from credwatch.normalize.flatten import get_values
 from credwatch.rules.convert import rule_to_api
@@ -60,8 +61,13 @@ class EventOrigin:
     line: int | None = None
 
 
+@functools.lru_cache(maxsize=4096)
 def iso_ms(t: datetime) -> str:
-    """JavaScript ``toISOString``: UTC, millisecond precision, ``Z`` suffix."""
+    """JavaScript ``toISOString``: UTC, millisecond precision, ``Z`` suffix.
+
+    Remembered for recent instants: an alert formats its event's time, and
+    the triage the same window edges, again and again.
+    """
     # Not strftime: its %Y drops the zero padding of years before 1000 on glibc.
     return format_ms(datetime_to_ms(t))
 
@@ -73,6 +79,14 @@ def parse_event_time(value: Any) -> datetime | None:
     time is the instant the query compared; None too for a valid date outside
     the years 1..9999 a datetime can hold (e.g. epoch 10^17 ms).
     """
+    if isinstance(value, str) and len(value) <= 64:
+        return _parse_text_time(value)
+    return parse_datetime(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text_time(value: str) -> datetime | None:
+    # The alert and its triage parse the same event time; datetimes are immutable.
     return parse_datetime(value)
 
 
@@ -350,7 +364,8 @@ def build_alert(
     risk = apply_risk_score_mapping(rule, event)
     name = _rule_name(rule, event)
     timestamp = iso_ms(now)
-    times = get_values(event, "@timestamp")
+    index = field_index(event)
+    times = index.flat.get("@timestamp", []) if index.unique else get_values(event, "@timestamp")
     original = parse_event_time(times[0]) if times else None
     explain = [hit_to_dict(h) for h in hits]
 
