@@ -96,24 +96,39 @@ def field_index(event: Mapping[str, Any]) -> FieldIndex:
 
 
 def _leaves(name: str, value: Any, out: dict[str, list[Any]], flags: list[bool]) -> None:
-    """:func:`credwatch.normalize.flatten.flatten`'s walk, without generators (same result)."""
+    """:func:`credwatch.normalize.flatten.flatten`'s walk, without generators (same result).
+
+    Scalars inside an object or array are stored inline rather than through
+    another call: most leaves are, and this walk runs once per alert.
+    """
     if isinstance(value, dict):
         flags[1] = True
         for key, sub in value.items():
             if "." in key:
                 flags[0] = True
-            _leaves(f"{name}.{key}" if name else key, sub, out, flags)
+            full = f"{name}.{key}" if name else key
+            if isinstance(sub, (dict, list)):
+                _leaves(full, sub, out, flags)
+            elif sub is not None:
+                _store(full, sub, out, flags)
     elif isinstance(value, list):
         for item in value:
-            _leaves(name, item, out, flags)
+            if isinstance(item, (dict, list)):
+                _leaves(name, item, out, flags)
+            elif item is not None:
+                _store(name, item, out, flags)
     elif value is not None:
-        if isinstance(value, float):
-            flags[2] = True
-        found = out.get(name)
-        if found is None:
-            out[name] = [value]
-        else:
-            found.append(value)
+        _store(name, value, out, flags)
+
+
+def _store(name: str, value: Any, out: dict[str, list[Any]], flags: list[bool]) -> None:
+    if isinstance(value, float):
+        flags[2] = True
+    found = out.get(name)
+    if found is None:
+        out[name] = [value]
+    else:
+        found.append(value)
 
 
 def content_id(event: Mapping[str, Any]) -> str:

@@ -37,7 +37,7 @@ def lodash_get(doc: Mapping[str, Any], path: str) -> Any:
         return doc[path]
     cur: Any = doc
     for part in path.split("."):
-        if isinstance(cur, Mapping) and part in cur:
+        if isinstance(cur, (dict, Mapping)) and part in cur:
             cur = cur[part]
         elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
             cur = cur[int(part)]
