@@ -21,7 +21,9 @@ passes over a private spool file (memory stays bounded whatever the input size):
   a converted row is the document (and ``kibana.alert.uuid``) built from the original.
 
 A field that is both a value and an object (``a: 1`` in one event, ``a.b: 2`` in
-another) keeps only its object columns; the value stays in ``_cw_event``.
+another) keeps the side seen more often as columns (reported as ``not-a-column``
+warnings); the other side stays in ``_cw_event``. Field names deeper than
+:data:`MAX_FIELD_DEPTH` or with empty parts are not columns either.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ INSTALL_HINT = "pip install 'credwatch[lake]'"
 META_PREFIX = "_cw_"
 #: Bounds on what the input decides: columns in the schema, day partitions open at once.
 MAX_COLUMNS = 20_000
+#: Deeper field names are not columns (DuckDB reads at most 128 levels); they stay in ``_cw_event``.
+MAX_FIELD_DEPTH = 32
 MAX_PARTITIONS = 4_096
 BATCH_ROWS = 20_000
 ALWAYS_LIST = frozenset({"process.args"})
@@ -91,6 +95,8 @@ class FieldStats:
 
     kinds: set[str] = field(default_factory=set)
     listed: bool = False
+    #: Values seen (decides a value-versus-object conflict).
+    count: int = 0
 
 
 def _leaf_type(pa: Any, stats: FieldStats) -> Any:
@@ -104,15 +110,38 @@ def _leaf_type(pa: Any, stats: FieldStats) -> Any:
     return pa.string()
 
 
+def shape_conflicts(stats: dict[str, FieldStats]) -> set[str]:
+    """Fields left out of the columns because a name is a value in some events and an object in others.
+
+    The side seen more often wins, so one odd event cannot remove a field every other
+    event has (``process.args: {"x": 1}`` once does not hide ``process.args``); the
+    losers stay in ``_cw_event``.
+    """
+    under: dict[str, int] = {}
+    for name, st in stats.items():
+        for i, c in enumerate(name):
+            if c == ".":
+                under[name[:i]] = max(under.get(name[:i], 0), st.count)
+    dropped: set[str] = set()
+    for prefix, inner in under.items():
+        st = stats.get(prefix)
+        if st is None:
+            continue
+        if st.count >= inner and prefix not in dropped:
+            dropped.update(n for n in stats if n.startswith(prefix + "."))
+        else:
+            dropped.add(prefix)
+    return dropped
+
+
 def build_schema(stats: dict[str, FieldStats]) -> Any:
     """The Arrow schema for the fields seen (see the module docstring), meta columns first."""
     pa = require_pyarrow()
-    names = sorted(stats)
-    prefixes = {n[:i] for n in names for i, c in enumerate(n) if c == "."}
+    dropped = shape_conflicts(stats)
     tree: dict[str, Any] = {}
-    for name in names:
-        if name in prefixes:
-            continue  # both a value and an object: the object wins (the value stays in _cw_event)
+    for name in sorted(stats):
+        if name in dropped:
+            continue
         st = stats[name]
         typ = pa.string() if name in ALWAYS_LIST else _leaf_type(pa, st)
         if st.listed or name in ALWAYS_LIST:
@@ -239,11 +268,27 @@ class ConvertResult:
     columns: int = 0
 
 
-def _spool(records: Iterable[Record], spool: IO[bytes], stats: dict[str, FieldStats]) -> int:
+def _column_name(name: str) -> bool:
+    """A dotted name that can be a struct path: no empty part, not too deep."""
+    parts = name.split(".")
+    return len(parts) <= MAX_FIELD_DEPTH and all(parts)
+
+
+def _spool(records: Iterable[Record], spool: IO[bytes], stats: dict[str, FieldStats],
+           diag: Diagnostics) -> int:
     n = 0
     for rec in records:
+        try:
+            # orjson refuses more than 254 levels (the readers accept up to 1024).
+            line = orjson.dumps([rec.event, rec.source, rec.line, rec.index, rec.id, rec.version])
+        except TypeError:
+            diag.skip("too-deep", rec.source, rec.line, "nested too deeply to be written")
+            diag.events += 1  # read, not written
+            continue
         flat: list[Any] = []
         for name, value, listed in leaves(rec.event):
+            if not _column_name(name):
+                continue
             flat.append((name, value))
             st = stats.get(name)
             if st is None:
@@ -253,10 +298,9 @@ def _spool(records: Iterable[Record], spool: IO[bytes], stats: dict[str, FieldSt
                 st = stats[name] = FieldStats()
             st.kinds.add(_KINDS.get(type(value), "other"))
             st.listed = st.listed or listed
+            st.count += 1
         # The leaves go in the spool too: the second pass then does not walk the event again.
-        spool.write(orjson.dumps([rec.event, rec.source, rec.line, rec.index, rec.id, rec.version,
-                                  flat]))
-        spool.write(b"\n")
+        spool.write(line[:-1] + b"," + orjson.dumps(flat) + b"]\n")
         n += 1
     return n
 
@@ -333,10 +377,14 @@ def convert(paths: Iterable[str], out: str | os.PathLike[str], fmt: Format, diag
     stats: dict[str, FieldStats] = {}
     with tempfile.TemporaryFile(prefix="credwatch-convert-") as spool:
         records = read_records(paths, diag, input_format=input_format, glob=glob, stdin=stdin)
-        result.events = _spool(records, spool, stats)
+        result.events = _spool(records, spool, stats, diag)
         diag.events += result.events
         schema = build_schema(stats) if pa is not None else None
         result.columns = len(stats)
+        if pa is not None:
+            for name in sorted(shape_conflicts(stats))[:20]:
+                diag.warn("not-a-column", str(out), None, f"{name}: a value in some events and an "
+                          "object in others; kept in _cw_event only")
         writers = _Writers(Path(out), fmt, schema, partition_by == "day")
         try:
             _write_all(_unspool(spool), writers, pa)
