@@ -151,7 +151,7 @@ def test_bad_line_fails_that_input_only(tmp_path: Path) -> None:
     ((str(ECS / "search_response.json"),), "not supported by --engine duckdb"),
     (("-",), "not standard input"),
     (("--strict", str(ECS / "defend.ndjson")), "--strict applies to --engine python"),
-    (("--workers", "2", str(ECS / "defend.ndjson")), "DuckDB uses its own threads"),
+    (("--workers", "2", str(ECS / "defend.ndjson")), "duckdb uses its own threads"),
     (("--query", "credwatch.normalized.path:*shadow", str(ECS / "defend.ndjson")),
      "only the Python engine derives"),
 ])

@@ -123,14 +123,15 @@ def shape_conflicts(stats: dict[str, FieldStats]) -> set[str]:
             if c == ".":
                 under[name[:i]] = max(under.get(name[:i], 0), st.count)
     dropped: set[str] = set()
+    value_wins: set[str] = set()
     for prefix, inner in under.items():
-        st = stats.get(prefix)
-        if st is None:
-            continue
-        if st.count >= inner and prefix not in dropped:
-            dropped.update(n for n in stats if n.startswith(prefix + "."))
-        else:
-            dropped.add(prefix)
+        leaf = stats.get(prefix)
+        if leaf is not None:
+            (value_wins if leaf.count >= inner else dropped).add(prefix)
+    # One pass over the names' own prefixes (linear in their length, not columns squared).
+    for name in stats:
+        if any(c == "." and name[:i] in value_wins for i, c in enumerate(name)):
+            dropped.add(name)
     return dropped
 
 
