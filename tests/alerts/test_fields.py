@@ -6,17 +6,22 @@ import argparse
 import csv
 import io
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from credwatch.alerts.sinks.fields import (
+    DEFAULT_CSV_FIELDS,
     CsvSink,
     FieldsNdjsonSink,
     csv_cell,
     field_value,
     parse_fields,
 )
+from credwatch.cli.env import Env
+from credwatch.cli.main import program
 
 ALERT: dict[str, Any] = {
     "kibana.alert.uuid": "u1", "kibana.alert.severity": "high",
@@ -66,3 +71,61 @@ def test_bad_field_lists_are_usage_errors(bad: str) -> None:
 
 def test_parse_fields_strips_spaces() -> None:
     assert parse_fields(" host.name , process.args") == ("host.name", "process.args")
+
+
+# -- through `credwatch scan` ---------------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "credwatch" / "examples"
+DEFEND = str(EXAMPLES / "ecs" / "defend.ndjson")
+COLUMNS = "kibana.alert.uuid,process.name,host.name,credwatch.triage.priority"
+
+
+def _scan(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    env = Env(stdin=io.BytesIO(b""), stdout=out, stderr=err, environ={},
+              clock=lambda: datetime(2026, 12, 1, 12, tzinfo=UTC), stdout_isatty=False,
+              stderr_isatty=False)
+    code = program(["scan", "--query", "event.action:exec", "--no-store", "-q", *argv], env)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_scan_fields_prints_exactly_those_columns_of_the_same_alerts() -> None:
+    code, full, _ = _scan("--format", "ndjson", DEFEND)
+    assert code == 0
+    docs = [json.loads(line) for line in full.splitlines()]
+    code, compact, _ = _scan("--format", "ndjson", "--fields", COLUMNS, DEFEND)
+    assert code == 0
+    rows = [json.loads(line) for line in compact.splitlines()]
+    assert len(rows) == len(docs) > 0
+    for row, doc in zip(rows, docs, strict=True):
+        assert list(row) == COLUMNS.split(",")
+        assert row["kibana.alert.uuid"] == doc["kibana.alert.uuid"]
+        assert row["process.name"] == doc["process"]["name"]
+        assert row["credwatch.triage.priority"] == doc["credwatch.triage.priority"]
+
+
+def test_scan_csv_is_compact_while_bulk_stays_full(tmp_path: Path) -> None:
+    bulk = tmp_path / "alerts.bulk"
+    code, out, _ = _scan("--format", "csv", "--fields", COLUMNS, "--bulk", str(bulk), DEFEND)
+    assert code == 0
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == COLUMNS.split(",")
+    assert all(len(r) == 4 for r in rows[1:]) and len(rows) > 1
+    docs = [json.loads(line) for line in bulk.read_text().splitlines()[1::2]]
+    assert [d["kibana.alert.uuid"] for d in docs] == [r[0] for r in rows[1:]]
+    assert all("kibana.alert.rule.parameters" in d and "credwatch.triage.next_steps" in d
+               for d in docs)
+
+
+def test_scan_csv_without_fields_has_the_default_columns() -> None:
+    code, out, _ = _scan("--format", "csv", DEFEND)
+    assert code == 0
+    assert next(csv.reader(io.StringIO(out))) == list(DEFAULT_CSV_FIELDS)
+
+
+@pytest.mark.parametrize("argv", [["--format", "table", "--fields", "host.name"],
+                                  ["--format", "ndjson", "--fields", "a,,b"]])
+def test_scan_fields_misuse_is_a_usage_error(argv: list[str]) -> None:
+    code, out, err = _scan(*argv, DEFEND)
+    assert code == 2 and out == ""
+    assert "Traceback" not in err and "field" in err

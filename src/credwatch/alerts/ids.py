@@ -87,7 +87,9 @@ def field_index(event: Mapping[str, Any]) -> FieldIndex:
     flags = [False, False, False]
     dotted_top = False
     for key, value in event.items():
-        if "." in key:
+        if not isinstance(key, str):
+            flags[0] = True  # get_values never finds a non-text key: no index
+        elif "." in key:
             dotted_top = True
         _leaves(key, value, flat, flags)
     unique = not flags[0] and not (dotted_top and flags[1])
@@ -104,7 +106,7 @@ def _leaves(name: str, value: Any, out: dict[str, list[Any]], flags: list[bool])
     if isinstance(value, dict):
         flags[1] = True
         for key, sub in value.items():
-            if "." in key:
+            if not isinstance(key, str) or "." in key:
                 flags[0] = True
             full = f"{name}.{key}" if name else key
             if isinstance(sub, (dict, list)):
