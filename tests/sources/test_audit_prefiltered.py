@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 
+from credwatch.engine import workers as engine_workers
 from credwatch.engine.scan import Scanner, compile_rules
+from credwatch.engine.workers import read_records
 from credwatch.rules.loader import default_rule
 from credwatch.sources import audit_prefiltered, prefiltered
-from credwatch.sources.ecs import Diagnostics, read_records
+from credwatch.sources.ecs import Diagnostics
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "auditd"
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -41,7 +43,7 @@ def block_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     """Small blocks, and a join window that still spans the generator's interleaving."""
     monkeypatch.setattr(prefiltered, "BLOCK_BYTES", request.param)
     monkeypatch.setattr(audit_prefiltered, "WINDOW_BYTES", 128 << 10)
-    monkeypatch.setattr(audit_prefiltered, "AUDIT_RANGE_BYTES", 200_003)  # several ranges per file
+    monkeypatch.setattr(engine_workers, "AUDIT_RANGE_BYTES", 200_003)  # several ranges per file
     return int(request.param)
 
 
@@ -63,7 +65,7 @@ def test_differential_generated_log(generated: Path, block_bytes: int, workers: 
     full, fdiag = _scan(generated, None)
     fast, diag = _scan(generated, "always", workers)
     assert len(full) > 100
-    assert generated.stat().st_size > 3 * audit_prefiltered.AUDIT_RANGE_BYTES  # several ranges
+    assert generated.stat().st_size > 3 * engine_workers.AUDIT_RANGE_BYTES  # several ranges
     assert fast == full
     assert diag.events == fdiag.events
     assert diag.prefiltered > fdiag.events // 2

@@ -26,16 +26,17 @@ from typing import Any
 import orjson
 import pytest
 
+from credwatch.engine import workers as engine_workers
 from credwatch.engine.scan import Scanner, compile_rules
+from credwatch.engine.workers import read_records, split_ranges
 from credwatch.rules.loader import default_rule
 from credwatch.rules.model import Rule
 from credwatch.sources import prefiltered
-from credwatch.sources.ecs import Diagnostics, read_records
+from credwatch.sources.ecs import Diagnostics
 from credwatch.sources.prefiltered import (
     _HyperscanFinder,
     _RegexFinder,
     json_unescape,
-    split_ranges,
 )
 from tests.backends.test_prefilter import _event
 
@@ -108,7 +109,7 @@ def _run(path: Path, rules: list[Rule], mode: str | None, workers: int = 1
 def tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks and ranges of a few lines, so reads and ranges cut lines everywhere."""
     monkeypatch.setattr(prefiltered, "BLOCK_BYTES", 997)
-    monkeypatch.setattr(prefiltered, "RANGE_BYTES", 7919)
+    monkeypatch.setattr(engine_workers, "RANGE_BYTES", 7919)
 
 
 @pytest.mark.parametrize("terminated", [True, False])
@@ -155,7 +156,7 @@ def test_a_rule_without_literals_decodes_every_line() -> None:
 def test_decoding_every_line_in_workers_is_the_full_path(tmp_path: Path, tiny_blocks: None,
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         workers: int) -> None:
-    monkeypatch.setattr(prefiltered, "AUTO_MIN_BYTES", 0)
+    monkeypatch.setattr(engine_workers, "AUTO_MIN_BYTES", 0)
     lines = _lines(2000, seed=29)
     # Diagnostics the fast path would not see: a warning and a wrong type on lines without literals.
     lines.insert(5, orjson.dumps({"process": {"args": "cat /etc/hosts", "pid": 1}}))
@@ -179,7 +180,7 @@ def test_auto_engages_only_for_large_regular_files() -> None:
     fast = Scanner(compile_rules([default_rule()])).fast_path("auto")
     assert fast is not None
     assert not fast.engages(None) and not fast.engages(1 << 20)
-    assert fast.engages(prefiltered.AUTO_MIN_BYTES)
+    assert fast.engages(engine_workers.AUTO_MIN_BYTES)
 
 
 def test_too_long_line_is_reported_not_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -276,8 +277,35 @@ def _failing_range(job: tuple[str, int, int]) -> Any:
 
 def test_a_worker_read_error_is_a_failed_input_not_an_exception(
         tmp_path: Path, tiny_blocks: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prefiltered, "_scan_range", _failing_range)
+    monkeypatch.setattr(engine_workers, "_scan_range", _failing_range)
     path = tmp_path / "events.ndjson"
     path.write_bytes(b"\n".join(_lines(300, seed=2)) + b"\n")
     _alerts, diag = _run(path, [default_rule()], "always", 2)
     assert diag.failed == [f"{path}: input/output error"]
+
+
+def test_a_reader_reads_a_byte_range_through_the_literal_filter_without_evaluating(tmp_path: Path) -> None:
+    # The reader only reads: it hands back candidate lines of a byte range (numbered
+    # within the range) and counts the events it passed over; deciding what a
+    # candidate holds is the engine's job (no rule, no evaluation callback here).
+    lines = [b'{"n": %d, "a": "/bin/true"}' % i for i in range(40)]
+    lines[23] = b'{"a": "/etc/shadow"}'
+    lines[25] = b'{"a": "\\/etc\\/shadow"}'  # escaped: the literal only after decoding
+    lines[27] = b'{"a": "\\/bin\\/ls"}'  # escaped, but no literal behind the escapes
+    lines[31] = b"not json"
+    data = b"\n".join(lines) + b"\n"
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(data)
+    lo = len(b"\n".join(lines[:20])) + 1  # the range starts at line 21
+    hi = len(b"\n".join(lines[:35])) + 1
+    scanner = prefiltered.RangeScanner(frozenset({"/etc/shadow"}))
+    with open(path, "rb") as fh:
+        fh.seek(lo)
+        blocks = list(scanner.scan_stream(fh, hi - lo))
+    candidates, before = [], 0
+    for b in blocks:  # candidates are numbered within their block
+        candidates += [(before + n, line) for n, line in b.candidates]
+        before += b.lines
+    assert candidates == [(4, lines[23]), (6, lines[25]), (12, lines[31])]
+    assert sum(b.lines for b in blocks) == 15
+    assert sum(b.passed for b in blocks) == 12  # the other lines of the range, one event each

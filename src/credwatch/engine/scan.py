@@ -25,11 +25,12 @@ from credwatch.backends.prefilter import (
 )
 from credwatch.backends.pymatch import wildcard_matcher
 from credwatch.backends.python import Hit, Matcher, compile_query
+from credwatch.engine.workers import FastPath, PrefilterMode
 from credwatch.errors import KqlCompileError, KqlSyntaxError, RuleLoadError
 from credwatch.normalize.derived import alert_fields, deriving
 from credwatch.rules.model import Rule
 from credwatch.sources.diagnostics import Diagnostics
-from credwatch.sources.prefiltered import FastPath, PrefilterMode, literal_union
+from credwatch.sources.prefiltered import literal_union
 from credwatch.sources.record import MatchedRecord, Record
 from credwatch.triage.enrich import enrich_alert
 

@@ -24,26 +24,19 @@ is only reported if it belongs to a candidate event.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Protocol
 
-from credwatch.normalize.auditd import to_ecs
-from credwatch.sources import auditd as raw
 from credwatch.sources.prefiltered import (
-    fork_pool,
     hyperscan_database,
     line_blocks,
     line_end,
     line_start,
-    ordered_results,
     scan_in_place,
-    split_ranges,
 )
-from credwatch.sources.record import Record
 
 if TYPE_CHECKING:
     import hyperscan
@@ -57,12 +50,9 @@ _ODD_START = rb"\n[^tn\-\n\r]"
 _GOOD_STARTS = (b"t", b"n", b"-", b"\n")
 #: An exec event has one EXECVE record with ``argc=`` (long arguments add more EXECVE
 #: records, without it); ``ausearch -i`` writes ``) : argc=``, hence no ``)``.
-_EXECVE = b" argc="
+EXECVE = b" argc="
 #: How far apart (in bytes) the records of one event may be and still be joined.
 WINDOW_BYTES = 8 << 20
-#: Bytes per worker range: each also reads WINDOW_BYTES of context on either side,
-#: so ranges are larger than NDJSON's.
-AUDIT_RANGE_BYTES = 128 << 20
 
 
 @dataclass(slots=True)
@@ -173,10 +163,8 @@ class AuditLineFilter:
     not know about rules.
     """
 
-    def __init__(self, needles: frozenset[bytes], keep: Callable[[Record], bool] | None = None) -> None:
-        #: The exact test workers use to drop events that cannot alert (None: pass all on).
-        self.keep = keep
-        self.candidates = _Candidates(sorted(needles), _EXECVE)
+    def __init__(self, needles: frozenset[bytes]) -> None:
+        self.candidates = _Candidates(sorted(needles), EXECVE)
         self.odd_lines = _line_finder([_ODD_START])
         #: Counted over the passed-over lines (exec events never reassembled).
         self.execve_lines = 0
@@ -274,7 +262,7 @@ class AuditLineFilter:
                 continue
             lineno += buf.count(b"\n", counted, start)
             counted = start
-            if _EXECVE in line and not context:
+            if EXECVE in line and not context:
                 self.fed_execve_lines += 1
             yield lineno + 1, line
         if block.own:
@@ -289,103 +277,3 @@ class AuditLineFilter:
 def _key(line: bytes) -> AuditKey | None:
     m = _HEADER.search(line)
     return None if m is None else (m.group(1), m.group(2))
-
-
-# --- splitting a file across workers -----------------------------------------------------
-
-@dataclass
-class _RangeLines:
-    lines: int
-    execve_lines: int
-    fed_execve_lines: int
-    picked: list[tuple[int, bytes | None]]
-
-
-_WORKER: AuditLineFilter | None = None
-
-
-def _pick_range(job: tuple[str, int, int, int]) -> _RangeLines:
-    """Pick the lines of ``[lo, hi)``, reading ``WINDOW_BYTES`` of context either side."""
-    path, lo, hi, size = job
-    assert _WORKER is not None  # set before the pool forks
-    picker = copy.copy(_WORKER)  # the compiled finders are shared; the counts are this range's
-    picker.execve_lines = picker.fed_execve_lines = picker.own_lines = 0
-    window = WINDOW_BYTES
-    with open(path, "rb", buffering=0) as fh:
-        start = max(0, lo - window)
-        fh.seek(start)
-        if start > 0:
-            start = min(start + len(fh.readline()), lo)  # context starts at a line start
-            fh.seek(start)
-
-        def blocks() -> Iterator[tuple[tuple[bytes, int, int] | None, bool]]:
-            for limit, own in ((lo - start, False), (hi - lo, True), (min(window, size - hi), False)):
-                for block in line_blocks(fh, limit):
-                    yield block, own
-
-        picked = list(picker.lines_of_blocks(blocks(), start, context=_WORKER.keep is not None))
-    if _WORKER.keep is not None:
-        picked = dismiss_events(picked, _WORKER.keep, path)
-        picker.fed_execve_lines = sum(1 for _n, line in picked if line is not None and _EXECVE in line)
-    return _RangeLines(picker.own_lines, picker.execve_lines, picker.fed_execve_lines, picked)
-
-
-def dismiss_events(picked: list[tuple[int, bytes | None]], keep: Callable[[Record], bool],
-                   path: str) -> list[tuple[int, bytes | None]]:
-    """Drop the own lines of events that cannot alert; keep everything else in order.
-
-    ``picked`` holds own lines (numbered from 1) and context lines (numbered 0).
-    An event is dropped only when all its lines are own, none is malformed or
-    truncated, its records hold no ``EOE`` before the last, and its ECS form
-    does not match: anything else is passed on for the reader to reassemble
-    and report exactly as the full path would.
-    """
-
-    groups: dict[tuple[str | None, str, int], list[tuple[int, raw.AuditRecord]]] = {}
-    kept: set[int] = set()
-    for i, (n, line) in enumerate(picked):
-        if line is None:
-            kept.add(i)
-            continue
-        rec = raw.parse_line(line, path=path, lineno=n)
-        if isinstance(rec, str):
-            if n and rec not in ("blank", "separator"):
-                kept.add(i)
-            continue
-        groups.setdefault((rec.node, rec.stamp, rec.serial), []).append((i, rec))
-    for members in groups.values():
-        records = [rec for _i, rec in members]
-        eoe = [j for j, rec in enumerate(records) if rec.type == "EOE"]
-        clean = (all(picked[i][0] for i, _r in members) and not any(r.truncated for r in records)
-                 and all(j == len(records) - 1 for j in eoe)
-                 and len(records) <= raw.DEFAULT_MAX_RECORDS_PER_EVENT)
-        if clean:
-            body = [r for r in records if r.type != "EOE"]
-            first = body[0] if body else records[0]
-            event = raw.AuditEvent(node=first.node, stamp=first.stamp, serial=first.serial,
-                                   time=first.time, records=body, path=path, lineno=first.lineno)
-            doc = to_ecs(event) if body else None
-            if doc is None or not keep(Record(doc, path, first.lineno)):
-                continue
-        kept.update(i for i, _r in members)
-    return [picked[i] for i in sorted(kept) if picked[i][0]]
-
-
-def parallel_lines(picker: AuditLineFilter, path: str, size: int, workers: int
-                   ) -> Iterator[tuple[int, bytes | None]]:
-    """:meth:`AuditLineFilter.lines` over ``path``, with byte ranges picked by forked workers."""
-    global _WORKER
-    ranges = split_ranges(path, size, AUDIT_RANGE_BYTES)
-    _WORKER = picker  # inherited by the forked workers
-    try:
-        with fork_pool(min(workers, len(ranges))) as pool:
-            base = 0
-            jobs = [(path, lo, hi, size) for lo, hi in ranges]
-            for part in ordered_results(pool, _pick_range, jobs, workers, path):
-                picker.execve_lines += part.execve_lines
-                picker.fed_execve_lines += part.fed_execve_lines
-                for n, line in part.picked:
-                    yield base + n, line
-                base += part.lines
-    finally:
-        _WORKER = None

@@ -13,35 +13,36 @@ from typing import IO
 from credwatch.errors import SourceError
 from credwatch.normalize.auditd import NormalizeStats, to_ecs
 from credwatch.sources import auditd as raw
-from credwatch.sources.audit_prefiltered import AUDIT_RANGE_BYTES, AuditLineFilter, parallel_lines
+from credwatch.sources.audit_prefiltered import AuditLineFilter
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.inputs import iter_lines
-from credwatch.sources.prefiltered import FastPath, worker_count
 from credwatch.sources.record import Record
 
 
 def audit_records(stream: IO[bytes], source: str, diag: Diagnostics,
-                  fast: FastPath | None = None, path: str | None = None,
-                  size: int | None = None, first_line: int = 1) -> Iterator[Record]:
+                  needles: frozenset[bytes] | None = None, first_line: int = 1) -> Iterator[Record]:
     """Yield one record per exec event in a raw audit log; count everything else.
 
-    With ``fast`` (and audit literals in it), only the events that hold a
-    literal are reassembled (:mod:`credwatch.sources.audit_prefiltered`); the
+    With ``needles`` (the literal filter the engine hands over), only the events
+    that hold one are reassembled (:mod:`credwatch.sources.audit_prefiltered`); the
     exec events passed over are counted from their EXECVE records.
+    """
+    if needles is None:
+        yield from numbered_audit_records(iter_lines(stream, first_line=first_line), source, diag)
+        return
+    picker = AuditLineFilter(needles)
+    numbered = ((n + first_line - 1, line) for n, line in picker.lines(stream))
+    yield from numbered_audit_records(numbered, source, diag, picker)
+
+
+def numbered_audit_records(numbered: Iterator[tuple[int, bytes | None]], source: str, diag: Diagnostics,
+                           picker: AuditLineFilter | None = None) -> Iterator[Record]:
+    """Records of the exec events in ``(line number, line)`` pairs (``None``: a line too long).
+
+    ``picker``, when the lines were picked through it, adds the exec events it passed over.
     """
     audit_diag = raw.Diagnostics()
     stats = NormalizeStats()
-    picker = None
-    numbered: Iterator[tuple[int, bytes | None]]
-    if fast is not None and fast.audit_needles is not None:
-        picker = AuditLineFilter(fast.audit_needles, fast.keep)
-        workers = worker_count(fast, path, size, AUDIT_RANGE_BYTES)
-        if path is not None and size is not None and workers > 1:
-            numbered = parallel_lines(picker, path, size, workers)
-        else:
-            numbered = ((n + first_line - 1, line) for n, line in picker.lines(stream))
-    else:
-        numbered = iter_lines(stream, first_line=first_line)
 
     def lines() -> Iterator[tuple[int, bytes]]:
         for lineno, line in numbered:

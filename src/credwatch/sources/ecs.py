@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 from credwatch.errors import SourceError
@@ -37,7 +37,6 @@ from credwatch.sources.inputs import (
 )
 from credwatch.sources.jsondoc import document_records
 from credwatch.sources.literal_filter import LiteralFilter
-from credwatch.sources.prefiltered import FastPath, prefiltered_records, worker_count
 from credwatch.sources.record import Record
 
 __all__ = [
@@ -102,20 +101,38 @@ def _ndjson_records(stream: IO[bytes], source: str, diag: Diagnostics,
         yield from line_records_checked(raw, source, lineno, diag)
 
 
+#: Reads one opened input as records (the engine passes its own, see read_inputs).
+InputReader = Callable[[OpenedInput], Iterator[Record]]
+
+
 def read_records(paths: Iterable[str], diag: Diagnostics, *, input_format: str = "auto",
                  glob: str | None = None, stdin: IO[bytes] | None = None,
-                 fast: FastPath | None = None) -> Iterator[Record]:
+                 literals: frozenset[str] | None = None) -> Iterator[Record]:
     """Read every input in ``paths`` (files, folders, ``-``) as records, in order.
 
     An input that cannot be opened or read to its end is reported in
     ``diag.failed`` (``path: reason``) and the next one is read; what it yielded
-    before the failure stays yielded. With ``fast``, NDJSON and audit inputs it
-    engages for are read through the literal prefilter
-    (:mod:`credwatch.sources.prefiltered`): only records that would alert or need a
-    diagnostic are yielded, the rest are counted in ``diag``.
+    before the failure stays yielded. With ``literals`` (a filter strategy), JSON
+    documents' elements without one are counted, not decoded. Large inputs split
+    across workers are the engine's job (:func:`credwatch.engine.workers.read_records`).
     """
+    def read(opened: OpenedInput) -> Iterator[Record]:
+        return read_input(opened, diag, input_format,
+                          literals=None if diag.strict else literals)
+
+    return read_inputs(paths, diag, read, input_format=input_format, glob=glob, stdin=stdin)
+
+
+def read_inputs(paths: Iterable[str], diag: Diagnostics, read: InputReader, *, input_format: str = "auto",
+                glob: str | None = None, stdin: IO[bytes] | None = None) -> Iterator[Record]:
+    """Open every input in ``paths`` in order and ``read`` it; one failing input never stops the rest."""
     if input_format not in INPUT_FORMATS:
         raise SourceError(f"unknown input format {input_format!r}; use one of {', '.join(INPUT_FORMATS)}")
+    return _each_input(paths, diag, read, glob, stdin)
+
+
+def _each_input(paths: Iterable[str], diag: Diagnostics, read: InputReader,
+                glob: str | None, stdin: IO[bytes] | None) -> Iterator[Record]:
     for inp in expand_inputs(paths, diag, glob):
         diag.files += 1
         try:
@@ -124,7 +141,7 @@ def read_records(paths: Iterable[str], diag: Diagnostics, *, input_format: str =
             diag.fail(inp.source, f"cannot open: {describe(exc)}")
             continue
         try:
-            yield from _read_one(opened, diag, input_format, fast)
+            yield from read(opened)
             shrank = opened.shrank()
             if shrank:
                 diag.fail(inp.source, shrank)
@@ -134,36 +151,29 @@ def read_records(paths: Iterable[str], diag: Diagnostics, *, input_format: str =
             opened.close()
 
 
-def _read_one(opened: OpenedInput, diag: Diagnostics, input_format: str,
-              fast: FastPath | None) -> Iterator[Record]:
-    """One opened input as records."""
-    source = opened.input.source
-    size = opened.plain_size
-    path = opened.input.path if size is not None else None
-    # Documents are filtered whatever their size: their elements are not bounded by lines
-    # (ten million `{}` in 30 MB), and a unit without a literal cannot alert.
-    doc_filter = None
-    if fast is not None and fast.literals is not None and not diag.strict:
-        doc_filter = LiteralFilter(fast.literals)
-    if fast is not None and (diag.strict or not fast.engages(size)):
-        fast = None
+def read_input(opened: OpenedInput, diag: Diagnostics, input_format: str = "auto",
+               literals: frozenset[str] | None = None) -> Iterator[Record]:
+    """One opened input as records: its format detected, then its reader."""
     stream, skipped, fmt = prepare(opened.stream, input_format)
+    return read_prepared(opened.input.source, stream, skipped, fmt, diag, literals=literals)
+
+
+def read_prepared(source: str, stream: IO[bytes], skipped: int, fmt: str, diag: Diagnostics, *,
+                  literals: frozenset[str] | None = None,
+                  audit_needles: frozenset[bytes] | None = None) -> Iterator[Record]:
+    """The reader for ``fmt`` over ``stream`` (``skipped`` lines already consumed by detection).
+
+    ``literals`` filters JSON documents' elements and ``audit_needles`` audit events
+    (see :mod:`credwatch.sources.literal_filter`, :mod:`credwatch.sources.audit_prefiltered`).
+    """
     if fmt == "empty":
         diag.skip("empty-file", source, None)
         return
-    if fast is not None and path is not None and fmt in ("auditd", "ndjson"):
-        # Workers split the file by offset and number its lines from the start.
-        opened.stream.seek(0)
-        stream, skipped = opened.stream, 0
     if fmt == "auditd":
-        yield from audit_records(stream, source, diag, fast, path, size, first_line=skipped + 1)
+        yield from audit_records(stream, source, diag, audit_needles, first_line=skipped + 1)
         return
     if fmt in ("json", "search"):
-        yield from document_records(stream, source, diag, first_line=skipped + 1,
-                                    literal_filter=doc_filter)
-        return
-    # Decoding every line gains only from workers; alone, the plain reader is as fast.
-    if fast is not None and (fast.literals is not None or worker_count(fast, path, size) > 1):
-        yield from prefiltered_records(stream, source, diag, fast, path, size, first_line=skipped + 1)
+        doc_filter = LiteralFilter(literals) if literals is not None else None
+        yield from document_records(stream, source, diag, first_line=skipped + 1, literal_filter=doc_filter)
         return
     yield from _ndjson_records(stream, source, diag, first_line=skipped + 1)

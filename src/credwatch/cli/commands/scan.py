@@ -21,8 +21,8 @@ from credwatch.cli.common import (
 )
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.scan import Scanner, compile_rules
-from credwatch.sources.ecs import INPUT_FORMATS, Diagnostics, Record, read_records
-from credwatch.sources.prefiltered import AUTO_MIN_BYTES, PREFILTER_MODES
+from credwatch.engine.workers import AUTO_MIN_BYTES, PREFILTER_MODES, read_records
+from credwatch.sources.ecs import INPUT_FORMATS, Diagnostics, Record
 
 DESCRIPTION = """\
 Scan telemetry once with one or more rules (default: Elastic's "Kubernetes and
