@@ -149,7 +149,7 @@ class BulkIndex:
     ``busy`` answer 429 es_rejected_execution_exception (once each).
     """
 
-    docs: dict[str, Any] = field(default_factory=dict)
+    docs: dict[tuple[str, str], Any] = field(default_factory=dict)
     reject: set[str] = field(default_factory=set)
     busy: set[str] = field(default_factory=set)
     creates: int = 0
@@ -162,6 +162,7 @@ class BulkIndex:
             action = orjson.loads(action_line)["create"]
             _id, index = action["_id"], action["_index"]
             self.creates += 1
+            item: dict[str, Any]
             if _id in self.reject:
                 item = {"status": 400, "error": {"type": "mapper_parsing_exception",
                                                  "reason": "failed to parse field [process.pid]"}}
@@ -173,7 +174,7 @@ class BulkIndex:
                 item = {"status": 409, "error": {"type": "version_conflict_engine_exception",
                                                  "reason": f"[{_id}]: version conflict, document already exists"}}
             else:
-                self.docs[(index, _id)] = orjson.loads(doc_line)  # type: ignore[index]
+                self.docs[(index, _id)] = orjson.loads(doc_line)
                 item = {"status": 201, "result": "created"}
             errors = errors or item["status"] >= 300
             items.append({"create": {"_index": index, "_id": _id, **item}})

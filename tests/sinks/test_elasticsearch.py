@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -11,7 +12,7 @@ import orjson
 from credwatch.sinks.deliver import Deliverer
 from credwatch.sinks.outbox import Outbox
 from tests.sinks.helpers import sink, store_with, uuids
-from tests.sinks.servers import BulkIndex, FakeClock, HttpReceiver
+from tests.sinks.servers import BulkIndex, FakeClock, HttpReceiver, Reply
 
 
 def test_create_with_uuid_ids_per_item_outcomes(tmp_path: Path) -> None:
@@ -63,7 +64,7 @@ def test_space_index_and_basic_auth(tmp_path: Path) -> None:
 
 def test_a_whole_request_refused_with_5xx_is_retried(tmp_path: Path) -> None:
     index = BulkIndex()
-    answers = iter([(503, b'{"error":"unavailable"}', {})])
+    answers: Iterator[Reply] = iter([(503, b'{"error":"unavailable"}', {})])
     rx = HttpReceiver(lambda req, n: next(answers, None) or index.bulk(req, n)).start()
     try:
         store = store_with(tmp_path / "a.db", ("es",), 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -82,7 +83,7 @@ def test_ordinary_command_lines_are_left_alone(text: str) -> None:
 
 
 def test_argument_vectors_hide_the_value_after_a_secret_flag() -> None:
-    doc = {"process": {"args": ["curl", "-u", "admin:S3cret", "mysql", "-p", "S3cret", "--token", "t0k3n", "-H",
+    doc: dict[str, Any] = {"process": {"args": ["curl", "-u", "admin:S3cret", "mysql", "-p", "S3cret", "--token", "t0k3n", "-H",
                                 "Authorization:", "Bearer", "abcdefgh1234", "mkdir", "-p", "/root/.kube"],
                        "command_line": "mysql -pS3cret"}, "n": 3, "nested": [[{"a": "ghp_x"}]]}
     out = redact_doc(doc)

@@ -87,12 +87,14 @@ def test_5xx_and_429_retry_with_backoff_and_jitter(tmp_path: Path) -> None:
                       rng=lambda: 0.5)
         assert d.drain().retried == {"hook": 1}
         due = d.next_due()
+        assert due is not None
         # first failure: 2 s * 2**0 * (0.5 + 0.5/2)
         assert due == pytest.approx(clock.t + 1.5)
         assert d.drain().retried == {}  # not due yet: nothing sent
         clock.t = due
         assert d.drain().retried == {"hook": 1}  # 429: Retry-After (30 s) beats 2*2*0.75 = 3 s
         due2 = d.next_due()
+        assert due2 is not None
         assert due2 == pytest.approx(clock.t + 30)
         clock.t = due2
         assert d.drain().delivered == {"hook": 1}
