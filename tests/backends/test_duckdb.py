@@ -94,7 +94,7 @@ def test_seed_rule_over_generated_events(tmp_path: Path, con: duckdb.DuckDBPyCon
     """The seed rule in SQL finds exactly what the Python evaluator finds."""
     from credwatch.backends.python import compile_query
 
-    events = [
+    events: list[dict[str, object]] = [
         {"host": {"os": {"type": "linux"}}, "event": {"category": ["process"], "action": "exec"},
          "process": {"name": "cat", "args": ["cat", "/root/.aws/credentials"]}},
         {"host": {"os": {"type": "linux"}}, "event": {"category": ["process"], "action": "exec"},

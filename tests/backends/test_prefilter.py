@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -84,7 +85,7 @@ def test_audit_uses_only_verbatim_fields() -> None:
     # host.os.type and event.action are added by the normalizer, never in the raw record.
     assert derive_literals("host.os.type:linux", fields=AUDIT_VERBATIM_FIELDS) is None
     assert derive_literals("host.os.type:linux and process.args:/etc/shadow",
-                           fields=AUDIT_VERBATIM_FIELDS) == {"/etc/shadow"}
+                           fields=AUDIT_VERBATIM_FIELDS) == frozenset({"/etc/shadow"})
     seed = derive_literals(SEED, fields=AUDIT_VERBATIM_FIELDS)
     assert seed is not None and "/etc/shadow" in seed and "linux" not in seed
 
@@ -281,7 +282,7 @@ def serializations(event: dict[str, Any]) -> list[bytes]:
 
 # Each example compiles a matcher; 3k examples already cover ~800 matched events
 # against an active prefilter, so the CI profile's 10k is capped here.
-@settings(max_examples=min(settings.default.max_examples, 3000))
+@settings(max_examples=min(settings().max_examples, 3000))
 @given(st.one_of(_query_and_event(), _query_and_event(keyword_only=True)))
 def test_prefilter_is_sound(pair: tuple[Node, dict[str, Any]]) -> None:
     """Mixed trees (any node kind) and prefilterable trees, half each."""
@@ -336,7 +337,7 @@ def _differential(n: int) -> None:
     r = random.Random(20240501)
     matcher = compile_query(SEED)
     pre = Prefilter.for_query(SEED)
-    writers = [orjson.dumps, lambda e: json.dumps(e).replace("/", "\\/").encode(),
+    writers: list[Callable[[dict[str, Any]], bytes]] = [orjson.dumps, lambda e: json.dumps(e).replace("/", "\\/").encode(),
                lambda e: json.dumps(e, ensure_ascii=True).encode()]
     events = [_event(r) for _ in range(n)]
     lines = [writers[i % 3](e) for i, e in enumerate(events)]
@@ -361,4 +362,4 @@ def test_differential_seed_rule_full_size() -> None:
 
 def test_parse_round_trip_of_literals_matters() -> None:
     """Literals come from the parsed value, with KQL escapes already decoded."""
-    assert derive_literals(parse(r"process.args:a\*bcd")) == {"a*bcd"}
+    assert derive_literals(parse(r"process.args:a\*bcd")) == frozenset({"a*bcd"})
