@@ -84,7 +84,7 @@ def test_html_report(host: str, args: list[str], user: str) -> None:
     assert "<script" not in body and "<img" not in body
 
 
-JSON_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)  # JSON has no Cs
+JSON_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)  # JSON has no Cs
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False)
     | JSON_TEXT,

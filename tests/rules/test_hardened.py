@@ -33,6 +33,7 @@ def test_built_in_beside_the_faithful_rule() -> None:
     assert ids[0] == DEFAULT_RULE_ID == default_rule().rule_id and HARDENED in ids
     rule = load_rule(HARDENED)
     assert rule.name != default_rule().name and "hardened" in rule.name
+    assert rule.note is not None
     assert rule.description.strip() and "Possible investigation steps" in rule.note
     techniques = {t.id for threat in rule.threat for t in threat.technique}
     subs = {s.id for threat in rule.threat for t in threat.technique for s in t.subtechnique}
@@ -70,8 +71,8 @@ def test_metadata_tools_in_the_query_are_the_normalizer_list() -> None:
 def test_prefilter_literals_of_derived_fields() -> None:
     # The raw line holds `cd /root/.aws && cat cred''entials`, never the canonical path: a
     # derived comparison gives one piece of its path plus "'" (lines with shell quotes).
-    assert derive_literals(f'{READ_FIELD}:"/root/.aws/credentials"') == {"credentials"} | QUOTE_ROUTES
-    assert derive_literals(f"{FIELD}:*/.kube/config") == {"config"} | QUOTE_ROUTES  # longest piece
+    assert derive_literals(f'{READ_FIELD}:"/root/.aws/credentials"') == frozenset({"credentials"} | QUOTE_ROUTES)
+    assert derive_literals(f"{FIELD}:*/.kube/config") == frozenset({"config"} | QUOTE_ROUTES)  # longest piece
     assert derive_literals(f"{FIELD}:/root/*") is None  # "root" may come from home expansion
     assert derive_literals(f"{FIELD}:*") is None
     query = load_rule(HARDENED).query
@@ -190,7 +191,7 @@ _TRICKY = [
 
 def test_prefiltered_and_full_scans_agree(tmp_path: Path) -> None:
     """Differential: with the derived-field literals, --prefilter always finds what never finds."""
-    base = {"host": {"os": {"type": "linux"}}, "event": {"category": ["process"], "action": "exec"},
+    base: dict[str, dict[str, Any]] = {"host": {"os": {"type": "linux"}}, "event": {"category": ["process"], "action": "exec"},
             "user": {"name": "root"}}
     lines = []
     for i, args in enumerate(_TRICKY * 3):

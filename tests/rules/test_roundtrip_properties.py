@@ -24,7 +24,7 @@ from credwatch.rules.toml_format import dumps_toml, loads_toml
 
 # text with the characters that break naive TOML/JSON writers: quotes, backslashes,
 # triple quotes, control characters, CR/LF, unicode
-_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40) | \
+_TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40) | \
     st.sampled_from(['"""', "'''", "a\\b", "x\r\ny", "tab\there", "\x00\x1f", "é✓"])
 _KEY = st.from_regex(r"[a-z][a-z0-9_.@]{0,15}", fullmatch=True)
 _SCALAR = st.one_of(_TEXT, st.integers(-2**53, 2**53), st.booleans(),
