@@ -38,7 +38,8 @@ def test_a_single_spelling_event_is_indexed_exactly_as_get_values_reads_it(
 def test_a_mixed_event_falls_back_to_get_values() -> None:
     assert not field_index(MIXED).unique
     assert not field_index({"a": {"b.c": 1}}).unique
-    assert not field_index({1: "x", "a": "y"}).unique
+    int_key: dict[Any, str] = {1: "x", "a": "y"}  # decoded JSON-like data need not have str keys
+    assert not field_index(int_key).unique
     assert not field_index({"a": [{2: "x"}]}).unique
     with memoized(MIXED):
         assert values(MIXED, "process.name") == get_values(MIXED, "process.name")

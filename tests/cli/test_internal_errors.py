@@ -45,4 +45,4 @@ def test_unexpected_exception_is_one_line_and_exit_70(
 def test_exit_codes_are_distinct() -> None:
     codes = [int(s) for s in ExitStatus]
     assert len(codes) == len(set(codes))
-    assert ExitStatus.NO_ALERTS == 1 and ExitStatus.INTERNAL != 1 and ExitStatus.PARTIAL != 1
+    assert int(ExitStatus.NO_ALERTS) == 1 and int(ExitStatus.INTERNAL) != 1 and int(ExitStatus.PARTIAL) != 1

@@ -175,8 +175,7 @@ def test_a_poison_record_is_reported_once_passed_and_not_failed_again_after_rest
 def test_the_watch_command_exits_partial_after_a_poison_record(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import credwatch.engine.watch as watch_mod
-
-    real = watch_mod.to_ecs
+    from credwatch.normalize.auditd import to_ecs as real
 
     def to_ecs(ev: Any, **kw: Any) -> Any:
         if ev.serial == 164:

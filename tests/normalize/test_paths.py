@@ -42,6 +42,8 @@ def ev(*args: str, cwd: str | None = "/root", pid: int | None = 4242, user: str 
 
 
 SA = "/var/run/secrets/kubernetes.io/serviceaccount"
+# a dotted field name is not a keyword; typed as ev()'s **extra so it cannot fill cwd/pid
+_UID0: dict[str, Any] = {"user.id": "0"}
 
 # (event, a path that must be derived)
 SPELLINGS = [
@@ -81,7 +83,7 @@ SPELLINGS = [
     pytest.param(ev("python3", "-c", "import os; os.system('cat /etc/shadow')"), "/etc/shadow", id="shell-in-python"),
     pytest.param(ev("sh", "-c", "cat ~/.git-credentials"), "/root/.git-credentials", id="tilde-root"),
     pytest.param(ev("sh", "-c", "cat $HOME/.netrc", user="alice"), "/home/alice/.netrc", id="home-var-user"),
-    pytest.param(ev("sh", "-c", "cat ${HOME}/.vault-token", user=None, **{"user.id": "0"}), "/root/.vault-token",
+    pytest.param(ev("sh", "-c", "cat ${HOME}/.vault-token", user=None, **_UID0), "/root/.vault-token",
                  id="home-uid0"),
     pytest.param(ev("sh", "-c", "cat ~bob/.ssh/id_ed25519"), "/home/bob/.ssh/id_ed25519", id="tilde-user"),
     pytest.param(ev("env", "KUBECONFIG=/etc/kubernetes/super-admin.conf", "kubectl", "get", "nodes",
