@@ -22,7 +22,7 @@ from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.workers import read_records
 from credwatch.rules.loader import default_rule
 from credwatch.sources import audit_prefiltered, prefiltered
-from credwatch.sources.ecs import Diagnostics
+from credwatch.sources.diagnostics import Diagnostics
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "auditd"
 BENCH = Path(__file__).resolve().parents[2] / "bench"

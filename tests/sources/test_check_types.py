@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from credwatch.sources.ecs import Diagnostics, Record, check_types
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.documents import check_types
+from credwatch.sources.record import Record
 
 
 @pytest.mark.parametrize(("event", "field"), [

@@ -32,7 +32,7 @@ from credwatch.engine.workers import read_records, split_ranges
 from credwatch.rules.loader import default_rule
 from credwatch.rules.model import Rule
 from credwatch.sources import prefiltered
-from credwatch.sources.ecs import Diagnostics
+from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.prefiltered import (
     _HyperscanFinder,
     _RegexFinder,

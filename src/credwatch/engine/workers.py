@@ -39,9 +39,9 @@ from credwatch.sources.audit_records import numbered_audit_records
 from credwatch.sources.detect import prepare
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.documents import check_types, line_records, line_records_checked
-from credwatch.sources.ecs import read_inputs, read_prepared
 from credwatch.sources.inputs import OpenedInput
 from credwatch.sources.prefiltered import RangeScanner, Scanned
+from credwatch.sources.read import read_inputs, read_prepared
 from credwatch.sources.record import MatchedRecord, Record
 
 if TYPE_CHECKING:
@@ -405,7 +405,7 @@ def parallel_lines(picker: AuditLineFilter, keep: Callable[[Record], bool], path
 def read_records(paths: Iterable[str], diag: Diagnostics, *, input_format: str = "auto",
                  glob: str | None = None, stdin: IO[bytes] | None = None,
                  fast: FastPath | None = None) -> Iterator[Record]:
-    """Read every input as :func:`credwatch.sources.ecs.read_records` does, large ones through ``fast``.
+    """Read every input as :func:`credwatch.sources.read.read_records` does, large ones through ``fast``.
 
     With ``fast``, NDJSON and audit inputs it engages for are split across
     workers here: only records that would alert (already evaluated) or need a

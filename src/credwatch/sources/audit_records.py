@@ -2,7 +2,7 @@
 
 Reassembly and the ECS mapping live in :mod:`credwatch.sources.auditd` and
 :mod:`credwatch.normalize.auditd`; this module only adapts their output and
-their diagnostics to the ones :mod:`credwatch.sources.ecs` reports.
+their diagnostics to the ones :mod:`credwatch.sources.read` reports.
 """
 
 from __future__ import annotations
