@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import itertools
 import random
 import re
@@ -260,7 +261,7 @@ def test_bad_input_loses_nothing_valid(tmp_path: Path) -> None:
     docs = ecs_of_with(bad, diag)
     assert diag.skipped["garbage"] == 1 and diag.skipped["bad-header"] == 1
     assert diag.warnings["truncated-record"] == 2 and diag.warnings["no-final-newline"] == 1
-    assert all(s.path == "bad.log" and s.line for s in diag.samples)
+    assert all(re.match(r"bad\.log:\d+: ", s) for s in diag.samples)
     assert "bad.log:1:" in str(diag.samples[0])
     ref = {d["auditd"]["sequence"]: d for d in reference}
     got = {d["auditd"]["sequence"]: d for d in docs}
@@ -277,3 +278,26 @@ def test_bad_input_loses_nothing_valid(tmp_path: Path) -> None:
 def ecs_of_with(lines: list[bytes], diag: Diagnostics) -> list[dict[str, object]]:
     from credwatch.normalize.auditd import iter_ecs
     return list(iter_ecs(events_of(lines, path="bad.log", diagnostics=diag)))
+
+
+def test_strict_stops_the_audit_reader_at_the_first_bad_line(tmp_path: Path) -> None:
+    # One Diagnostics for every reader: the reassembler's skip is the main one, so under
+    # strict the first bad line is fatal where it is met, located, and nothing after it
+    # is read (the audit reader used to read to the end and raise afterwards).
+    from credwatch.errors import SourceError
+    from credwatch.sources.audit_records import audit_records
+    from credwatch.sources.diagnostics import Diagnostics as ScanDiagnostics
+
+    lines = RAW_NODE.read_bytes().splitlines(keepends=True)
+    full = list(audit_records(io.BytesIO(b"".join(lines)), "a.log", ScanDiagnostics()))
+    assert len(full) > 2
+    first_end = full[0].line
+    bad = [*lines[:first_end + 3], b"garbage: not an audit record\n", *lines[first_end + 3:]]
+    diag = ScanDiagnostics(strict=True)
+    got = []
+    with pytest.raises(SourceError) as err:
+        for rec in audit_records(io.BytesIO(b"".join(bad)), "a.log", diag):
+            got.append(rec)
+    assert (err.value.path, err.value.line) == ("a.log", first_end + 4)
+    assert err.value.message.startswith("garbage")
+    assert len(got) < len(full)

@@ -1,4 +1,4 @@
-"""Group audit records into events: a bounded reassembly buffer, and its diagnostics.
+"""Group audit records into events: a bounded reassembly buffer.
 
 A kernel audit *event* is several records sharing one ``audit(<sec.ms>:<serial>)``
 stamp; the log has no end-of-event marker (``EOE`` is optional) and records of
@@ -8,68 +8,19 @@ concurrent events interleave. See :class:`Reassembler`.
 from __future__ import annotations
 
 import time
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, tzinfo
 
-from credwatch.errors import SourceError
 from credwatch.normalize.audit_event import AuditEvent, AuditRecord
 from credwatch.sources.audit_parse import parse_line
+from credwatch.sources.diagnostics import Diagnostics
 
 #: Defaults for the bounded reassembly buffer.
 DEFAULT_QUIET_RECORDS = 2000
 DEFAULT_MAX_PENDING = 4096
 DEFAULT_MAX_RECORDS_PER_EVENT = 4096
-
-
-@dataclass
-class Diagnostics:
-    """Counts of what the reader skipped or repaired, with ``file:line`` samples.
-
-    ``skipped`` counts lines/records that produced no data (``garbage``,
-    ``bad-header``, ``late-record``, ``oversized-event``); ``warnings`` counts
-    data used despite a defect (``truncated-record``, ``forced-close``,
-    ``no-final-newline``). Nothing is ever raised.
-    """
-
-    lines: int = 0
-    records: int = 0
-    events: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-    warnings: Counter[str] = field(default_factory=Counter)
-    record_types: Counter[str] = field(default_factory=Counter)
-    samples: list[SourceError] = field(default_factory=list)
-    max_samples: int = 20
-
-    def skip(self, reason: str, path: str, lineno: int, detail: str = "") -> None:
-        """Count a line or record that was dropped, keeping a located sample."""
-        self.skipped[reason] += 1
-        self._sample(reason, path, lineno, detail)
-
-    def warn(self, reason: str, path: str, lineno: int, detail: str = "") -> None:
-        """Count a defect in data that was still used."""
-        self.warnings[reason] += 1
-        self._sample(reason, path, lineno, detail)
-
-    def _sample(self, reason: str, path: str, lineno: int, detail: str) -> None:
-        if len(self.samples) < self.max_samples:
-            msg = f"{reason}: {detail}" if detail else reason
-            self.samples.append(SourceError(msg, path=path, line=lineno))
-
-    @property
-    def skipped_total(self) -> int:
-        """Number of lines/records that yielded nothing."""
-        return sum(self.skipped.values())
-
-    def summary(self) -> str:
-        """One human-readable line, e.g. for a ``--stats`` footer."""
-        parts = [f"{self.lines} lines", f"{self.records} records", f"{self.events} events"]
-        if self.skipped:
-            parts.append("skipped " + ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())))
-        if self.warnings:
-            parts.append("warnings " + ", ".join(f"{k}={v}" for k, v in sorted(self.warnings.items())))
-        return "; ".join(parts)
 
 
 EventKey = tuple[str | None, str, int]

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO
 
-from credwatch.errors import SourceError
 from credwatch.normalize.auditd import NormalizeStats, to_ecs
 from credwatch.sources import auditd as raw
 from credwatch.sources.audit_prefiltered import AuditLineFilter
@@ -41,7 +40,9 @@ def numbered_audit_records(numbered: Iterator[tuple[int, bytes | None]], source:
 
     ``picker``, when the lines were picked through it, adds the exec events it passed over.
     """
-    audit_diag = raw.Diagnostics()
+    # The reassembler's own counts (reasons get an ``audit-`` prefix below); under
+    # ``strict`` its first skipped line raises, located.
+    audit_diag = Diagnostics(strict=diag.strict)
     stats = NormalizeStats()
 
     def lines() -> Iterator[tuple[int, bytes]]:
@@ -60,16 +61,6 @@ def numbered_audit_records(numbered: Iterator[tuple[int, bytes | None]], source:
         if picker is not None:
             diag.events += picker.passed_over
             diag.prefiltered += picker.passed_over
-        for reason, n in audit_diag.skipped.items():
-            diag.skipped[f"audit-{reason}"] += n
-        for reason, n in audit_diag.warnings.items():
-            diag.warnings[f"audit-{reason}"] += n
+        diag.merge(audit_diag, prefix="audit-")
         # Logins, CONFIG_CHANGE, a lone CWD or PROCTITLE...: valid audit data, not defects.
         diag.other_events += sum(stats.skipped.values())
-        for sample in audit_diag.samples:
-            if len(diag.samples) < 20:
-                diag.samples.append(str(sample))
-        if diag.strict and audit_diag.skipped:
-            first = audit_diag.samples[0] if audit_diag.samples else None
-            raise SourceError(first.message if first else "bad audit record",
-                              first.path if first else source, first.line if first else None)

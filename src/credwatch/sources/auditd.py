@@ -46,13 +46,13 @@ from credwatch.sources.audit_reassembly import (
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_RECORDS_PER_EVENT,
     DEFAULT_QUIET_RECORDS,
-    Diagnostics,
     EventKey,
     Reassembler,
     feed_lines,
     iter_audit_events,
     iter_numbered_audit_events,
 )
+from credwatch.sources.diagnostics import Diagnostics
 
 __all__ = [
     "DEFAULT_MAX_PENDING",

@@ -36,6 +36,11 @@ class Diagnostics:
     failed: list[str] = field(default_factory=list)
     #: Valid audit events that carry no exec (logins, CONFIG_CHANGE, a lone CWD...): not defects.
     other_events: int = 0
+    #: Raw audit lines, records and record types seen by the reassembler
+    #: (:mod:`credwatch.sources.audit_reassembly`; zero for other inputs).
+    lines: int = 0
+    records: int = 0
+    record_types: Counter[str] = field(default_factory=Counter)
     #: Called by readers that count many events at once (see :meth:`tick`), e.g. a progress bar.
     progress: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
@@ -68,6 +73,15 @@ class Diagnostics:
         must not stop the others. The CLI reports every failed input and exits 3.
         """
         self.failed.append(f"{source}: {reason}")
+
+    def merge(self, other: Diagnostics, prefix: str = "") -> None:
+        """Add ``other``'s skipped and warning counts (reasons prefixed) and samples to these."""
+        for reason, n in other.skipped.items():
+            self.skipped[prefix + reason] += n
+        for reason, n in other.warnings.items():
+            self.warnings[prefix + reason] += n
+        self.samples.extend(other.samples[: max(0, SAMPLE_LIMIT - len(self.samples))])
+        self.failed.extend(other.failed)
 
     @property
     def failed_inputs(self) -> int:
