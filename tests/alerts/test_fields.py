@@ -22,6 +22,7 @@ from credwatch.alerts.sinks.fields import (
 )
 from credwatch.cli.env import Env
 from credwatch.cli.main import program
+from credwatch.normalize.flatten import get_values
 
 ALERT: dict[str, Any] = {
     "kibana.alert.uuid": "u1", "kibana.alert.severity": "high",
@@ -100,7 +101,7 @@ def test_scan_fields_prints_exactly_those_columns_of_the_same_alerts() -> None:
     for row, doc in zip(rows, docs, strict=True):
         assert list(row) == COLUMNS.split(",")
         assert row["kibana.alert.uuid"] == doc["kibana.alert.uuid"]
-        assert row["process.name"] == doc["process"]["name"]
+        assert row["process.name"] == get_values(doc, "process.name")[0]
         assert row["credwatch.triage.priority"] == doc["credwatch.triage.priority"]
 
 

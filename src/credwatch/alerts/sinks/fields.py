@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 import orjson
@@ -130,28 +130,32 @@ def add_fields_args(parser: argparse.ArgumentParser) -> None:
                              "and --bulk still get full alert documents)")
 
 
-def apply_fields(sinks: list[Sink], fields: Sequence[str] | None, fmt: str | None) -> list[Sink]:
-    """Replace the printed sink by its compact form for ``--fields`` / ``--format csv``.
+def apply_fields(args: argparse.Namespace, env: Any,
+                 make_sinks: Callable[[argparse.Namespace, Any], list[Sink]]) -> list[Sink]:
+    """The output sinks (``make_sinks``), the printed one in its compact form when asked.
 
-    ``sinks[0]`` is the printed output made by ``output_sinks`` (for csv, an
-    NDJSON sink on the right stream); the others (``--bulk``) are kept as they are.
+    ``--fields`` without ``--format`` means ndjson (the table has its own
+    columns); with ``--format table`` it is a usage error, raised before any
+    output is opened. ``sinks[0]`` is the printed output (for csv, an NDJSON
+    sink on the right stream); the others (``--bulk``) stay full.
     """
-    if not sinks or (fields is None and fmt != "csv"):
+    fields: Sequence[str] | None = getattr(args, "fields", None)
+    if fields is not None and args.format == "table":
+        raise ConfigError("--fields applies to ndjson, json and csv output, not to the table "
+                          "(add --format ndjson or --format csv)")
+    if fields is not None and args.format is None:
+        args.format = "ndjson"
+    sinks = make_sinks(args, env)
+    if not sinks or (fields is None and args.format != "csv"):
         return sinks
     first = sinks[0]
-    if fmt == "csv":
-        if not isinstance(first, NdjsonSink):
-            raise ConfigError("--format csv needs a stream output")
+    if args.format == "csv" and isinstance(first, NdjsonSink):
         return [CsvSink(first.stream, fields or DEFAULT_CSV_FIELDS, owns=first.owns), *sinks[1:]]
-    assert fields is not None
-    if isinstance(first, NdjsonSink):
+    if fields is not None and isinstance(first, NdjsonSink):
         return [FieldsNdjsonSink(first.stream, fields, owns=first.owns), *sinks[1:]]
-    if isinstance(first, JsonArraySink):
+    if fields is not None and isinstance(first, JsonArraySink):
         return [_ProjectedSink(first, fields), *sinks[1:]]
-    for sink in sinks:
-        sink.close()
-    raise ConfigError("--fields applies to ndjson, json and csv output, not to the table "
-                      "(add --format ndjson)")
+    return sinks
 
 
 class _ProjectedSink:

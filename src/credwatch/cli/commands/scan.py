@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from credwatch.alerts.display import terminal_text
+from credwatch.alerts.sinks.fields import add_fields_args, apply_fields
 from credwatch.alerts.sinks.store import StoreSink
 from credwatch.cli.common import (
     add_output_args,
@@ -80,6 +81,7 @@ def register(sub: Any) -> None:
                    help="--engine spark: the cluster (default: spark-submit's, else local[*])")
     add_rule_args(p)
     add_output_args(p)
+    add_fields_args(p)
     p.set_defaults(func=run)
 
 
@@ -136,7 +138,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         from credwatch.engine.lake import plan_scan  # DuckDB is imported only when asked for
 
         lake = plan_scan(args, scanner)  # unsupported inputs/options fail before outputs open
-    sinks = output_sinks(args, env)
+    sinks = apply_fields(args, env, output_sinks)
     store = None if args.no_store else open_store(args, env)
     store_sink = StoreSink(store) if store else None
     alerts = 0
