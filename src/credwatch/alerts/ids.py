@@ -87,8 +87,10 @@ def field_index(event: Mapping[str, Any]) -> FieldIndex:
     flags = [False, False, False]
     dotted_top = False
     for key, value in event.items():
-        if not isinstance(key, str):
-            flags[0] = True  # get_values never finds a non-text key: no index
+        if not isinstance(key, str) or not key:
+            # get_values never finds a non-text key, and flatten drops an empty one
+            # from the name ({"": {"a": 1}} flattens to "a"): no index for these.
+            flags[0] = True
         elif "." in key:
             dotted_top = True
         _leaves(key, value, flat, flags)
@@ -106,7 +108,7 @@ def _leaves(name: str, value: Any, out: dict[str, list[Any]], flags: list[bool])
     if isinstance(value, dict):
         flags[1] = True
         for key, sub in value.items():
-            if not isinstance(key, str) or "." in key:
+            if not isinstance(key, str) or not key or "." in key:
                 flags[0] = True
             full = f"{name}.{key}" if name else key
             if isinstance(sub, (dict, list)):
