@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from credwatch.alerts import build_alert
-from credwatch.alerts.sinks.base import Sink
-from credwatch.alerts.sinks.bulk import BulkSink
 from credwatch.rules import default_rule
+from credwatch.sinks.output.base import Sink
+from credwatch.sinks.output.bulk import BulkSink
 
 NOW = datetime(2026, 11, 20, 10, 5, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from credwatch.alerts.display import terminal_cell, terminal_lines, terminal_text
-from credwatch.alerts.sinks.table import TableSink
+from credwatch.sinks.output.table import TableSink
 
 from ..cli.helpers import run_cli
 from ..triage.helpers import defend, run_triage

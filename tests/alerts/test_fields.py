@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 
-from credwatch.alerts.sinks.fields import (
+from credwatch.cli.env import Env
+from credwatch.cli.main import program
+from credwatch.normalize.flatten import get_values
+from credwatch.sinks.output.fields import (
     DEFAULT_CSV_FIELDS,
     CsvSink,
     FieldsNdjsonSink,
@@ -20,9 +23,6 @@ from credwatch.alerts.sinks.fields import (
     field_value,
     parse_fields,
 )
-from credwatch.cli.env import Env
-from credwatch.cli.main import program
-from credwatch.normalize.flatten import get_values
 
 ALERT: dict[str, Any] = {
     "kibana.alert.uuid": "u1", "kibana.alert.severity": "high",

@@ -44,8 +44,8 @@ from credwatch.kql.ast import (
     Or,
     Range,
     Wildcard,
-    walk,
 )
+from credwatch.kql.passes import walk
 from credwatch.rules.loader import default_rule
 
 SEED = default_rule().query

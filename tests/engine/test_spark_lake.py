@@ -17,7 +17,7 @@ pytest.importorskip("pyarrow")
 from tests.cli.helpers import run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "credwatch" / "examples"
-JOB = Path(__file__).resolve().parents[2] / "src" / "credwatch" / "engine" / "spark_job.py"
+JOB = Path(__file__).resolve().parents[2] / "src" / "credwatch" / "cli" / "spark_job.py"
 
 
 @pytest.fixture(scope="module")

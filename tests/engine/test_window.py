@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from credwatch.alerts.store import AlertStore
-from credwatch.engine import readpos, window
+from credwatch.engine import readpos, window_reader
 from credwatch.engine.eventtime import EventIndex, TimeFields
 from credwatch.engine.exceptions import ExceptionFilter
 from credwatch.engine.execute import RuleRunner, search
@@ -87,7 +87,7 @@ def test_an_ordered_file_is_searched_by_offset_and_gives_the_window_exactly(tmp_
 
 def test_bisection_survives_garbage_and_over_long_lines_near_the_split(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(window, "PROBE_LINE_BYTES", 512)  # a probe skips lines longer than this
+    monkeypatch.setattr(window_reader, "PROBE_LINE_BYTES", 512)  # a probe skips lines longer than this
     monkeypatch.setattr("credwatch.sources.inputs.MAX_LINE_BYTES", 4096)  # and the reader these
     events: list[dict[str, Any] | str] = list(ordered_events(6000, seed=3))
     rng = random.Random(9)

@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from credwatch.alerts.display import terminal_text, visible_text
-from credwatch.alerts.sinks.table import TableSink
 from credwatch.errors import CredwatchError
+from credwatch.sinks.output.table import TableSink
 from credwatch.triage.report import filter_alerts, read_alerts_ndjson, render_report
 
 from . import corpus, fuzz

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from credwatch.kql import parse
-from credwatch.kql.ast import Is, Literal, Node, Not, walk
-from credwatch.kql.passes import ValueGroup, fields, group_values, value_list_field
+from credwatch.kql.ast import Is, Literal, Node, Not
+from credwatch.kql.passes import ValueGroup, fields, group_values, value_list_field, walk
 from credwatch.kql.passes import walk as walk_iter
 
 
@@ -12,7 +12,7 @@ def test_walk_is_iterative_and_in_source_order() -> None:
     deep: Node = Is(Literal("a"), Literal("b"))
     for _ in range(20_000):  # far past the recursion limit; only hand-built trees get here
         deep = Not(deep)
-    assert len(walk(deep)) == 20_001
+    assert len(list(walk(deep))) == 20_001
     ast = parse("a:1 and (b:2 or not c:3)")
     names = [n.field.text for n in walk_iter(ast) if isinstance(n, Is) and n.field]
     assert names == ["a", "b", "c"]

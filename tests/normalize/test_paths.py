@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from credwatch.backends.deriving import DerivedHit, deriving
 from credwatch.backends.python import compile_query
 from credwatch.kql.parser import parse
-from credwatch.normalize.derived import DerivedHit, Gate, deriving, uses_derived_fields
+from credwatch.normalize.derived import Gate, uses_derived_fields
 from credwatch.normalize.paths import (
     FIELD,
     MAX_PATHS,

@@ -7,10 +7,11 @@ from importlib import resources
 from pathlib import Path
 
 import credwatch.kql as kql
-from credwatch.kql.ast import And, Is, Or, walk
+from credwatch.engine.ruletests import run_rule_tests
+from credwatch.kql.ast import And, Is, Or
+from credwatch.kql.passes import walk
 from credwatch.kql.printer import print_value
 from credwatch.rules import DEFAULT_RULE_ID, builtin_rules, default_rule, load_rule
-from credwatch.rules.testing import run_rule_tests
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 # sha256 of v1's query with all whitespace runs collapsed to one space, recorded

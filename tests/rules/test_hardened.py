@@ -15,11 +15,12 @@ from credwatch.backends.prefilter import (
     derive_literals,
 )
 from credwatch.backends.python import compile_query
-from credwatch.kql.ast import Is, Not, walk
+from credwatch.engine.ruletests import run_rule_tests
+from credwatch.kql.ast import Is, Not
 from credwatch.kql.parser import parse
+from credwatch.kql.passes import walk
 from credwatch.normalize.paths import FIELD, METADATA_TOOLS, READ_FIELD, add_derived_fields
 from credwatch.rules import DEFAULT_RULE_ID, builtin_rules, default_rule, load_rule
-from credwatch.rules.testing import run_rule_tests
 from credwatch.sources.ecs import Diagnostics, read_records
 from tests.cli.helpers import run_cli
 

@@ -13,16 +13,16 @@ import os
 from collections.abc import Mapping
 from typing import IO, Any
 
-from credwatch.alerts.sinks.base import Sink
-from credwatch.alerts.sinks.bulk import BulkSink
-from credwatch.alerts.sinks.ndjson import JsonArraySink, NdjsonSink
-from credwatch.alerts.sinks.table import TableSink
 from credwatch.alerts.store import AlertStore, default_db_path
 from credwatch.cli.env import Env
 from credwatch.errors import ConfigError
 from credwatch.privatefile import open_private_text, refuse_inputs_as_outputs
 from credwatch.rules.loader import default_rule, load_folder, resolve_rules
 from credwatch.rules.model import Rule
+from credwatch.sinks.output.base import Sink
+from credwatch.sinks.output.bulk import BulkSink
+from credwatch.sinks.output.ndjson import JsonArraySink, NdjsonSink
+from credwatch.sinks.output.table import TableSink
 
 OUTPUT_FORMATS = ("table", "ndjson", "json")
 

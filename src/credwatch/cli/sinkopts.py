@@ -15,12 +15,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from credwatch.alerts.display import terminal_text
-from credwatch.alerts.sinks.base import Sink
 from credwatch.alerts.store import AlertStore
 from credwatch.cli.env import Env
 from credwatch.errors import ConfigError
 from credwatch.sinks.config import SinkConfig, default_config_path, load_config
 from credwatch.sinks.deliver import DeliveryThread
+from credwatch.sinks.output.base import Sink
 from credwatch.sinks.redact import redact_doc
 
 

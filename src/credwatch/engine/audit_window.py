@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from credwatch.engine.eventtime import primary_times, secondary_times
-from credwatch.engine.window import (
+from credwatch.engine.window_reader import (
     BISECT_GRANULE,
     PROBE_LINE_BYTES,
     Yielded,

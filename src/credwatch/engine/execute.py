@@ -28,6 +28,7 @@ from typing import Any
 from credwatch.alerts.build import EventOrigin, build_alert, iso_ms
 from credwatch.alerts.ids import EventIdentity
 from credwatch.alerts.store import AlertStore
+from credwatch.backends.deriving import alert_fields
 from credwatch.backends.prefilter import derive_literals
 from credwatch.engine.eventtime import TimedEvent, TimeFields
 from credwatch.engine.exceptions import ExceptionFilter
@@ -43,7 +44,6 @@ from credwatch.engine.runs import RunRecord, RunStore
 from credwatch.engine.scan import CompiledRule, record_identity, rules_for
 from credwatch.engine.suppression import ExistingAlert, HistoryEntry, Suppressor
 from credwatch.engine.window import EventSource, Span
-from credwatch.normalize.derived import alert_fields
 from credwatch.rules.defaults import DEFAULT_SPACE
 from credwatch.rules.model import Rule
 from credwatch.rules.schedule_math import parse_duration

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from credwatch.alerts.build import EventOrigin, build_alert
 from credwatch.alerts.ids import EventIdentity, data_stream_index, event_identity
+from credwatch.backends.deriving import alert_fields, deriving
 from credwatch.backends.prefilter import (
     AUDIT_VERBATIM_FIELDS,
     ROUTE_TO_FULL,
@@ -27,7 +28,6 @@ from credwatch.backends.pymatch import wildcard_matcher
 from credwatch.backends.python import Hit, Matcher, compile_query
 from credwatch.engine.workers import FastPath, PrefilterMode
 from credwatch.errors import KqlCompileError, KqlSyntaxError, RuleLoadError
-from credwatch.normalize.derived import alert_fields, deriving
 from credwatch.rules.model import Rule
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.prefiltered import literal_union

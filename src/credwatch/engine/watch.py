@@ -39,12 +39,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from credwatch.alerts.sinks.base import Sink
 from credwatch.alerts.store import AlertStore
 from credwatch.engine.checkpoint import MAX_SKIP, CheckpointStore, SkipKey
 from credwatch.engine.scan import Scanner
 from credwatch.errors import SourceError
 from credwatch.normalize.auditd import NormalizeStats, to_ecs
+from credwatch.sinks.output.base import Sink
 from credwatch.sources import auditd as raw
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.documents import line_records_checked

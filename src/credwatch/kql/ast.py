@@ -144,10 +144,3 @@ NODE_TYPES: tuple[type, ...] = (Is, Exists, MatchAll, Range, Nested, And, Or, No
 def field_name(value: Value) -> str:
     """Return the textual field name of a field node (wildcards keep their ``*``)."""
     return value.text
-
-
-def walk(node: Node) -> list[Node]:
-    """Return ``node`` and all its descendants, depth first (iterative; see :mod:`.passes`)."""
-    from credwatch.kql.passes import walk as walk_iter  # passes builds on this module
-
-    return list(walk_iter(node))

@@ -15,9 +15,10 @@ from importlib import resources
 from lark import Lark, Token, Tree
 
 from credwatch.errors import KqlSyntaxError, caret_excerpt
-from credwatch.kql.ast import Is, Literal, Node, Or, Wildcard, walk
+from credwatch.kql.ast import Is, Literal, Node, Or, Wildcard
 from credwatch.kql.fields import KEYWORD_LIKE, field_type
 from credwatch.kql.parser import parse
+from credwatch.kql.passes import walk
 from credwatch.kql.printer import print_value
 
 ERROR = "error"

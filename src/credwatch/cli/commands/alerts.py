@@ -16,12 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from credwatch.alerts.display import terminal_cell, terminal_text
-from credwatch.alerts.sinks.table import matched_path
 from credwatch.alerts.store import WORKFLOW_STATUSES
 from credwatch.cli.common import open_store
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.errors import ConfigError
 from credwatch.normalize.flatten import get_values
+from credwatch.sinks.output.table import matched_path
 
 EXAMPLES = """\
 examples:

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from credwatch.alerts.display import terminal_text
 from credwatch.cli.env import Env, ExitStatus
+from credwatch.engine.ruletests import run_rule_tests
 from credwatch.errors import CredwatchError
 from credwatch.kql.lint import ERROR
 from credwatch.rules import builtin_rules, load_paths, resolve_rules
@@ -30,7 +31,6 @@ from credwatch.rules.lint import lint_path, lint_rule
 from credwatch.rules.model import Rule
 from credwatch.rules.ndjson_format import dumps_ndjson, rule_to_export_object
 from credwatch.rules.schedule_math import format_duration, lookback
-from credwatch.rules.testing import run_rule_tests
 from credwatch.rules.toml_format import dumps_toml
 
 _RULE_HELP = "a built-in rule_id or name, a rule file, or a folder (default: the built-in rule)"

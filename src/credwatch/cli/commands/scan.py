@@ -10,8 +10,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from credwatch.alerts.display import terminal_text
-from credwatch.alerts.sinks.fields import add_fields_args, apply_fields
-from credwatch.alerts.sinks.store import StoreSink
 from credwatch.cli.common import (
     add_output_args,
     add_rule_args,
@@ -23,6 +21,8 @@ from credwatch.cli.common import (
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.workers import AUTO_MIN_BYTES, PREFILTER_MODES, read_records
+from credwatch.sinks.output.fields import add_fields_args, apply_fields
+from credwatch.sinks.output.store import StoreSink
 from credwatch.sources.ecs import INPUT_FORMATS, Diagnostics, Record
 
 DESCRIPTION = """\

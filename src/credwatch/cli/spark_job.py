@@ -3,7 +3,7 @@
 Usage (the master, deploy mode and resources come from spark-submit)::
 
     spark-submit --master spark://host:7077 \\
-        "$(python -c 'import credwatch.engine.spark_job as j; print(j.__file__)')" \\
+        "$(python -c 'import credwatch.cli.spark_job as j; print(j.__file__)')" \\
         s3a://bucket/lake/ --output alerts.ndjson --no-store
 
 Every argument after the job file is a ``credwatch scan`` argument. The filter is

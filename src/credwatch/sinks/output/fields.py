@@ -17,10 +17,10 @@ from typing import IO, Any
 
 import orjson
 
-from credwatch.alerts.sinks.base import Sink
-from credwatch.alerts.sinks.ndjson import JsonArraySink, NdjsonSink
 from credwatch.errors import ConfigError
 from credwatch.normalize.flatten import get_values
+from credwatch.sinks.output.base import Sink
+from credwatch.sinks.output.ndjson import JsonArraySink, NdjsonSink
 
 #: Bounds on ``--fields`` (the argument is user input like any other).
 MAX_FIELDS = 128

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from credwatch.alerts.build import explain_text, hit_to_dict
+from credwatch.backends.deriving import deriving
 from credwatch.backends.python import compile_query
-from credwatch.normalize.derived import deriving
 from credwatch.rules.model import Rule, RuleTest
 
 
