@@ -399,7 +399,9 @@ class SqlBackend(Visitor[str]):
         return f"({ok} AND {test(self.ipv4_int_tpl.format(t=t))})"
 
     # -- typed value tests (mirror pymatch) ------------------------------------------------
-    def equals_pred(self, field: str, ftype: str, value: Literal) -> ScalarPred | None:
+    # Complexity: one flat branch per Elasticsearch field type (keyword, text, long, double,
+    # date, ip, boolean) and literal kind; splitting it would scatter the term-query table.
+    def equals_pred(self, field: str, ftype: str, value: Literal) -> ScalarPred | None:  # noqa: C901
         """A scalar predicate for ``field:value`` (None: never true)."""
         raw = value.value
         if raw is None:

@@ -112,7 +112,9 @@ class ExecArgs:
     incomplete: list[int] = field(default_factory=list)
 
 
-def assemble_execve(records: Iterable[list[tuple[str, bytes]]], *,
+# Complexity: the EXECVE field grammar (argc, aN, aN_len, aN[k], hex or quoted, bounds on each)
+# is validated in one loop so every bound is checked where the value is read.
+def assemble_execve(records: Iterable[list[tuple[str, bytes]]], *,  # noqa: C901
                     interpreted: bool = False) -> ExecArgs | None:
     """Join the ``aN``, ``aN_len`` and ``aN[k]`` fields of an event's EXECVE records.
 

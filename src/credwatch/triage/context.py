@@ -206,7 +206,9 @@ def _cut(s: str, n: int = 160) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def command_indicators(words: Sequence[str]) -> list[Indicator]:
+# Complexity: one flat branch per tool family (encoders, network clients, archivers, shells,
+# interpreters), read as the table of indicators the investigation guide asks for.
+def command_indicators(words: Sequence[str]) -> list[Indicator]:  # noqa: C901
     """Indicators of one simple command (argv), wrappers skipped."""
     words = _strip_wrappers(list(words))
     if not words:

@@ -256,7 +256,9 @@ def _window(alert: Mapping[str, Any], seconds: int = 120) -> str:
     return f"between {iso_ms(shift(t, -span))} and {iso_ms(shift(t, span))}"
 
 
-def _next_steps(alert: Mapping[str, Any], creds: list[Mapping[str, Any]],
+# Complexity: one optional sentence per piece of context the guide's steps mention (user,
+# chain, indicators, workload, time window); each branch only appends text.
+def _next_steps(alert: Mapping[str, Any], creds: list[Mapping[str, Any]],  # noqa: C901
                 inds: list[Mapping[str, Any]], work: Mapping[str, Any],
                 benign: bool) -> list[str]:
     user: Mapping[str, Any] = _g(alert, "user", {}) or {}

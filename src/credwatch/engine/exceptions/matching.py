@@ -53,7 +53,9 @@ def _ip_test(values: Sequence[str], with_ranges: bool, where: str) -> Callable[[
     return test
 
 
-def _compile_entry(entry: Entry, prefix: str, value_lists: ValueLists, where: str) -> Predicate:
+# Complexity: one flat branch per Kibana exception entry type and operator (match, match_any,
+# wildcard, exists, list, nested x included/excluded), read as one table.
+def _compile_entry(entry: Entry, prefix: str, value_lists: ValueLists, where: str) -> Predicate:  # noqa: C901
     path = f"{prefix}{entry.field}"
     positive: Predicate
     if entry.type == "nested":
