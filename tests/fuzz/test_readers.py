@@ -73,7 +73,7 @@ def _alerts(path: Path, mode: str | None) -> tuple[list[tuple[object, ...]], Dia
     diag = Diagnostics()
     scanner = Scanner(compile_rules([default_rule()]), clock=lambda: CLOCK, diagnostics=diag, triage=False)
     fast = None if mode is None else scanner.fast_path("always", 1)
-    got = [(a["kibana.alert.uuid"], a["credwatch.source.line"])
+    got: list[tuple[object, ...]] = [(a["kibana.alert.uuid"], a["credwatch.source.line"])
            for a in scanner.scan(read_records([str(path)], diag, fast=fast))]
     return got, diag
 

@@ -104,5 +104,5 @@ def test_decoded_arguments_equal_auparse(path: Path, tmp_path: Path) -> None:
             ours[(ev.node, ev.serial)] = args.args
     assert theirs
     assert ours.keys() == theirs.keys()
-    for key, args in ours.items():
-        assert args == theirs[key], key
+    for key, decoded in ours.items():
+        assert decoded == theirs[key], key

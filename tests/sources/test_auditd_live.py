@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,7 +153,7 @@ def test_live_exec_is_read_reassembled_and_mapped_within_a_second(
     follower.poll()
     subprocess.run(["/bin/cat", str(secret)], capture_output=True, check=True)
     ran_at = time.monotonic()
-    found = []
+    found: list[dict[str, Any]] = []
     deadline = ran_at + 10
     while not found and time.monotonic() < deadline:
         batch = follower.poll()

@@ -8,6 +8,7 @@ import itertools
 import random
 import re
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -275,7 +276,7 @@ def test_bad_input_loses_nothing_valid(tmp_path: Path) -> None:
     assert got[100000]["process"]["args"][0] == "cat"  # the half line still parsed
 
 
-def ecs_of_with(lines: list[bytes], diag: Diagnostics) -> list[dict[str, object]]:
+def ecs_of_with(lines: list[bytes], diag: Diagnostics) -> list[dict[str, Any]]:
     from credwatch.normalize.auditd import iter_ecs
     return list(iter_ecs(events_of(lines, path="bad.log", diagnostics=diag)))
 

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from credwatch.normalize.auditd import iter_ecs
-from credwatch.sources.auditd import Reassembler, feed_lines
+from credwatch.sources.auditd import AuditEvent, Reassembler, feed_lines
 from credwatch.sources.follow import FollowedLine, Follower, Position
 from tests.sources._auditd import ENRICHED, ecs_of, lines_of
 
@@ -330,7 +330,7 @@ def test_following_a_log_written_in_random_pieces_reassembles_like_a_scan(tmp_pa
     p.write_bytes(b"")
     f = Follower(p, start="beginning")
     reasm = Reassembler(idle_seconds=0.0)
-    events = []
+    events: list[AuditEvent] = []
     rng = random.Random(7)
     pos = 0
     with open(p, "ab", buffering=0) as w:

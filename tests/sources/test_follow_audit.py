@@ -62,6 +62,7 @@ def test_restart_and_rotation_lose_nothing_and_repeat_only_identical_events(tmp_
         assert pos is not None
         store.save(log, pos)  # the events above were "handled"
     assert s1.reassembler.pending > 0  # the crash really loses in-memory events
+    assert pos is not None  # (the loop ran: crash_at > 0)
     assert pos.offset < os.path.getsize(log)  # rewound to a pending record
     f1.close()
     store.close()
