@@ -52,7 +52,13 @@ def _read_all(data: bytes, input_format: str = "auto") -> Diagnostics:
 @given(documents, st.sampled_from(["auto", "ndjson", "json", "auditd"]))
 def test_no_input_makes_a_reader_raise(data: bytes, input_format: str) -> None:
     diag = _read_all(data, input_format)
-    assert not diag.failed  # in-memory input: nothing can fail to be read
+    if data.startswith(b"\x1f\x8b"):
+        # gzip's magic: the input is read as gzip, so a broken stream is a failed input,
+        # reported as one line (the only way an in-memory input can fail).
+        assert len(diag.failed) <= 1
+        assert all("gzip" in f or "compressed" in f for f in diag.failed), diag.failed
+    else:
+        assert not diag.failed  # in-memory input: nothing else can fail to be read
 
 
 @fuzz
