@@ -45,8 +45,15 @@ def scan_documents(args: list[str], inputs: list[str], out: Path) -> list[bytes]
         for key in CLOCK_FIELDS:
             assert key in doc
             del doc[key]
+        # The input's path is where the checkout is: keep it relative to the repository.
+        source = doc.get("credwatch.source.path")
+        if isinstance(source, str) and source.startswith(f"{REPO}/"):
+            doc["credwatch.source.path"] = source[len(REPO) + 1:]
         lines.append(orjson.dumps(doc))
     return lines
+
+
+REPO = str(Path(__file__).resolve().parents[2])
 
 
 def _first_difference(got: bytes, want: bytes) -> str:
