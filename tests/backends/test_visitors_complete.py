@@ -18,7 +18,7 @@ from credwatch.backends.esdsl import EsDslBackend
 from credwatch.backends.prefilter import LiteralDeriver
 from credwatch.backends.python import PythonEvaluator
 from credwatch.backends.spark import SparkBackend
-from credwatch.backends.sqlbase import SType
+from credwatch.backends.sqlschema import SType
 from credwatch.errors import UnsupportedError
 from credwatch.kql import parse
 from credwatch.kql.ast import NODE_TYPES, Is

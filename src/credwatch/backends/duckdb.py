@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 
 import duckdb
 
-from credwatch.backends.sqlbase import SqlBackend, SType
+from credwatch.backends.sqlbase import SqlBackend
+from credwatch.backends.sqlschema import SType
 from credwatch.errors import SourceError
 from credwatch.kql.ast import Node
 from credwatch.kql.parser import parse

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from credwatch.backends.sqlbase import SqlBackend, SType
+from credwatch.backends.sqlbase import SqlBackend
+from credwatch.backends.sqlschema import SType
 from credwatch.errors import ConfigError
 from credwatch.kql.ast import Node
 from credwatch.kql.parser import parse

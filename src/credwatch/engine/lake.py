@@ -39,7 +39,7 @@ from typing import Any, Literal
 import duckdb
 
 from credwatch.backends.duckdb import compile_duckdb, connect, read_sql, schema_of
-from credwatch.backends.sqlbase import SType
+from credwatch.backends.sqlschema import SType
 from credwatch.engine.convert import META_PREFIX, record_from_row
 from credwatch.engine.scan import Scanner
 from credwatch.errors import SourceError, UnsupportedError

@@ -18,7 +18,7 @@ from typing import Any
 
 from credwatch.backends.esdsl import compile_esdsl, to_json
 from credwatch.backends.prefilter import AUDIT_VERBATIM_FIELDS, Prefilter, derive_literals
-from credwatch.backends.sqlbase import SType
+from credwatch.backends.sqlschema import SType
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.errors import ConfigError
 from credwatch.kql.ast import Node
