@@ -22,7 +22,8 @@ from credwatch.engine.scan import CompiledRule, Scanner
 from credwatch.errors import SourceError
 from credwatch.normalize.paths import add_derived_fields
 from credwatch.rules import DEFAULT_RULE_ID, load_rule
-from credwatch.sources.ecs import Diagnostics, read_records
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.read import read_records
 from credwatch.sources.record import Record
 from tests.cli.helpers import run_cli
 

@@ -20,7 +20,7 @@ from credwatch.engine.schedule import (
     plan_windows,
     to_ms,
 )
-from credwatch.sources.ecs import Record
+from credwatch.sources.record import Record
 from tests.engine.daygen import DAY, generate_day, iso, make_event
 from tests.engine.helpers import rig, seed_rule
 

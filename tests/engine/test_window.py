@@ -27,7 +27,8 @@ from credwatch.engine.readpos import LineCounter, Span
 from credwatch.engine.runs import RunStore
 from credwatch.engine.scan import CompiledRule, record_index
 from credwatch.engine.window import EventSource
-from credwatch.sources.ecs import Diagnostics, read_records
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.read import read_records
 from tests.engine.daygen import DAY, iso, make_event
 from tests.engine.helpers import seed_rule
 

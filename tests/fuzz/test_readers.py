@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.workers import read_records
 from credwatch.rules.loader import default_rule
-from credwatch.sources.ecs import Diagnostics
+from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.jsondoc import document_records
 from tests.fuzz import corpus, fuzz
 

@@ -25,7 +25,8 @@ from typing import Any
 import orjson
 import pytest
 
-from credwatch.sources.ecs import Diagnostics, read_records
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.read import read_records
 from tests.cli.helpers import Result, run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "credwatch" / "examples"

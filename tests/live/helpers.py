@@ -7,7 +7,7 @@ from pathlib import Path
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.rules.loader import default_rule
 from credwatch.sources.diagnostics import Diagnostics
-from credwatch.sources.ecs import read_records
+from credwatch.sources.read import read_records
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURE = ROOT / "tests" / "fixtures" / "auditd" / "enriched_workload.log"

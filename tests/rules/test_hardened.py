@@ -21,7 +21,8 @@ from credwatch.kql.parser import parse
 from credwatch.kql.passes import walk
 from credwatch.normalize.paths import FIELD, METADATA_TOOLS, READ_FIELD, add_derived_fields
 from credwatch.rules import DEFAULT_RULE_ID, builtin_rules, default_rule, load_rule
-from credwatch.sources.ecs import Diagnostics, read_records
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.read import read_records
 from tests.cli.helpers import run_cli
 
 HARDENED = "credwatch-credential-path-hardened"

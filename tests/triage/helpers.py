@@ -11,7 +11,9 @@ import orjson
 
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.rules.loader import default_rule
-from credwatch.sources.ecs import Diagnostics, Record, read_records
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.read import read_records
+from credwatch.sources.record import Record
 from credwatch.triage.enrich import Triage
 
 BASE = datetime(2026, 12, 1, 11, 33, 14, 643000, tzinfo=UTC)

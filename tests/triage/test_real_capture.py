@@ -9,7 +9,8 @@ import pytest
 
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.rules.loader import default_rule
-from credwatch.sources.ecs import Diagnostics, read_records
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.read import read_records
 from credwatch.triage.enrich import Triage
 
 LOG = Path(__file__).resolve().parents[1] / "fixtures" / "auditd" / "enriched_workload.log"

@@ -33,7 +33,8 @@ from credwatch.engine.window_reader import (
     _skip_line,
 )
 from credwatch.sources.audit_records import audit_records
-from credwatch.sources.ecs import Diagnostics, Record
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.record import Record
 
 __all__ = ["AuditReader"]
 

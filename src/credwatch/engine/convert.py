@@ -1,6 +1,6 @@
 """``credwatch convert``: ECS events from any input credwatch reads → Parquet or NDJSON.
 
-Inputs are read exactly as ``scan`` reads them (:func:`credwatch.sources.ecs.read_records`,
+Inputs are read exactly as ``scan`` reads them (:func:`credwatch.sources.read.read_records`,
 raw ``audit.log`` included), so a converted file holds the events ``scan`` would have seen.
 
 The Parquet schema (see docs/engines.md) is built from the events themselves, in two
@@ -29,19 +29,21 @@ warnings); the other side stays in ``_cw_event``. Field names deeper than
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import orjson
 
+from credwatch.engine.eventtime import time_ms
 from credwatch.errors import ConfigError, SourceError
+from credwatch.normalize.flatten import get_values
 from credwatch.privatefile import make_private_dirs, open_private
 from credwatch.sources.diagnostics import Diagnostics
-from credwatch.sources.ecs import read_records
+from credwatch.sources.read import read_records
 from credwatch.sources.record import Record
 
 Format = Literal["parquet", "ndjson"]
@@ -57,7 +59,13 @@ MAX_FIELD_DEPTH = 32
 MAX_PARTITIONS = 4_096
 BATCH_ROWS = 20_000
 ALWAYS_LIST = frozenset({"process.args"})
-_DAY = re.compile(r"^(\d{4}-\d{2}-\d{2})")
+#: The time fields whose values make up a row's time envelope (``_cw_t0`` .. ``_cw_t1``, epoch ms):
+#: ``@timestamp`` and Kibana's usual ``timestamp_override``.
+ENVELOPE_FIELDS = ("@timestamp", "event.ingested")
+#: Per-partition summary (dot-file: the readers and Spark skip it): rows and time envelope.
+SPAN_FILE = ".credwatch-span.json"
+_MS_PER_DAY = 86_400_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def require_pyarrow() -> Any:
@@ -159,7 +167,8 @@ def build_schema(stats: dict[str, FieldStats]) -> Any:
 
     meta = [pa.field("_cw_event", pa.string()), pa.field("_cw_source", pa.string()),
             pa.field("_cw_line", pa.int64()), pa.field("_cw_index", pa.string()),
-            pa.field("_cw_id", pa.string()), pa.field("_cw_version", pa.string())]
+            pa.field("_cw_id", pa.string()), pa.field("_cw_version", pa.string()),
+            pa.field("_cw_t0", pa.int64()), pa.field("_cw_t1", pa.int64())]
     return pa.schema(meta + to_fields(tree))
 
 
@@ -212,6 +221,7 @@ def event_row(rec: Record, plan: dict[str, Column],
         "_cw_index": rec.index, "_cw_id": rec.id,
         "_cw_version": None if rec.version is None else orjson.dumps(rec.version).decode(),
     }
+    row["_cw_t0"], row["_cw_t1"] = envelope(rec.event) or (None, None)
     if values is None:
         values = ((name, value) for name, value, _listed in leaves(rec.event))
     for name, value in values:
@@ -253,11 +263,29 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
+def envelope(event: dict[str, Any]) -> tuple[int, int] | None:
+    """Earliest and latest time (epoch ms, UTC) of the event's :data:`ENVELOPE_FIELDS`, if any.
+
+    Any window that holds the event under ``@timestamp`` or ``event.ingested`` (with or
+    without the fallback) overlaps this envelope, so engines prune row groups on it
+    (integers: their Parquet statistics compare as times, whatever the text's zone or width).
+    """
+    times = [ms for f in ENVELOPE_FIELDS for v in get_values(event, f) if (ms := time_ms(v)) is not None]
+    return (min(times), max(times)) if times else None
+
+
+def day_name(ms: int) -> str:
+    """``YYYY-MM-DD`` of an epoch-ms instant, in UTC."""
+    return (_EPOCH + timedelta(days=ms // _MS_PER_DAY)).strftime("%Y-%m-%d")
+
+
 def day_of(event: dict[str, Any]) -> str:
-    """The ``day=`` partition of an event: its ``@timestamp`` date, else ``unknown``."""
-    ts = event.get("@timestamp")
-    m = _DAY.match(ts) if isinstance(ts, str) else None
-    return m.group(1) if m else "unknown"
+    """The ``day=`` partition of an event: the UTC date of its earliest ``@timestamp``, else ``unknown``.
+
+    UTC, so that a window (always UTC) maps onto partitions whatever zone the text was in.
+    """
+    times = [ms for v in get_values(event, "@timestamp") if (ms := time_ms(v)) is not None]
+    return day_name(min(times)) if times else "unknown"
 
 
 @dataclass
@@ -330,6 +358,17 @@ class _Writers:
         self.out, self.fmt, self.schema, self.partition = out, fmt, schema, partition
         self.open: dict[str | None, Any] = {}
         self.files: list[str] = []
+        #: Per partition: rows, and the envelope of their times (None: no timed row).
+        self.spans: dict[str | None, list[Any]] = {}
+
+    def note(self, day: str | None, row: dict[str, Any]) -> None:
+        """Count ``row`` in its partition's summary."""
+        span = self.spans.setdefault(day, [0, None, None])
+        span[0] += 1
+        t0, t1 = row.get("_cw_t0"), row.get("_cw_t1")
+        if t0 is not None and t1 is not None:
+            span[1] = t0 if span[1] is None else min(span[1], t0)
+            span[2] = t1 if span[2] is None else max(span[2], t1)
 
     def get(self, day: str | None) -> Any:
         if day in self.open:
@@ -353,6 +392,16 @@ class _Writers:
             if pq_writer is not None:
                 pq_writer.close()
             stream.close()
+        if self.partition:
+            for day, (rows, t0, t1) in self.spans.items():
+                self._summary(day, rows, t0, t1)
+
+    def _summary(self, day: str | None, rows: int, t0: int | None, t1: int | None) -> None:
+        """Write the partition's :data:`SPAN_FILE`: ``run --engine duckdb|spark`` prunes on it."""
+        doc = {"rows": rows, "t0": t0, "t1": t1, "fields": list(ENVELOPE_FIELDS),
+               "files": [Path(f).name for f in self.files if Path(f).parent.name == f"day={day}"]}
+        with os.fdopen(open_private(self.out / f"day={day}" / SPAN_FILE), "wb") as fh:
+            fh.write(orjson.dumps(doc) + b"\n")
 
 
 def _ndjson_line(rec: Record) -> bytes:
@@ -406,9 +455,12 @@ def _write_all(records: Iterator[tuple[Record, list[tuple[str, Any]]]], writers:
         pq_writer, stream = writers.get(day)
         if pa is None:
             stream.write(_ndjson_line(rec))
+            t0, t1 = envelope(rec.event) or (None, None)
+            writers.note(day, {"_cw_t0": t0, "_cw_t1": t1})
             continue
         batch = batches.setdefault(day, [])
-        batch.append(event_row(rec, plan, flat))
+        batch.append(row := event_row(rec, plan, flat))
+        writers.note(day, row)
         if len(batch) >= BATCH_ROWS:
             pq_writer.write_table(pa.Table.from_pylist(batch, schema=writers.schema))
             batch.clear()

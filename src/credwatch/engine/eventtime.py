@@ -18,7 +18,7 @@ from typing import Any
 from credwatch.engine.plan import to_ms
 from credwatch.normalize.flatten import get_values
 from credwatch.rules.model import Rule
-from credwatch.sources.ecs import Record
+from credwatch.sources.record import Record
 from credwatch.timemath import DATETIME_MAX_MS, DATETIME_MIN_MS, parse_instant
 
 __all__ = ["EventIndex", "Seq", "TimeFields", "TimedEvent", "event_points", "event_times", "primary_times",

@@ -47,8 +47,8 @@ from credwatch.kql.passes import fields
 from credwatch.sources.detect import prepare
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.documents import line_records_checked
-from credwatch.sources.ecs import open_binary
 from credwatch.sources.inputs import READ_ERRORS, Input, describe, expand_inputs, iter_lines
+from credwatch.sources.read import open_binary
 from credwatch.sources.record import Record
 
 ENGINES = ("python", "duckdb")

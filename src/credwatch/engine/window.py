@@ -75,13 +75,9 @@ from credwatch.engine.window_reader import (
     _Query,
 )
 from credwatch.errors import SourceError
-from credwatch.sources.ecs import (
-    INPUT_FORMATS,
-    Diagnostics,
-    expand_paths,
-    open_binary,
-    sniff,
-)
+from credwatch.sources.detect import detect as sniff
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.read import INPUT_FORMATS, expand_paths, open_binary
 
 __all__ = [
     "ORDER_TOLERANCE_MS",

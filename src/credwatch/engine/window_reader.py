@@ -32,15 +32,11 @@ from credwatch.engine.readpos import (
     head_crc,
 )
 from credwatch.errors import SourceError
-from credwatch.sources.ecs import (
-    Diagnostics,
-    Record,
-    check_types,
-    line_records,
-    open_binary,
-    read_records,
-)
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.documents import check_types, line_records
 from credwatch.sources.prefiltered import line_blocks
+from credwatch.sources.read import open_binary, read_records
+from credwatch.sources.record import Record
 
 #: Lines of an ordered input may be out of order by this much (``event.ingested`` trails
 #: ``@timestamp`` by a few seconds; 30 s leave room for clock skew between hosts).

@@ -10,7 +10,8 @@ from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.convert import FORMATS, PARTITIONS, convert
 from credwatch.errors import ConfigError
 from credwatch.privatefile import refuse_inputs_as_outputs
-from credwatch.sources.ecs import INPUT_FORMATS, Diagnostics
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.read import INPUT_FORMATS
 
 DESCRIPTION = """\
 Read events as `scan` reads them (NDJSON nested or flat-dotted, JSON arrays,

@@ -19,7 +19,8 @@ from credwatch.engine.quality import (
     scan_corpus,
 )
 from credwatch.engine.scan import compile_rules
-from credwatch.sources.ecs import INPUT_FORMATS, Diagnostics, read_records
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.read import INPUT_FORMATS, read_records
 
 DESCRIPTION = """\
 Measure how well rules separate labelled cases: read the telemetry, evaluate

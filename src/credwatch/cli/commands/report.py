@@ -9,7 +9,7 @@ from credwatch.alerts.store import WORKFLOW_STATUSES
 from credwatch.cli.common import open_store
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.privatefile import refuse_inputs_as_outputs
-from credwatch.sources.ecs import open_binary
+from credwatch.sources.read import open_binary
 from credwatch.triage.report import (
     filter_alerts,
     read_alerts_ndjson,

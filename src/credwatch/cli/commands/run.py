@@ -33,7 +33,7 @@ from credwatch.engine.schedule import (
 )
 from credwatch.errors import ConfigError
 from credwatch.rules.model import Rule
-from credwatch.sources.ecs import INPUT_FORMATS
+from credwatch.sources.read import INPUT_FORMATS
 
 #: Kibana's Endpoint exception list, enforced by Elastic Defend rather than by rules.
 ENDPOINT_LIST_ID = "endpoint_list"

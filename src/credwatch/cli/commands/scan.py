@@ -23,7 +23,9 @@ from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.workers import AUTO_MIN_BYTES, PREFILTER_MODES, read_records
 from credwatch.sinks.output.fields import add_fields_args, apply_fields
 from credwatch.sinks.output.store import StoreSink
-from credwatch.sources.ecs import INPUT_FORMATS, Diagnostics, Record
+from credwatch.sources.diagnostics import Diagnostics
+from credwatch.sources.read import INPUT_FORMATS
+from credwatch.sources.record import Record
 
 DESCRIPTION = """\
 Scan telemetry once with one or more rules (default: Elastic's "Kubernetes and
