@@ -112,9 +112,7 @@ class ExecArgs:
     incomplete: list[int] = field(default_factory=list)
 
 
-# Complexity: the EXECVE field grammar (argc, aN, aN_len, aN[k], hex or quoted, bounds on each)
-# is validated in one loop so every bound is checked where the value is read.
-def assemble_execve(records: Iterable[list[tuple[str, bytes]]], *,  # noqa: C901
+def assemble_execve(records: Iterable[list[tuple[str, bytes]]], *,
                     interpreted: bool = False) -> ExecArgs | None:
     """Join the ``aN``, ``aN_len`` and ``aN[k]`` fields of an event's EXECVE records.
 
@@ -127,49 +125,12 @@ def assemble_execve(records: Iterable[list[tuple[str, bytes]]], *,  # noqa: C901
     are skipped (and reported in ``missing``). Returns None when no argument
     field and no argc was found at all.
     """
-    argc: int | None = None
-    whole: dict[int, bytes | None] = {}
-    chunks: dict[int, dict[int, bytes]] = {}
-    lengths: dict[int, int] = {}
-    for fields in records:
-        for key, token in fields:
-            if key == "argc":
-                if argc is None and _NUMBER_RE.match(token):
-                    argc = int(token)
-                continue
-            m = _ARG_KEY_RE.match(key)
-            if not m:
-                continue
-            idx = int(m.group(1))
-            if m.group(2):  # aN_len
-                if _NUMBER_RE.match(token):
-                    lengths[idx] = int(token)
-            elif m.group(3) is not None:  # aN[k]
-                part = value_bytes(token, interpreted=interpreted)
-                chunks.setdefault(idx, {}).setdefault(int(m.group(3)), part or b"")
-            elif idx not in whole:
-                whole[idx] = value_bytes(token, interpreted=interpreted)
-    indices = sorted(set(whole) | set(chunks))
+    fields = _ExecveFields.collect(records, interpreted)
+    indices = sorted(set(fields.whole) | set(fields.chunks))
+    argc = fields.argc
     if not indices and argc is None:
         return None
-    args: list[str] = []
-    incomplete: list[int] = []
-    for idx in indices:
-        if idx in whole:
-            raw = whole[idx]
-            # "(null)" can only be a NULL argv slot; keep the position as an empty string.
-            args.append(to_text(raw) if raw is not None else "")
-            continue
-        parts = chunks[idx]
-        if sorted(parts) != list(range(len(parts))):
-            incomplete.append(idx)
-        joined = b"".join(parts[k] for k in sorted(parts))
-        if idx in lengths and not interpreted:
-            # aN_len counts the *encoded* length; a shortfall means chunks were lost.
-            expected = lengths[idx]
-            if expected not in (len(joined), 2 * len(joined)) and idx not in incomplete:
-                incomplete.append(idx)
-        args.append(to_text(joined))
+    args, incomplete = _join_args(fields, indices, interpreted)
     if indices and indices[0] > 0:
         args.insert(0, TRUNCATED_ARGS_TEMPLATE.format(n=indices[0]))
     present = set(indices)
@@ -179,3 +140,61 @@ def assemble_execve(records: Iterable[list[tuple[str, bytes]]], *,  # noqa: C901
     missing = [i for i in range(upper) if i not in present][:MAX_MISSING]
     count = argc if argc is not None else len(args)
     return ExecArgs(args=args, argc=argc, count=count, missing=missing, incomplete=incomplete)
+
+
+@dataclass
+class _ExecveFields:
+    """The argument fields of an event's EXECVE records, by argument index (first one wins)."""
+
+    argc: int | None = None
+    whole: dict[int, bytes | None] = field(default_factory=dict)
+    chunks: dict[int, dict[int, bytes]] = field(default_factory=dict)
+    lengths: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def collect(cls, records: Iterable[list[tuple[str, bytes]]], interpreted: bool) -> _ExecveFields:
+        """Sort every ``argc``, ``aN``, ``aN_len`` and ``aN[k]`` token into its slot."""
+        out = cls()
+        for fields in records:
+            for key, token in fields:
+                if key == "argc":
+                    if out.argc is None and _NUMBER_RE.match(token):
+                        out.argc = int(token)
+                    continue
+                m = _ARG_KEY_RE.match(key)
+                if not m:
+                    continue
+                idx = int(m.group(1))
+                if m.group(2):  # aN_len
+                    if _NUMBER_RE.match(token):
+                        out.lengths[idx] = int(token)
+                elif m.group(3) is not None:  # aN[k]
+                    part = value_bytes(token, interpreted=interpreted)
+                    out.chunks.setdefault(idx, {}).setdefault(int(m.group(3)), part or b"")
+                elif idx not in out.whole:
+                    out.whole[idx] = value_bytes(token, interpreted=interpreted)
+        return out
+
+
+def _join_args(fields: _ExecveFields, indices: list[int],
+               interpreted: bool) -> tuple[list[str], list[int]]:
+    """The decoded arguments in index order, and the indexes whose chunks are incomplete."""
+    args: list[str] = []
+    incomplete: list[int] = []
+    for idx in indices:
+        if idx in fields.whole:
+            raw = fields.whole[idx]
+            # "(null)" can only be a NULL argv slot; keep the position as an empty string.
+            args.append(to_text(raw) if raw is not None else "")
+            continue
+        parts = fields.chunks[idx]
+        if sorted(parts) != list(range(len(parts))):
+            incomplete.append(idx)
+        joined = b"".join(parts[k] for k in sorted(parts))
+        if idx in fields.lengths and not interpreted:
+            # aN_len counts the *encoded* length; a shortfall means chunks were lost.
+            expected = fields.lengths[idx]
+            if expected not in (len(joined), 2 * len(joined)) and idx not in incomplete:
+                incomplete.append(idx)
+        args.append(to_text(joined))
+    return args, incomplete
