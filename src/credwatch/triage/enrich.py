@@ -29,11 +29,8 @@ alert fields, which are never modified:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
-from credwatch.alerts.build import iso_ms, parse_event_time
-from credwatch.timemath import shift
 from credwatch.triage.context import (
     BENIGN_AUTOMATION,
     args_of,
@@ -52,12 +49,28 @@ from credwatch.triage.context import (
 )
 from credwatch.triage.correlate import Correlator
 from credwatch.triage.paths import credential_matches
+from credwatch.triage.verdict import (
+    PRIORITY_THRESHOLDS,  # noqa: F401 (re-exported: the thresholds are part of the API)
+    chain_text,
+    command_step,
+    confirm_step,
+    correlate_step,
+    correlate_tail,
+    credential_steps,
+    creds_text,
+    identity_text,
+    map_step,
+    signs_text,
+    summary,
+    tune_step,
+    verdict,
+    where_text,
+    who_text,
+    window_text,
+)
 
 PREFIX = "credwatch.triage."
 TRIAGE_VERSION = 1
-#: Priority thresholds on the 0-100 score, highest first.
-PRIORITY_THRESHOLDS = (("P1", 75), ("P2", 55), ("P3", 35), ("P4", 0))
-_LOCATION_POINTS = {"control-plane": 15, "jump-host": 12, "pod": 10, "node": 8, "host": 0}
 _STAGING = frozenset({"encoding", "archive-stdout", "pipe", "redirect"})
 
 
@@ -142,141 +155,38 @@ def score_alert(alert: dict[str, Any], *,
     creds: list[Mapping[str, Any]] = _g(alert, "credentials", []) or []
     inds: list[Mapping[str, Any]] = _g(alert, "indicators", []) or []
     work: Mapping[str, Any] = _g(alert, "workload", {}) or {}
-    exfil = bool(_g(alert, "exfil_indicators"))
-    staging = bool(_g(alert, "staging_indicators"))
     follow_exfil = bool(_g(alert, "followup_exfil"))
-    follow_cats = set(_g(alert, "followup_categories", []) or [])
-    scratch = _g(alert, "scratch_executable")
-
-    blockers = [why for cond, why in ((exfil, "exfiltration indicator in the command"),
-                                      (follow_exfil, "network/exfiltration follow-up"),
-                                      (bool(scratch), "runs from a scratch directory"))
-                if cond]
-    likely_benign = bool(reasons) and not blockers
-    if likely_benign:
-        benign_reason = "expected automation: " + "; ".join(reasons)
-    elif reasons:
-        benign_reason = ("automation ancestor (" + "; ".join(reasons) + ") but "
-                         + ", ".join(blockers))
-    else:
-        benign_reason = "no known backup, scanner, CI or orchestration ancestor"
-
-    factors: list[tuple[int, str]] = []
-    top = max(creds, key=lambda c: int(c.get("criticality", 0)), default=None)
-    if top is not None:
-        factors.append((15 + 5 * int(top["criticality"]),
-                        f"{top['label']} (criticality {top['criticality']})"))
-    else:
-        factors.append((30, "no known credential kind"))
-    loc = str(work.get("location", "host"))
-    if _LOCATION_POINTS.get(loc):
-        factors.append((_LOCATION_POINTS[loc], f"location {loc}"))
-    if exfil:
-        factors.append((20, "exfiltration indicator in the command line"))
-    elif staging:
-        factors.append((10, "piping/encoding/archiving in the command line"))
-    if follow_exfil:
-        factors.append((15, "network or exfiltration activity right after the read"))
-    elif follow_cats & {"encoding", "archive"}:
-        factors.append((5, "encoding/archiving right after the read"))
-    if scratch:
-        factors.append((10, f"executable in a scratch directory ({scratch})"))
-    if likely_benign:
-        factors.append((-35, "expected automation ancestor"))
-    score = max(0, min(100, sum(p for p, _ in factors)))
-    priority = next(p for p, t in PRIORITY_THRESHOLDS if score >= t)
-
-    alert[PREFIX + "likely_benign"] = likely_benign
-    alert[PREFIX + "benign_reason"] = benign_reason
-    alert[PREFIX + "score"] = score
-    alert[PREFIX + "score_factors"] = [f"{p:+d} {why}" for p, why in factors]
-    alert[PREFIX + "priority"] = priority
-    alert[PREFIX + "summary"] = _summary(alert, creds, inds, work, priority, score,
-                                         likely_benign)
-    alert[PREFIX + "next_steps"] = _next_steps(alert, creds, inds, work, likely_benign)
+    v = verdict(reasons, creds, str(work.get("location", "host")),
+                bool(_g(alert, "exfil_indicators")), bool(_g(alert, "staging_indicators")),
+                follow_exfil, set(_g(alert, "followup_categories", []) or []),
+                _g(alert, "scratch_executable"))
+    alert[PREFIX + "likely_benign"] = v.likely_benign
+    alert[PREFIX + "benign_reason"] = v.benign_reason
+    alert[PREFIX + "score"] = v.score
+    alert[PREFIX + "score_factors"] = list(v.score_factors)
+    alert[PREFIX + "priority"] = v.priority
+    user: Mapping[str, Any] = _g(alert, "user", {}) or {}
+    who = who_text(user)
+    chain = chain_text(_g(alert, "parent_chain", []) or [], corr)
+    proc: Mapping[str, Any] = _g(alert, "process", {}) or {}
+    alert[PREFIX + "summary"] = summary(v.priority, v.score, proc.get("name"), creds_text(creds),
+                                        who, where_text(work), chain, signs_text(inds),
+                                        follow_exfil, v.likely_benign)
+    alert[PREFIX + "next_steps"] = _next_steps(alert, creds, inds, work, v.likely_benign, who,
+                                               chain)
     return alert
 
 
-def _who(alert: Mapping[str, Any]) -> str:
-    user: Mapping[str, Any] = _g(alert, "user", {}) or {}
-    who = str(user.get("name") or (f"uid {user['id']}" if user.get("id") else "an unknown user"))
-    if user.get("audit_name") and user.get("audit_name") != user.get("name"):
-        who += f" (logged in as {user['audit_name']})"
-    return who
-
-
-def _chain_text(alert: Mapping[str, Any]) -> str:
-    chain: list[Mapping[str, Any]] = _g(alert, "parent_chain", []) or []
-    corr: Mapping[str, Any] = _g(alert, "correlation") or {}
-    seen_names = {int(a["pid"]): str(a["name"]) for a in corr.get("ancestors", []) or []
-                  if isinstance(a.get("pid"), int)}
-    parts: list[str] = []
-    for item in chain:
-        pid = item.get("pid")
-        name = item.get("name") or item.get("executable") or (
-            f"{seen_names[pid]} (pid {pid})" if pid in seen_names else f"pid {pid}")
-        if item.get("entry_type"):
-            name = f"{name} [{item['entry_type']}]"
-        if not parts or parts[-1] != name:
-            parts.append(str(name))
-    if len(chain) <= 1:
-        # auditd names only the parent pid: continue up what the correlator saw.
-        for anc in (corr.get("ancestors") or [])[1 if chain else 0:]:
-            parts.append(f"{anc['name']} (pid {anc['pid']})")
-    return " ← ".join(parts) if parts else "unknown parent"
-
-
-def _summary(alert: Mapping[str, Any], creds: list[Mapping[str, Any]],
-             inds: list[Mapping[str, Any]], work: Mapping[str, Any], priority: str, score: int,
-             benign: bool) -> str:
-    proc = (_g(alert, "process", {}) or {}).get("name") or "a process"
-    what = ", ".join(f"{c['label']} ({c['path']})" for c in creds[:3]) or "a credential path"
-    if len(creds) > 3:
-        what += f" and {len(creds) - 3} more"
-    host = work.get("host") or "an unknown host"
-    where = f"{host} [{work.get('location', 'host')}]"
-    if work.get("pod"):
-        where += f" pod {work.get('namespace', '?')}/{work['pod']}"
-    signs = sorted({str(i["type"]) for i in inds})
-    tail = f"indicators: {', '.join(signs)}" if signs else "no piping/encoding/exfil in the command"
-    if _g(alert, "followup_exfil"):
-        tail += "; network/exfil activity followed"
-    if benign:
-        tail += "; likely expected automation"
-    return (f"{priority} (score {score}): {proc} read {what} as {_who(alert)} on {where}, "
-            f"parent chain {_chain_text(alert)}; {tail}.")
-
-
-def _window(alert: Mapping[str, Any], seconds: int = 120) -> str:
-    t = parse_event_time(_g(alert, "event_time"))
-    if t is None:
-        return "around the alert time"
-    # shift clamps at years 1..9999 (an event at 9999-12-31 must not raise OverflowError).
-    span = timedelta(seconds=seconds)
-    return f"between {iso_ms(shift(t, -span))} and {iso_ms(shift(t, span))}"
-
-
-# Complexity: one optional sentence per piece of context the guide's steps mention (user,
-# chain, indicators, workload, time window); each branch only appends text.
-def _next_steps(alert: Mapping[str, Any], creds: list[Mapping[str, Any]],  # noqa: C901
-                inds: list[Mapping[str, Any]], work: Mapping[str, Any],
-                benign: bool) -> list[str]:
+def _next_steps(alert: Mapping[str, Any], creds: list[Mapping[str, Any]],
+                inds: list[Mapping[str, Any]], work: Mapping[str, Any], benign: bool,
+                who: str, chain: str) -> list[str]:
     user: Mapping[str, Any] = _g(alert, "user", {}) or {}
     proc: Mapping[str, Any] = _g(alert, "process", {}) or {}
     paths = ", ".join(str(c["path"]) for c in creds) or "the matched path"
     cmd = (_g(alert, "command_line", {}) or {}).get("reconstructed") or "(no arguments recorded)"
-    host = work.get("host") or "the host"
-    steps = [
-        f"Confirm that {_who(alert)} ({user.get('session_kind', 'session unknown')}) and the "
-        f"parent chain {_chain_text(alert)} are expected to read {paths} "
-        f"(CI job, bootstrap script, kubelet). {_g(alert, 'benign_reason', '')}.",
-    ]
-    if inds:
-        steps.append(f"Command line `{cmd}` shows " + "; ".join(
-            f"{i['type']} via {i['tool']}" for i in inds) + ": treat the content as exposed.")
-    else:
-        steps.append(f"Command line `{cmd}`: no piping, encoding or exfiltration in the command "
-                     "itself; check what the same session ran right after the read.")
+    steps = [confirm_step(who, user.get("session_kind", "session unknown"), chain, paths,
+                          _g(alert, "benign_reason", "")),
+             command_step(cmd, inds)]
     related = _g(alert, "related")
     if related is not None:
         follow = [r for r in related if r.get("when") == "after" and r.get("categories")]
@@ -284,44 +194,14 @@ def _next_steps(alert: Mapping[str, Any], creds: list[Mapping[str, Any]],  # noq
             steps.append("Follow-up activity within the window: " + "; ".join(
                 f"+{r['delta_s']}s {r['process']} ({', '.join(r['categories'])})"
                 for r in follow[:5]))
-    ident = f"host {host} ({work.get('location', 'host')})"
-    if work.get("pod"):
-        ident += f", pod {work.get('namespace', '?')}/{work['pod']}"
-    if work.get("container_id"):
-        ident += f", container {str(work['container_id'])[:12]}"
-    if work.get("image"):
-        ident += f" image {work['image']}"
-    steps.append(f"Map the workload to an identity: {ident}; user {_who(alert)}. "
-                 "Nodes, jump hosts and pods with mounted service-account tokens come first.")
-    corr = (f"Correlate on {host} {_window(alert)}: file and network events of pid "
-            f"{proc.get('pid', '?')} and its session")
-    kinds = {str(c["kind"]) for c in creds}
-    if kinds & {"kubernetes-sa-token", "kubelet-kubeconfig", "kubeadm-admin-kubeconfig",
-                "kubernetes-pki-key", "kubelet-client-cert", "k3s-kubeconfig", "kubeconfig",
-                "eks-irsa-token", "azure-workload-identity-token"}:
-        corr += ("; Kubernetes audit log for secret reads, TokenRequest/CSR creation and API "
-                 "calls from unexpected source IPs")
-    if any(k.startswith(("aws", "eks")) for k in kinds):
-        corr += "; CloudTrail for calls with the exposed keys or role"
-    if any(k.startswith("azure") for k in kinds):
-        corr += "; Azure Activity / Entra sign-in logs"
-    if any(k.startswith("gcloud") for k in kinds):
-        corr += "; GCP Cloud Audit Logs"
-    steps.append(corr + ".")
-    seen: set[str] = set()
-    for c in creds:
-        for step in list(c.get("response", [])) + list(c.get("review", [])):
-            if step not in seen:
-                seen.add(step)
-                steps.append(step)
+    steps.append(map_step(identity_text(work), who))
+    steps.append(correlate_step(work.get("host") or "the host",
+                                window_text(_g(alert, "event_time")), proc.get("pid", "?"),
+                                correlate_tail({str(c["kind"]) for c in creds})))
+    steps.extend(credential_steps(creds))
     if benign:
-        parent: Mapping[str, Any] = next(iter(_g(alert, "parent_chain", []) or []), {})
-        pname = parent.get("name") or parent.get("executable")
-        hint = f"process.parent.name is {pname}" if pname else "the automation's parent process"
-        if work.get("image"):
-            hint += f" or container.image.name is {work['image']}"
-        steps.append(f"If confirmed expected, tune with an exception on {hint} "
-                     "(credwatch exceptions add).")
+        steps.append(tune_step(next(iter(_g(alert, "parent_chain", []) or []), {}),
+                               work.get("image")))
     return steps
 
 
