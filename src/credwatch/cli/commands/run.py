@@ -20,6 +20,7 @@ from credwatch.cli.common import (
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.cli.sinkopts import add_sink_args, finish_delivery, start_delivery
 from credwatch.engine.exceptions import ExceptionSet, ExceptionStore, load_export
+from credwatch.engine.lake_run import DuckDbEngine, LakeEventSource
 from credwatch.engine.runs import RunStore
 from credwatch.engine.scan import compile_rules
 from credwatch.engine.schedule import (
@@ -31,7 +32,8 @@ from credwatch.engine.schedule import (
     SimulatedClock,
     SystemClock,
 )
-from credwatch.errors import ConfigError
+from credwatch.engine.spark_lake import SparkRunEngine
+from credwatch.errors import ConfigError, UnsupportedError
 from credwatch.rules.model import Rule
 from credwatch.sources.read import INPUT_FORMATS
 
@@ -87,6 +89,14 @@ def register(sub: Any) -> None:
     p.add_argument("--input-format", choices=INPUT_FORMATS, default="auto",
                    help="override input detection")
     p.add_argument("--glob", metavar="PATTERN", help="only files whose name matches, in folders")
+    p.add_argument("--engine", choices=("python", "duckdb", "spark"), default="python",
+                   help="where each execution's window is evaluated: python (default), duckdb "
+                   "(NDJSON and Parquet files) or spark (Parquet; local files or s3a:// gs:// "
+                   "hdfs:// URLs); the time range and the rules' filter are pushed into the engine, "
+                   "day=YYYY-MM-DD partitions and row groups outside the window are not read "
+                   "(see docs/engines.md)")
+    p.add_argument("--spark-master", metavar="URL", default=None,
+                   help="--engine spark: the cluster (default: spark-submit's, else local[*])")
     p.add_argument("--all-indices", action="store_true",
                    help="evaluate every event, even when its index is outside the rule's patterns")
     exc = p.add_argument_group("exceptions")
@@ -137,7 +147,29 @@ def build_runners(rules: list[Rule], store: AlertStore, exception_files: list[st
     return runners
 
 
-def _describe(e: Execution) -> str:
+def lake_source(args: argparse.Namespace, runners: list[RuleRunner]) -> LakeEventSource:
+    """The event source of ``--engine duckdb|spark`` (options checked before anything is read)."""
+    if args.input_format not in ("auto", "ndjson"):
+        raise UnsupportedError(f"--input-format {args.input_format} is not supported by --engine "
+                               f"{args.engine} (NDJSON and Parquet only); run `credwatch convert` first")
+    if "-" in args.paths:
+        raise UnsupportedError(f"--engine {args.engine} reads files, not standard input")
+    rules = [r.crule for r in runners]
+    if args.engine == "spark":
+        return LakeEventSource(list(args.paths), glob=args.glob,
+                               engine=SparkRunEngine(rules, args.spark_master))
+    return LakeEventSource(list(args.paths), glob=args.glob, engine=DuckDbEngine(rules))
+
+
+def make_source(args: argparse.Namespace, env: Env, runners: list[RuleRunner]) -> EventSource:
+    """The inputs of ``run``: read in-process, or by the ``--engine`` asked for."""
+    if args.engine == "python":
+        return EventSource(args.paths, input_format=args.input_format, glob=args.glob,
+                           stdin=env.stdin)
+    return lake_source(args, runners)
+
+
+def _describe(e: Execution, source: EventSource | None = None) -> str:
     r = e.record
     line = (f"{r.rule_name}: execution at {iso_ms(r.started_at)}: {r.status}; "
             f"{len(r.windows)} window(s), {r.events_searched} event(s) searched, "
@@ -147,6 +179,8 @@ def _describe(e: Execution) -> str:
         line += f", {r.alerts_updated} updated"
     if r.status != "succeeded":
         line += f": {r.message}"
+    if isinstance(source, LakeEventSource) and source.engine is not None:
+        line += f" ({source.engine.name}: {source.last_report.text()})"
     return line
 
 
@@ -167,8 +201,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         runs = RunStore(store)
         runners = build_runners(rules, store, args.exceptions, args.value_list, env,
                                 all_indices=args.all_indices, quiet=args.quiet)
-        source = EventSource(args.paths, input_format=args.input_format, glob=args.glob,
-                             stdin=env.stdin)
+        source = make_source(args, env, runners)
         clock: Clock
         if args.once or until is not None:
             clock = SimulatedClock(now or env.clock())
@@ -188,7 +221,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
                     failed[problem] = None
                     env.stderr.write(f"credwatch: {terminal_text(problem)}\n")
             if not args.quiet:
-                env.stderr.write(f"credwatch: {terminal_text(_describe(e))}\n")
+                env.stderr.write(f"credwatch: {terminal_text(_describe(e, source))}\n")
                 env.stderr.flush()
 
         scheduler = Scheduler(runners, source, store, runs, clock, on_execution=report)
@@ -199,6 +232,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
                 env.stderr.write(f"credwatch: {terminal_text(sample)}\n")
             env.stderr.write(f"credwatch: {executions} execution(s) of {len(runners)} rule(s); "
                              f"{source.lines_read} line(s) read; {created} alert(s) created\n")
+            if isinstance(source, LakeEventSource):
+                env.stderr.write(f"credwatch: {args.engine}, all executions: "
+                                 f"{terminal_text(source.total_report.text())}\n")
     finally:
         if source is not None:
             source.close()
