@@ -229,7 +229,8 @@ def test_query_hunting_and_exit_codes(tmp_path: Path) -> None:
 def test_table_output_shows_the_triage_columns() -> None:
     res = run_cli("scan", "--no-store", "--format", "table", str(AUDIT_LOG))
     assert res.code == 0
-    for col in ("time", "host", "user", "process", "credential path", "parent"):
+    # Not a terminal: the wide table (160 columns) adds the event time, the parent and the id.
+    for col in ("prio", "time", "host", "user", "process", "matched", "reason", "parent", "id"):
         assert col in res.out
     assert "/root/.aws/credentials" in res.out
 

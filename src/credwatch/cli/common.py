@@ -21,10 +21,46 @@ from credwatch.rules.loader import default_rule, load_folder, resolve_rules
 from credwatch.rules.model import Rule
 from credwatch.sinks.output.base import Sink
 from credwatch.sinks.output.bulk import BulkSink
+from credwatch.sinks.output.fields import (
+    DEFAULT_CSV_FIELDS,
+    CsvSink,
+    FieldsNdjsonSink,
+    ProjectedSink,
+    add_fields_args,
+)
+from credwatch.sinks.output.lines import LineSink
 from credwatch.sinks.output.ndjson import JsonArraySink, NdjsonSink
 from credwatch.sinks.output.table import TableSink
+from credwatch.sinks.output.timeline import TimelineSink
+from credwatch.sources.read import INPUT_FORMATS
 
-OUTPUT_FORMATS = ("table", "ndjson", "json")
+#: The output formats of every command that prints alerts (scan, run, watch, alerts list).
+OUTPUT_FORMATS = ("table", "ndjson", "json", "csv", "timeline")
+FORMAT_HELP = ("table on a terminal, ndjson (full alert documents) when piped; json: one array; "
+               "csv: one row per alert (" + ", ".join(DEFAULT_CSV_FIELDS[:3]) + ", ... or "
+               "--fields); timeline: CSV ordered by event time with the columns timeline tools "
+               "import (datetime, timestamp_desc, message, host, user, process, ...)")
+
+
+#: Other spellings accepted for an input format (``compile`` used to say ``audit``).
+_FORMAT_ALIASES = {"audit": "auditd", "audit.log": "auditd", "jsonl": "ndjson"}
+
+
+def input_format(text: str) -> str:
+    """An ``--input-format`` value: the names of :data:`INPUT_FORMATS` (and aliases), any case."""
+    name = text.strip().lower()
+    name = _FORMAT_ALIASES.get(name, name)
+    if name not in INPUT_FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"unknown input format {text[:40]!r} (choose from {', '.join(INPUT_FORMATS)})")
+    return name
+
+
+def add_input_format_arg(parser: argparse.ArgumentParser, *, default: str = "auto",
+                         help: str = "override input detection") -> None:
+    """``--input-format``: the same names in ``scan``, ``run``, ``watch`` and ``compile``."""
+    parser.add_argument("--input-format", type=input_format, default=default,
+                        metavar="{" + ",".join(INPUT_FORMATS) + "}", help=help)
 
 
 def add_rule_args(parser: argparse.ArgumentParser) -> None:
@@ -69,8 +105,8 @@ def select_rules(args: argparse.Namespace, env: Env) -> list[Rule]:
 def add_output_args(parser: argparse.ArgumentParser, *, store_optional: bool = True) -> None:
     """``--format``, ``--output``, ``--bulk``, ``--db`` and (optionally) ``--no-store``."""
     group = parser.add_argument_group("output")
-    group.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
-                       help="table on a terminal; ndjson (full alert documents) when piped")
+    group.add_argument("--format", choices=OUTPUT_FORMATS, default=None, help=FORMAT_HELP)
+    add_fields_args(group)
     group.add_argument("--output", "-o", metavar="FILE",
                        help="write alerts to FILE instead of standard output")
     group.add_argument("--bulk", metavar="FILE",
@@ -115,28 +151,69 @@ def input_paths(args: argparse.Namespace) -> list[str]:
     return found
 
 
-def output_sinks(args: argparse.Namespace, env: Env) -> list[Sink]:
-    """Build the output sinks for ``--format``/``--output``/``--bulk``.
+def terminal_width(env: Env) -> int | None:
+    """The terminal's width in columns (``$COLUMNS`` first), or None when stdout is not one."""
+    if not env.stdout_isatty:
+        return None
+    cols = env.environ.get("COLUMNS", "")
+    if cols.isdigit() and 20 <= int(cols) <= 10_000:
+        return int(cols)
+    try:
+        return os.get_terminal_size(env.stdout.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 80
+
+
+def format_sink(fmt: str, stream: IO[str], env: Env, *, owns: bool, to_terminal: bool,
+                fields: Any = None, limit: int | None = None, streaming: bool = False) -> Sink:
+    """The sink printing alerts in ``fmt`` to ``stream``.
+
+    ``fields`` projects ndjson/json/csv output; ``limit`` caps the table;
+    ``streaming`` (watch) makes the table one line per alert as it comes.
+    """
+    if fields is not None and fmt in ("table", "timeline"):
+        raise ConfigError(f"--fields applies to ndjson, json and csv output, not to --format {fmt} "
+                          "(add --format ndjson or --format csv)")
+    width = terminal_width(env) if to_terminal else None
+    if fmt == "table" and streaming:
+        return LineSink(stream, width=width, owns=owns)
+    if fmt == "table":
+        return TableSink(stream, color=to_terminal, width=width, limit=limit)
+    if fmt == "json":
+        sink: Sink = JsonArraySink(stream, owns=owns)
+        return ProjectedSink(sink, fields) if fields is not None else sink
+    if fmt == "csv":
+        return CsvSink(stream, fields or DEFAULT_CSV_FIELDS, owns=owns)
+    if fmt == "timeline":
+        return TimelineSink(stream, owns=owns)
+    if fields is not None:
+        return FieldsNdjsonSink(stream, fields, owns=owns)
+    return NdjsonSink(stream, owns=owns)
+
+
+def output_sinks(args: argparse.Namespace, env: Env, *, streaming: bool = False) -> list[Sink]:
+    """Build the output sinks for ``--format``/``--output``/``--bulk``/``--fields``.
 
     Output files are created 0600 and never through a symbolic link; an output
     that is also an input (or lies in an input folder) is refused before any
-    file is opened or truncated.
+    file is opened or truncated. ``sinks[0]`` is the printed output; the others
+    (``--bulk``) get full documents.
     """
     refuse_inputs_as_outputs([("--output", args.output), ("--bulk", args.bulk)],
                              input_paths(args), glob=getattr(args, "glob", None))
-    sinks: list[Sink] = []
+    fields = getattr(args, "fields", None)
+    to_terminal = bool(env.stdout_isatty and not args.output)
+    fmt = args.format or ("table" if to_terminal and fields is None else "ndjson")
+    if fields is not None and fmt in ("table", "timeline"):
+        format_sink(fmt, env.stdout, env, owns=False, to_terminal=False, fields=fields)  # raises
     stream: IO[str] = env.stdout
     owns = False
     if args.output:
         stream = open_private_text(args.output)
         owns = True
-    fmt = args.format or ("table" if (env.stdout_isatty and not args.output) else "ndjson")
-    if fmt == "table":
-        sinks.append(TableSink(stream, color=bool(env.stdout_isatty and not args.output)))
-    elif fmt == "json":
-        sinks.append(JsonArraySink(stream, owns=owns))
-    else:
-        sinks.append(NdjsonSink(stream, owns=owns))
+    sinks: list[Sink] = [format_sink(fmt, stream, env, owns=owns, to_terminal=to_terminal,
+                                     fields=fields, limit=getattr(args, "limit", None),
+                                     streaming=streaming)]
     if args.bulk:
         try:
             sinks.append(BulkSink(str(args.bulk)))

@@ -17,18 +17,23 @@ from rich.table import Table
 
 from credwatch.alerts.display import terminal_cell, terminal_text
 from credwatch.alerts.store import WORKFLOW_STATUSES
-from credwatch.cli.common import open_store
+from credwatch.cli.common import OUTPUT_FORMATS, format_sink, open_store, terminal_width
 from credwatch.cli.env import Env, ExitStatus
+from credwatch.cli.filters import AlertFilter, add_filter_args
 from credwatch.errors import ConfigError
 from credwatch.normalize.flatten import get_values
+from credwatch.sinks.output.fields import add_fields_args
 from credwatch.sinks.output.table import matched_path
+
+#: The shortest alert id prefix accepted (shorter ones match too many alerts to be safe).
+MIN_PREFIX = 8
 
 EXAMPLES = """\
 examples:
   credwatch alerts list --rule 5f0fff18-f340-444b-9a98-c49ade766ff4 --status open
-  credwatch alerts list --host node-1 --since 2026-12-01T00:00:00Z --format ndjson
-  credwatch alerts show 3f2a9c1b7d4e
-  credwatch alerts ack 3f2a9c1b7d4e --status closed
+  credwatch alerts list --host k8s-node-1 --since now-24h --severity high --format csv
+  credwatch alerts show 9426f97e48c1
+  credwatch alerts ack 9426f97e48c1 --status closed
 """
 
 
@@ -44,24 +49,42 @@ def register(sub: Any) -> None:
     lp = asub.add_parser("list", help="list alerts, newest first", epilog=EXAMPLES,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     lp.add_argument("--rule", help="rule_id or rule name")
-    lp.add_argument("--host", help="host.name")
-    lp.add_argument("--since", help="alerts created at or after this ISO time")
-    lp.add_argument("--until", help="alerts created at or before this ISO time")
+    add_filter_args(lp)
     lp.add_argument("--status", choices=WORKFLOW_STATUSES, help="workflow status")
-    lp.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
-    lp.add_argument("--format", choices=("table", "ndjson", "json"), default=None)
+    lp.add_argument("--limit", type=_limit, default=100,
+                    help="at most this many, newest event first (default 100; 0 for all)")
+    lp.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
+                    help="table on a terminal, ndjson when piped; json, csv or timeline")
+    add_fields_args(lp)
     lp.set_defaults(func=run_list)
 
     sp = asub.add_parser("show", help="print one alert with its explanation")
-    sp.add_argument("uuid", help="kibana.alert.uuid (or a unique prefix of 8+ characters)")
+    sp.add_argument("uuid", type=_alert_id,
+                    help="kibana.alert.uuid (or a unique prefix of 8+ characters)")
     sp.add_argument("--format", choices=("text", "json"), default="text")
     sp.set_defaults(func=run_show)
 
     ap = asub.add_parser("ack", help="set an alert's workflow status")
-    ap.add_argument("uuid", nargs="+", help="alert uuid(s)")
+    ap.add_argument("uuid", nargs="+", type=_alert_id,
+                    help="alert uuid(s), or unique prefixes of 8+ characters")
     ap.add_argument("--status", choices=WORKFLOW_STATUSES, default="acknowledged",
                     help="new workflow status (default acknowledged)")
     ap.set_defaults(func=run_ack)
+
+
+def _limit(text: str) -> int:
+    if not text.isdigit() or len(text) > 9:
+        raise argparse.ArgumentTypeError(f"not a whole number of 0 or more: {text[:20]!r}")
+    return int(text)
+
+
+def _alert_id(text: str) -> str:
+    """An alert id argument: a whole uuid, or a prefix of at least :data:`MIN_PREFIX` characters."""
+    if len(text) < MIN_PREFIX:
+        raise argparse.ArgumentTypeError(
+            f"alert id prefix {terminal_text(text)!r} is {len(text)} character(s); give at least "
+            f"{MIN_PREFIX} (ids are shown by 'credwatch alerts list')")
+    return text
 
 
 def _first(doc: Any, field: str) -> str:
@@ -69,28 +92,39 @@ def _first(doc: Any, field: str) -> str:
     return str(vals[0]) if vals else ""
 
 
+def _event_time(alert: dict[str, Any]) -> str:
+    return _first(alert, "kibana.alert.original_time") or _first(alert, "@timestamp")
+
+
 def run_list(args: argparse.Namespace, env: Env) -> int:
+    """List stored alerts matching the filters, newest event first; "N of M" when cut."""
+    alert_filter = AlertFilter.from_args(args, env.clock())
     with open_store(args, env) as store:
-        alerts = store.query(rule=args.rule, host=args.host, since=args.since, until=args.until,
-                             status=args.status, limit=args.limit)
-    fmt = args.format or ("table" if env.stdout_isatty else "ndjson")
-    if fmt == "ndjson":
+        found = store.query(rule=args.rule, status=args.status)
+    alerts = sorted(alert_filter.apply(found), key=_event_time, reverse=True)
+    total = len(alerts)
+    if args.limit:
+        alerts = alerts[: args.limit]
+    fmt = args.format or ("table" if env.stdout_isatty and args.fields is None else "ndjson")
+    if fmt != "table":
+        sink = format_sink(fmt, env.stdout, env, owns=False, to_terminal=False, fields=args.fields)
         for a in alerts:
-            env.stdout.write(orjson.dumps(a).decode() + "\n")
-    elif fmt == "json":
-        env.stdout.write(orjson.dumps(alerts, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        table = Table(title=f"{len(alerts)} alert(s)")
-        for col in ("uuid", "created", "status", "severity", "rule", "host", "process", "path"):
-            table.add_column(col, overflow="fold")
-        for a in alerts:
-            table.add_row(*(terminal_cell(v) for v in (
-                _first(a, "kibana.alert.uuid")[:12], _first(a, "@timestamp"),
-                _first(a, "kibana.alert.workflow_status"), _first(a, "kibana.alert.severity"),
-                _first(a, "kibana.alert.rule.name"), _first(a, "host.name"),
-                _first(a, "process.name"), matched_path(a))))
-        Console(file=env.stdout, force_terminal=bool(env.stdout_isatty), highlight=False,
-                width=None if env.stdout_isatty else 160).print(table)
+            sink.write(a)
+        sink.close()
+        return ExitStatus.OK
+    if args.fields is not None:
+        format_sink("table", env.stdout, env, owns=False, to_terminal=False, fields=args.fields)
+    shown = f"{len(alerts)} of {total} alert(s)" if len(alerts) < total else f"{total} alert(s)"
+    table = Table(title=shown)
+    for col in ("uuid", "event time", "status", "sev", "host", "process", "matched"):
+        table.add_column(col, overflow="fold")
+    for a in alerts:
+        table.add_row(*(terminal_cell(v) for v in (
+            _first(a, "kibana.alert.uuid")[:12], _event_time(a),
+            _first(a, "kibana.alert.workflow_status"), _first(a, "kibana.alert.severity"),
+            _first(a, "host.name"), _first(a, "process.name"), matched_path(a))))
+    Console(file=env.stdout, force_terminal=bool(env.stdout_isatty), highlight=False,
+            width=terminal_width(env) or 160).print(table)
     return ExitStatus.OK
 
 

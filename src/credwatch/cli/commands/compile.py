@@ -5,7 +5,7 @@ Examples::
     credwatch compile --target esdsl                  # the built-in rule as Kibana sends it
     credwatch compile --target duckdb --data events.ndjson
     credwatch compile --target spark --query 'process.name:cat'
-    credwatch compile --target prefilter --input-format audit
+    credwatch compile --target prefilter --input-format auditd
     credwatch compile --target kql --rule my-rule.toml
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 from credwatch.backends.esdsl import compile_esdsl, to_json
 from credwatch.backends.prefilter import AUDIT_VERBATIM_FIELDS, Prefilter, derive_literals
 from credwatch.backends.sqlschema import SType
+from credwatch.cli.common import add_input_format_arg
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.errors import ConfigError
 from credwatch.kql.ast import Node
@@ -45,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         epilog="examples:\n  credwatch compile --target esdsl\n"
         "  credwatch compile --target duckdb --data events.ndjson\n"
         "  credwatch compile --target spark --query 'process.name:cat'\n"
-        "  credwatch compile --target prefilter --input-format audit",
+        "  credwatch compile --target prefilter --input-format auditd",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", "-t", choices=TARGETS, default="esdsl",
                         help="what to translate to (default: esdsl)")
@@ -56,8 +57,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--data", metavar="FILE",
                         help="duckdb/spark: an NDJSON file whose schema the SQL is compiled "
                         "against (default: nested ECS objects for the fields the query uses)")
-    parser.add_argument("--input-format", choices=("ndjson", "audit"), default="ndjson",
-                        help="prefilter: the raw input the literals are scanned in")
+    add_input_format_arg(parser, default="ndjson",
+                         help="prefilter: the raw input the literals are scanned in (auditd for "
+                              "audit.log; any other is JSON)")
     parser.add_argument("--compact", action="store_true", help="esdsl: one-line JSON")
     parser.set_defaults(func=run)
 
@@ -150,7 +152,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
     """Print the translation of each selected rule's query."""
     queries = _queries(args)
     for i, (title, query) in enumerate(queries):
-        text = translate(args.target, query, args.data, args.input_format, args.compact)
+        raw = "audit" if args.input_format == "auditd" else "ndjson"
+        text = translate(args.target, query, args.data, raw, args.compact)
         if len(queries) > 1:
             env.stdout.write(("\n" if i else "") + f"# {title}\n")
         env.stdout.write(text + "\n")

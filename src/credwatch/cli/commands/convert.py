@@ -6,12 +6,12 @@ import argparse
 from typing import Any
 
 from credwatch.alerts.display import terminal_text
+from credwatch.cli.common import add_input_format_arg
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.convert import FORMATS, PARTITIONS, convert
 from credwatch.errors import ConfigError
 from credwatch.privatefile import refuse_inputs_as_outputs
 from credwatch.sources.diagnostics import Diagnostics
-from credwatch.sources.read import INPUT_FORMATS
 
 DESCRIPTION = """\
 Read events as `scan` reads them (NDJSON nested or flat-dotted, JSON arrays,
@@ -62,8 +62,7 @@ def register(sub: Any) -> None:
                    help="output file, or folder with --partition-by day (default: the last PATH)")
     p.add_argument("--partition-by", choices=PARTITIONS, default="none",
                    help="day: OUT/day=YYYY-MM-DD/part-00000.<fmt> by @timestamp")
-    p.add_argument("--input-format", choices=INPUT_FORMATS, default="auto",
-                   help="override input detection")
+    add_input_format_arg(p)
     p.add_argument("--glob", metavar="PATTERN", help="only files whose name matches, in folders")
     p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
     # The sub-command parser is made by the caller's class (which raises instead of exiting):

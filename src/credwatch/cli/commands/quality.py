@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from credwatch.alerts.display import terminal_text
-from credwatch.cli.common import add_rule_args, select_rules
+from credwatch.cli.common import add_input_format_arg, add_rule_args, select_rules
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.quality import (
     Counts,
@@ -20,7 +20,7 @@ from credwatch.engine.quality import (
 )
 from credwatch.engine.scan import compile_rules
 from credwatch.sources.diagnostics import Diagnostics
-from credwatch.sources.read import INPUT_FORMATS, read_records
+from credwatch.sources.read import read_records
 
 DESCRIPTION = """\
 Measure how well rules separate labelled cases: read the telemetry, evaluate
@@ -57,8 +57,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="telemetry files, folders, or -")
     p.add_argument("--labels", required=True, metavar="FILE", help="labels (JSON lines)")
-    p.add_argument("--input-format", choices=INPUT_FORMATS, default="auto",
-                   help="override input detection")
+    add_input_format_arg(p)
     p.add_argument("--all-indices", action="store_true",
                    help="evaluate every event, even when its index is outside the rule's patterns")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format")

@@ -8,6 +8,7 @@ from typing import Any
 from credwatch.alerts.store import WORKFLOW_STATUSES
 from credwatch.cli.common import open_store
 from credwatch.cli.env import Env, ExitStatus
+from credwatch.cli.filters import AlertFilter, add_filter_args
 from credwatch.privatefile import refuse_inputs_as_outputs
 from credwatch.sources.read import open_binary
 from credwatch.triage.report import (
@@ -20,7 +21,7 @@ from credwatch.triage.report import (
 EXAMPLES = """\
 examples:
   credwatch report -o report.html
-  credwatch report --status open --since 2026-12-01T00:00:00Z -o open-today.html
+  credwatch report --status open --since now-24h --severity high -o open-today.html
   credwatch scan /var/log/audit/audit.log --format ndjson --no-store > alerts.ndjson
   credwatch report --input alerts.ndjson -o report.html
 """
@@ -42,9 +43,7 @@ def register(sub: Any) -> None:
                    help="where to write the HTML (default credwatch-report.html; - for stdout)")
     p.add_argument("--title", default="credwatch alert report", help="report title")
     p.add_argument("--rule", help="rule_id or rule name")
-    p.add_argument("--host", help="host.name")
-    p.add_argument("--since", help="alerts created at or after this ISO time")
-    p.add_argument("--until", help="alerts created at or before this ISO time")
+    add_filter_args(p)
     p.add_argument("--status", choices=WORKFLOW_STATUSES, help="workflow status")
     p.add_argument("--limit", type=int, default=10000,
                    help="at most this many alerts, newest first (default 10000)")
@@ -53,15 +52,17 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace, env: Env) -> int:
     """Read, filter, render and write."""
-    filters = {"rule": args.rule, "host": args.host, "since": args.since,
-               "until": args.until, "status": args.status}
+    # --since/--until/--severity/--host mean what they mean for scan and alerts list.
+    alert_filter = AlertFilter.from_args(args, env.clock())
+    filters = {"rule": args.rule, "status": args.status}
     # Refuse -o naming the --input file (or the store) before reading or writing anything.
     refuse_inputs_as_outputs([("--output", args.output)],
                              [p for p in (args.input, args.db) if p])
     if args.input:
         stream = open_binary(args.input, env.stdin)
         try:
-            alerts = filter_alerts(read_alerts_ndjson(stream, args.input), **filters)
+            alerts = alert_filter.apply(filter_alerts(read_alerts_ndjson(stream, args.input),
+                                                      **filters))
         finally:
             if args.input != "-":
                 stream.close()
@@ -69,7 +70,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
         source = "stdin" if args.input == "-" else args.input
     else:
         with open_store(args, env) as store:
-            alerts = store.query(limit=args.limit, **filters)
+            alerts = alert_filter.apply(store.query(**filters))
+            alerts = alerts[: args.limit] if args.limit else alerts
             source = str(store.path)
     page = render_report(alerts, title=args.title, generated=env.clock(), source=source)
     if args.output == "-":

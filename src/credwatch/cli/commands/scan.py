@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from credwatch.alerts.display import terminal_text
 from credwatch.cli.common import (
+    add_input_format_arg,
     add_output_args,
     add_rule_args,
     open_store,
@@ -19,12 +21,14 @@ from credwatch.cli.common import (
     write_all,
 )
 from credwatch.cli.env import Env, ExitStatus
+from credwatch.cli.exceptionsets import rule_exceptions
+from credwatch.cli.filters import AlertFilter, add_filter_args
+from credwatch.engine.exceptions import ExceptionFilter, ExceptionStore
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.workers import AUTO_MIN_BYTES, PREFILTER_MODES, read_records
-from credwatch.sinks.output.fields import add_fields_args, apply_fields
 from credwatch.sinks.output.store import StoreSink
+from credwatch.sinks.output.table import TableSink
 from credwatch.sources.diagnostics import Diagnostics
-from credwatch.sources.read import INPUT_FORMATS
 from credwatch.sources.record import Record
 
 DESCRIPTION = """\
@@ -42,6 +46,8 @@ examples:
   credwatch scan /var/log/audit/audit.log
   credwatch scan --format ndjson exports/ > alerts.ndjson
   credwatch scan --query 'process.args:*/.kube/config' events.ndjson.gz
+  credwatch scan --since now-24h --severity high --host node-1 /var/log/audit/
+  credwatch scan --exceptions tuning.ndjson --format timeline /var/log/audit/ > timeline.csv
   zcat events.ndjson.gz | credwatch scan -
 
 exit status:
@@ -64,8 +70,7 @@ def register(sub: Any) -> None:
         "scan", help="hunt over telemetry files once", description=DESCRIPTION, epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, folders, or - for stdin")
-    p.add_argument("--input-format", choices=INPUT_FORMATS, default="auto",
-                   help="override input detection")
+    add_input_format_arg(p)
     p.add_argument("--glob", metavar="PATTERN", help="only files whose name matches, in folders")
     p.add_argument("--all-indices", action="store_true",
                    help="evaluate every event, even when its index is outside the rule's patterns")
@@ -82,8 +87,19 @@ def register(sub: Any) -> None:
     p.add_argument("--spark-master", metavar="URL", default=None,
                    help="--engine spark: the cluster (default: spark-submit's, else local[*])")
     add_rule_args(p)
+    filters = p.add_argument_group("filters (on the event's time, not the alert's)")
+    add_filter_args(filters)
+    exc = p.add_argument_group("exceptions")
+    exc.add_argument("--exceptions", action="append", default=[], metavar="FILE",
+                     help="a Kibana exception-list export (NDJSON) applied to every rule of the "
+                     "hunt; repeatable. Lists imported in the store apply to the rules that "
+                     "reference them")
+    exc.add_argument("--value-list", action="append", default=[], metavar="PATH",
+                     help="a value-list file or folder, for 'list' exception entries; repeatable")
     add_output_args(p)
-    add_fields_args(p)
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                   help="print at most N alerts, most urgent first in the table, and say 'N of M' "
+                        "(the store and --bulk still get every alert)")
     p.set_defaults(func=run)
 
 
@@ -129,29 +145,91 @@ def _with_progress(records: Iterator[Record], env: Env, enabled: bool,
         show()
 
 
+@dataclass
+class Hunt:
+    """What a scan keeps between the rules and the outputs: exceptions, filters, one alert per event.
+
+    An event read twice (a rotated log and its compressed copy, two exports of the
+    same index) has the same alert id, so it is kept once.
+    """
+
+    scanner: Scanner
+    exceptions: dict[str, ExceptionFilter]
+    alert_filter: AlertFilter
+    seen: set[str] = field(default_factory=set)
+    duplicates: int = 0
+    excluded: int = 0
+    filtered: int = 0
+
+    def alerts(self, records: Iterable[Any]) -> Iterator[dict[str, object]]:
+        """The alerts of ``records`` that survive exceptions, filters and de-duplication."""
+        diag = self.scanner.diagnostics
+        for rec in records:
+            diag.events += 1
+            found = self.scanner.alerts_for(rec)
+            if not found:
+                continue
+            diag.matched += 1
+            for alert in found:
+                uuid = str(alert.get("kibana.alert.uuid", ""))
+                if uuid in self.seen:
+                    self.duplicates += 1
+                    continue
+                self.seen.add(uuid)
+                flt = self.exceptions.get(str(alert.get("kibana.alert.rule.rule_id")))
+                if flt is not None and flt.excluded_by(rec.event) is not None:
+                    self.excluded += 1
+                elif not self.alert_filter.keeps(alert):
+                    self.filtered += 1
+                else:
+                    yield alert
+
+    def summary(self) -> str:
+        """What was left out, for the summary line ('' when nothing was)."""
+        parts = [f"{n} {what}" for n, what in (
+            (self.duplicates, "duplicate(s) of an event already read"),
+            (self.excluded, "excluded by exceptions"), (self.filtered, "left out by filters"))
+            if n]
+        return f" ({', '.join(parts)})" if parts else ""
+
+
+def _hunt(args: argparse.Namespace, env: Env, scanner: Scanner, store: Any) -> Hunt:
+    stored = ExceptionStore(store.conn).lists() if store is not None else []
+    filters = rule_exceptions(scanner.rules, stored=stored, files=args.exceptions,
+                              value_lists=args.value_list, env=env, quiet=args.quiet)
+    now = env.clock()
+    exceptions = {crule.rule.rule_id: flt.active(now)
+                  for crule, flt in zip(scanner.rules, filters, strict=True) if len(flt)}
+    return Hunt(scanner, exceptions, AlertFilter.from_args(args, now))
+
+
 def run(args: argparse.Namespace, env: Env) -> int:
     """Run a scan; exit 0 when alerts were produced, 1 when none, 2 on error, 3 when partial."""
     rules = select_rules(args, env)
     compiled = compile_rules(rules)
     diag = Diagnostics(strict=args.strict)
     scanner = Scanner(compiled, all_indices=args.all_indices, clock=env.clock, diagnostics=diag)
+    AlertFilter.from_args(args, env.clock())  # a bad --since/--until fails before any output opens
     lake = None
     if args.engine != "python":
         from credwatch.engine.lake import plan_scan  # DuckDB is imported only when asked for
 
         lake = plan_scan(args, scanner)  # unsupported inputs/options fail before outputs open
-    sinks = apply_fields(args, env, output_sinks)
+    sinks = output_sinks(args, env)
     store = None if args.no_store else open_store(args, env)
     store_sink = StoreSink(store) if store else None
     alerts = 0
     try:
+        hunt = _hunt(args, env, scanner, store)
         fast = scanner.fast_path(args.prefilter, args.workers)
         records = lake.records(diag) if lake else read_records(
             args.paths, diag, input_format=args.input_format, glob=args.glob, stdin=env.stdin, fast=fast)
         show_progress = bool(env.stderr_isatty) and not args.quiet
-        for alert in scanner.scan(_with_progress(records, env, show_progress, diag)):
+        for alert in hunt.alerts(_with_progress(records, env, show_progress, diag)):
             alerts += 1
-            write_all(sinks, alert)
+            if args.limit is None or alerts <= args.limit or isinstance(sinks[0], TableSink):
+                write_all(sinks[:1], alert)
+            write_all(sinks[1:], alert)
             if store_sink:
                 store_sink.write(alert)
     finally:
@@ -164,7 +242,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if not args.quiet:
         for sample in diag.samples:
             env.stderr.write(f"credwatch: {terminal_text(sample)}\n")
-        line = f"credwatch: {diag.summary()}; {alerts} alert(s)"
+        line = f"credwatch: {diag.summary()}; {alerts} alert(s)" + hunt.summary()
+        if args.limit is not None and alerts > args.limit:
+            line += f"; {args.limit} of {alerts} shown (--limit)"
         if store_sink:
             line += f" ({store_sink.new} new in store, {store_sink.duplicates} already stored)"
         env.stderr.write(line + "\n")

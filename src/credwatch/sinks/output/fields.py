@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 import orjson
 
-from credwatch.errors import ConfigError
 from credwatch.normalize.flatten import get_values
 from credwatch.sinks.output.base import Sink
-from credwatch.sinks.output.ndjson import JsonArraySink, NdjsonSink
 
 #: Bounds on ``--fields`` (the argument is user input like any other).
 MAX_FIELDS = 128
@@ -119,46 +117,14 @@ class CsvSink:
             self.stream.close()
 
 
-def add_fields_args(parser: argparse.ArgumentParser) -> None:
-    """``--fields a,b,c`` and the ``csv`` choice of ``--format`` (added after the output args)."""
-    fmt = parser._option_string_actions["--format"]  # defined by add_output_args
-    fmt.choices = (*(fmt.choices or ()), "csv")
-    fmt.help = (f"{fmt.help}; csv: one row per alert ({', '.join(DEFAULT_CSV_FIELDS[:3])}, ... "
-                "or --fields)")
+def add_fields_args(parser: argparse.ArgumentParser | Any) -> None:
+    """``--fields a,b,c`` (compact ndjson/json/csv output)."""
     parser.add_argument("--fields", type=parse_fields, metavar="A,B,C",
                         help="compact ndjson/json/csv output with only these fields (the store "
                              "and --bulk still get full alert documents)")
 
 
-def apply_fields(args: argparse.Namespace, env: Any,
-                 make_sinks: Callable[[argparse.Namespace, Any], list[Sink]]) -> list[Sink]:
-    """The output sinks (``make_sinks``), the printed one in its compact form when asked.
-
-    ``--fields`` without ``--format`` means ndjson (the table has its own
-    columns); with ``--format table`` it is a usage error, raised before any
-    output is opened. ``sinks[0]`` is the printed output (for csv, an NDJSON
-    sink on the right stream); the others (``--bulk``) stay full.
-    """
-    fields: Sequence[str] | None = getattr(args, "fields", None)
-    if fields is not None and args.format == "table":
-        raise ConfigError("--fields applies to ndjson, json and csv output, not to the table "
-                          "(add --format ndjson or --format csv)")
-    if fields is not None and args.format is None:
-        args.format = "ndjson"
-    sinks = make_sinks(args, env)
-    if not sinks or (fields is None and args.format != "csv"):
-        return sinks
-    first = sinks[0]
-    if args.format == "csv" and isinstance(first, NdjsonSink):
-        return [CsvSink(first.stream, fields or DEFAULT_CSV_FIELDS, owns=first.owns), *sinks[1:]]
-    if fields is not None and isinstance(first, NdjsonSink):
-        return [FieldsNdjsonSink(first.stream, fields, owns=first.owns), *sinks[1:]]
-    if fields is not None and isinstance(first, JsonArraySink):
-        return [_ProjectedSink(first, fields), *sinks[1:]]
-    return sinks
-
-
-class _ProjectedSink:
+class ProjectedSink:
     """Hands each alert's chosen fields to another sink (the JSON array)."""
 
     def __init__(self, inner: Sink, fields: Sequence[str]) -> None:
