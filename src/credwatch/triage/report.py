@@ -1,16 +1,25 @@
-"""A self-contained static HTML report of alerts and their triage.
+"""A self-contained HTML report of alerts and their triage.
 
-One file, no scripts and no external assets (a Content-Security-Policy meta
-tag forbids them anyway), so it can be mailed or attached to a ticket.
+One file with no external assets, so it can be mailed or attached to a
+ticket: a summary by priority, host, credential category and rule (each
+linking to the filtered alert table), a timeline chart, the sortable and
+filterable alert table with each alert's evidence, and, once each, every
+rule's investigation guide and every credential category's blast radius,
+response and review steps. A small inline script sorts and filters; the
+Content-Security-Policy allows only that script and the inline style (by
+hash) and no network access at all. Without the script every alert's details
+are shown.
 
 Arguments, paths and host names come from monitored machines and are
 attacker-controlled. The page is rendered by Jinja2 from ``report.html`` with
-autoescaping on: Python only builds plain view data (the ``_summary``,
-``_timeline`` and ``_alert`` view models), never markup. Every value also
-passes through :func:`credwatch.alerts.display.visible_text`, so NUL, bidi
-overrides and other invisible characters appear as visible escapes
-(``\\u202e``) instead of reordering or hiding text. The file is written 0600:
-it holds full command lines.
+autoescaping on: Python only builds plain view data, never markup, except
+through :mod:`credwatch.triage.report_text` (the guide's markdown, rendered
+without raw HTML, and the script's JSON data, escaped for a ``<script>``
+element). Every value also passes through
+:func:`credwatch.alerts.display.visible_text`, so NUL, bidi overrides and
+other invisible characters appear as visible escapes (``\\u202e``) instead of
+reordering or hiding text. The file is written 0600: it holds full command
+lines.
 
 Alerts without a ``credwatch.triage`` block (stored before triage existed,
 or written by another tool) are enriched on the fly from their copy of the
@@ -19,11 +28,13 @@ source event; no correlation is possible then.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
+import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
@@ -39,12 +50,12 @@ from credwatch.alerts.display import visible_text
 from credwatch.errors import ConfigError, SourceError
 from credwatch.normalize.flatten import get_values
 from credwatch.privatefile import open_private_text
+from credwatch.timemath import datetime_to_ms
 from credwatch.triage.enrich import PREFIX, enrich_alert
+from credwatch.triage.report_chart import timeline_chart
+from credwatch.triage.report_text import code_spans, host_label, render_guide, script_json
 
 _PRIORITIES = ("P1", "P2", "P3", "P4")
-_TIMELINE_BUCKETS = 48
-_TIMELINE_ROWS = 500
-_EXPAND_UP_TO = 100
 
 
 def _first(doc: Mapping[str, Any], field: str) -> str:
@@ -139,29 +150,208 @@ def ensure_triage(alert: Mapping[str, Any]) -> dict[str, Any]:
     return doc
 
 
-# -- view models: plain data for the template (no markup is built in Python) ---------------
+# -- view models: plain data for the template (no markup is built here) --------------------
+#
+# Per-rule and per-category text (the investigation guide, the clauses every alert of a rule
+# matched, blast radius, response and review steps) is shown once in its own section and
+# referenced from each alert: a report of thousands of alerts stays small.
 
-def _count_table(title: str, counts: Counter[str], *, limit: int = 12) -> dict[str, Any]:
-    return {"title": title, "rows": counts.most_common(limit),
-            "more": max(len(counts) - limit, 0)}
+_SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
+_NO_CATEGORY = "(no credential category)"
 
 
-def _summary(alerts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    prio: Counter[str] = Counter({p: 0 for p in _PRIORITIES})
-    prio.update(str(_t(a, "priority", "?")) for a in alerts)
-    kinds: Counter[str] = Counter()
-    for a in alerts:
-        labels = {str(c.get("label")) for c in _records(a, "credentials")}
-        kinds.update(labels or {"(no credential kind)"})
+class _Index:
+    """Distinct keys in order of first appearance, with a count and the view of each."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def add(self, key: str, make: Callable[[], dict[str, Any]], p1: bool) -> dict[str, Any]:
+        """The item of ``key`` (made on first sight), counting one more alert."""
+        item = self.items.get(key)
+        if item is None:
+            item = self.items[key] = {"i": len(self.items), "count": 0, "p1": 0, **make()}
+        item["count"] += 1
+        item["p1"] += p1
+        return item
+
+    def ranked(self) -> list[dict[str, Any]]:
+        return sorted(self.items.values(), key=lambda it: (-it["count"], it["i"]))
+
+
+def _merge(into: list[str], more: Iterable[Any]) -> None:
+    for step in more:
+        if str(step) not in into and len(into) < 50:
+            into.append(str(step))
+
+
+def _categories(alert: Mapping[str, Any], cats: _Index, p1: bool) -> list[dict[str, Any]]:
+    """The alert's credential paths with their category (counted once per alert)."""
+    out, seen = [], set()
+    for c in _records(alert, "credentials") or [{}]:
+        label = str(c.get("label") or c.get("kind") or _NO_CATEGORY)
+        key = str(c.get("kind") or label)
+        if key in seen:
+            cat = cats.items[key]
+        else:
+            seen.add(key)
+            cat = cats.add(key, lambda label=label: {  # type: ignore[misc]
+                "label": label, "blast_radius": "", "response": [], "review": []}, p1)
+        cat["blast_radius"] = cat["blast_radius"] or c.get("blast_radius") or ""
+        _merge(cat["response"], _items(c.get("response")))
+        _merge(cat["review"], _items(c.get("review")))
+        out.append({"i": cat["i"], "label": label, "path": c.get("path", "")})
+    return out
+
+
+def _rule(alert: Mapping[str, Any], rules: _Index, p1: bool) -> dict[str, Any]:
+    name = _first(alert, "kibana.alert.rule.name") or "(unnamed rule)"
+    key = _first(alert, "kibana.alert.rule.rule_id") or _first(alert, "kibana.alert.rule.uuid")
+    return rules.add(key or name, lambda: {
+        "name": name, "severity": _first(alert, "kibana.alert.severity"),
+        "risk": _first(alert, "kibana.alert.risk_score"),
+        "note": _first(alert, "kibana.alert.rule.note"), "lines": None}, p1)
+
+
+def _chain(alert: Mapping[str, Any]) -> list[str]:
+    """The parent chain, one short text per process, parent first.
+
+    A process in two roles (the parent that is also the session leader) is shown once,
+    with both roles.
+    """
+    procs: list[dict[str, Any]] = []
+    for p in _records(alert, "parent_chain"):
+        who = str(p.get("name") or p.get("executable") or "")
+        if p.get("pid") is not None:
+            who = f"{who} ({p['pid']})" if who else f"pid {p['pid']}"
+        role = p.get("role")
+        if procs and procs[-1]["who"] == (who or "?"):
+            procs[-1]["roles"].append(role)
+        else:
+            procs.append({"who": who or "?", "roles": [role], "entry": p.get("entry_type"),
+                          "cmd": p.get("command_line") if p.get("command_line") not in (
+                              None, "", p.get("name")) else None})
+    out = []
+    for proc in procs:
+        roles = [str(r) for r in proc["roles"] if r not in (None, "parent")]
+        text = proc["who"] + (f" {', '.join(roles)}" if roles else "")
+        text += f" [{proc['entry']}]" if proc["entry"] else ""
+        out.append(text + (f": {proc['cmd']}" if proc["cmd"] else ""))
+    return out
+
+
+def _user(alert: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The user block, without audit ids that only repeat the user's."""
+    user = _mapping(alert, "user")
+    same = {"audit_name": user.get("name"), "audit_id": user.get("id")}
+    return _present((k, v) for k, v in user.items() if k not in same or v != same[k])
+
+
+_FOLLOWUPS_SHOWN = 5
+
+
+def _related(alert: Mapping[str, Any], host: str,
+             events: dict[tuple[str, ...], dict[str, Any]]) -> dict[str, Any] | None:
+    """The correlated events around ``alert``: listed once per report, referenced here.
+
+    Alerts of one session share most of their related events (each has up to
+    the correlator's ``max_related`` before and after): the page lists every
+    distinct event once and each alert links to the first of its own, keeping
+    only the follow-ups of interest (activity after the read with a category).
+    """
+    rows = _records(alert, "related")
+    if not rows:
+        return None
+    first: dict[str, Any] | None = None
+    for r in rows:
+        key = (host, str(r.get("time")), str(r.get("pid")), str(r.get("args")))
+        ev = events.get(key)
+        if ev is None:
+            ev = events[key] = {
+                "i": len(events), "host": host, "time": str(r.get("time") or ""),
+                "pid": r.get("pid"), "ppid": r.get("ppid"), "process": r.get("process"),
+                "args": r.get("args"), "categories": ", ".join(map(str, _items(r.get("categories"))))}
+        if first is None or ev["time"] < first["time"]:
+            first = ev
+    follow = [r for r in rows if r.get("when") == "after" and _items(r.get("categories"))]
     return {
-        "priorities": [(p, prio.get(p, 0)) for p in _PRIORITIES],
-        "exfil": sum(1 for a in alerts if _t(a, "exfil_indicators") or _t(a, "followup_exfil")),
-        "benign": sum(1 for a in alerts if _t(a, "likely_benign")),
-        "tables": [
-            _count_table("By rule", Counter(_first(a, "kibana.alert.rule.name") for a in alerts)),
-            _count_table("By host", Counter(_first(a, "host.name") for a in alerts)),
-            _count_table("By credential kind", kinds),
-        ],
+        "first": first["i"] if first else 0, "count": len(rows),
+        "before": sum(1 for r in rows if r.get("when") == "before"),
+        "after": sum(1 for r in rows if r.get("when") == "after"),
+        "followups": [{"delta_s": r.get("delta_s"), "process": r.get("process"),
+                       "categories": ", ".join(map(str, _items(r.get("categories"))))}
+                      for r in follow[:_FOLLOWUPS_SHOWN]],
+        "more": max(len(follow) - _FOLLOWUPS_SHOWN, 0),
+    }
+
+
+def _details(alert: Mapping[str, Any]) -> dict[str, Any]:
+    """The per-alert evidence under the alert's row (only what differs between alerts)."""
+    work = _mapping(alert, "workload")
+    explanation = alert.get("credwatch.explanation") or get_values(alert, "credwatch.explanation")
+    return {
+        "matched": [str(x) for x in _items(explanation)],
+        "extra_cmd": [(key, v) for key, v in _command(alert)["extra"]],
+        "user": _user(alert),
+        "chain": _chain(alert),
+        "workload": _present((k, v) for k, v in work.items()
+                             if k not in ("location_reasons", "host", "hostname")),
+        "location_reasons": [str(x) for x in _items(work.get("location_reasons"))],
+        "benign": bool(_t(alert, "likely_benign")), "benign_reason": _t(alert, "benign_reason"),
+        "factors": [str(x) for x in _items(_t(alert, "score_factors"))],
+        "indicators": _rows(alert, "indicators", ("type", "exfil", "tool", "evidence")),
+        "tuning": [code_spans(str(s)) for s in _items(_t(alert, "next_steps"))
+                   if str(s).startswith("If confirmed expected")],
+        "tags": _tags(alert), "footer": _footer(alert),
+    }
+
+
+def _alert(alert: Mapping[str, Any], hosts: _Index, cats: _Index, rules: _Index,
+           events: dict[tuple[str, ...], dict[str, Any]]) -> dict[str, Any]:
+    """One row of the alert table, with its details."""
+    prio = str(_t(alert, "priority", "?"))
+    t = _event_time(alert)
+    label = host_label(alert)
+    host = hosts.add(label, lambda: {"label": label}, prio == "P1")
+    creds = _categories(alert, cats, prio == "P1")
+    rule = _rule(alert, rules, prio == "P1")
+    return {
+        "uuid": _first(alert, "kibana.alert.uuid"), "priority": prio, "open": prio == "P1",
+        "t": datetime_to_ms(t) if t else "", "time": iso_ms(t) if t else "",
+        "severity": _first(alert, "kibana.alert.severity"),
+        "score": _t(alert, "score", ""), "host": host["label"], "h": host["i"],
+        "user": _first(alert, "user.name"), "process": _first(alert, "process.name") or "?",
+        "command": _command(alert)["reconstructed"], "creds": creds,
+        "c": " ".join(str(c["i"]) for c in creds), "rule": rule, "details": _details(alert),
+        "related": _related(alert, label, events),
+    }
+
+
+def _common_lines(rows: Sequence[dict[str, Any]]) -> None:
+    """Move the explanation lines every alert of a rule shares to the rule (shown once)."""
+    by_rule: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_rule.setdefault(r["rule"]["i"], []).append(r)
+    for group in by_rule.values():
+        if len(group) < 2:
+            continue
+        common = set(group[0]["details"]["matched"])
+        for r in group[1:]:
+            common &= set(r["details"]["matched"])
+        group[0]["rule"]["lines"] = [x for x in group[0]["details"]["matched"] if x in common]
+        for r in group:
+            r["details"]["matched"] = [x for x in r["details"]["matched"] if x not in common]
+
+
+def _summary(rows: Sequence[Mapping[str, Any]], docs: Sequence[Mapping[str, Any]]
+             ) -> dict[str, Any]:
+    prio: Counter[str] = Counter({p: 0 for p in _PRIORITIES})
+    prio.update(r["priority"] for r in rows)
+    return {
+        "priorities": [(p, prio.get(p, 0)) for p in _PRIORITIES] + sorted(
+            (p, n) for p, n in prio.items() if p not in _PRIORITIES),
+        "exfil": sum(1 for a in docs if _t(a, "exfil_indicators") or _t(a, "followup_exfil")),
+        "benign": sum(1 for a in docs if _t(a, "likely_benign")),
     }
 
 
@@ -170,45 +360,13 @@ def _event_time(alert: Mapping[str, Any]) -> datetime | None:
                             _first(alert, "@timestamp"))
 
 
-def _timeline_bars(timed: Sequence[tuple[datetime, Mapping[str, Any]]]) -> list[dict[str, Any]]:
-    start, end = timed[0][0], timed[-1][0]
-    span = max((end - start).total_seconds(), 1.0)
-    counts = [0] * _TIMELINE_BUCKETS
-    hot = [False] * _TIMELINE_BUCKETS
-    for t, a in timed:
-        i = min(_TIMELINE_BUCKETS - 1, int((t - start).total_seconds() / span * _TIMELINE_BUCKETS))
-        counts[i] += 1
-        hot[i] = hot[i] or _t(a, "priority") == "P1"
-    peak = max(counts)
-    return [{"n": n, "hot": h, "height": max(1, round(100 * n / peak))}
-            for n, h in zip(counts, hot, strict=True)]
-
-
-def _timeline_row(t: datetime, a: Mapping[str, Any]) -> dict[str, Any]:
-    return {"time": iso_ms(t), "priority": str(_t(a, "priority", "?")),
-            "host": _first(a, "host.name"), "user": _first(a, "user.name"),
-            "process": _first(a, "process.name"), "uuid": _first(a, "kibana.alert.uuid"),
-            "credentials": ", ".join(str(c.get("path")) for c in _records(a, "credentials"))}
-
-
-def _timeline(alerts: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    timed = sorted(((t, a) for a in alerts if (t := _event_time(a)) is not None),
-                   key=lambda x: x[0])
-    if not timed:
-        return None
-    return {"bars": _timeline_bars(timed), "start": iso_ms(timed[0][0]),
-            "end": iso_ms(timed[-1][0]),
-            "rows": [_timeline_row(t, a) for t, a in timed[:_TIMELINE_ROWS]],
-            "more": max(len(timed) - _TIMELINE_ROWS, 0)}
-
-
 def _present(pairs: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
     """Key/value pairs worth showing (empty values dropped)."""
     return [(k, v) for k, v in pairs if v not in (None, "", [], {})]
 
 
 def _tags(alert: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``(css class, label)`` badges under an alert's headline."""
+    """``(css class, label)`` badges in an alert's details."""
     tags = []
     if _t(alert, "exfil_indicators"):
         tags.append(("bad", "exfil in command"))
@@ -216,7 +374,6 @@ def _tags(alert: Mapping[str, Any]) -> list[tuple[str, str]]:
         tags.append(("bad", "network/exfil follow-up"))
     if _t(alert, "likely_benign"):
         tags.append(("ok", "likely benign"))
-    tags.extend(("", str(k)) for k in _items(_t(alert, "kinds")))
     return tags
 
 
@@ -228,74 +385,74 @@ def _command(alert: Mapping[str, Any]) -> dict[str, Any]:
     return {"reconstructed": reconstructed, "extra": extra}
 
 
-def _context(alert: Mapping[str, Any]) -> dict[str, Any]:
-    """User, parent chain, workload and verdict: the two-column block."""
-    work = _mapping(alert, "workload")
-    user = _mapping(alert, "user")
-    return {
-        "user": _present(user.items()),
-        "chain": _rows(alert, "parent_chain",
-                       ("role", "name", "executable", "pid", "command_line", "entry_type")),
-        "workload": _present((k, v) for k, v in work.items() if k != "location_reasons"),
-        "location_reasons": _items(work.get("location_reasons")),
-        "verdict": _present([("likely benign", _t(alert, "likely_benign")),
-                             ("why", _t(alert, "benign_reason"))]),
-        "score_factors": _items(_t(alert, "score_factors")),
-    }
-
-
 def _footer(alert: Mapping[str, Any]) -> str:
-    text = (f"alert {_first(alert, 'kibana.alert.uuid')}; status "
-            f"{_first(alert, 'kibana.alert.workflow_status')}")
+    text = (f"{_first(alert, 'kibana.alert.uuid')}, "
+            f"{_first(alert, 'kibana.alert.workflow_status') or 'open'}")
     src = _first(alert, "credwatch.source.path")
     if src:
-        text += f"; source {src}:{_first(alert, 'credwatch.source.line')}"
+        text += f", from {src}:{_first(alert, 'credwatch.source.line')}"
     return text
 
 
-def _alert(alert: Mapping[str, Any], *, expand: bool = False) -> dict[str, Any]:
-    """Everything the template shows for one alert."""
-    prio = str(_t(alert, "priority", "?"))
-    explanation = alert.get("credwatch.explanation") or get_values(alert, "credwatch.explanation")
+def _view(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Everything the template shows."""
+    hosts, cats, rules = _Index(), _Index(), _Index()
+    events: dict[tuple[str, ...], dict[str, Any]] = {}
+    rows = [_alert(a, hosts, cats, rules, events) for a in docs]
+    _common_lines(rows)
+    timeline = timeline_chart([(r["t"], r["priority"]) for r in rows if r["t"] != ""])
+    prios = sorted({r["priority"] for r in rows}, key=lambda p: (p not in _PRIORITIES, p))
+    sevs = sorted({r["severity"] for r in rows if r["severity"]},
+                  key=lambda s: -_SEVERITY_RANK.get(s.lower(), 0))
     return {
-        "uuid": _first(alert, "kibana.alert.uuid"), "priority": prio,
-        "open": expand or prio == "P1",
-        "process": _first(alert, "process.name") or "?", "host": _first(alert, "host.name") or "?",
-        "time": _first(alert, "kibana.alert.original_time"), "score": _t(alert, "score", "?"),
-        "rule": _first(alert, "kibana.alert.rule.name"), "tags": _tags(alert),
-        "summary": _t(alert, "summary", ""), "reason": _first(alert, "kibana.alert.reason"),
-        "command": _command(alert), "explanation": _items(explanation),
-        "indicators": _rows(alert, "indicators", ("type", "exfil", "tool", "evidence")),
-        "context": _context(alert),
-        "related": [{**r, "categories": ", ".join(map(str, _items(r["categories"])))}
-                    for r in _rows(alert, "related",
-                                   ("delta_s", "relation", "process", "args", "categories"))],
-        "credentials": [{**c, "response": _items(c["response"]), "review": _items(c["review"])}
-                        for c in _rows(alert, "credentials",
-                                       ("label", "path", "blast_radius", "response", "review"))],
-        "next_steps": _items(_t(alert, "next_steps")), "footer": _footer(alert),
+        "summary": _summary(rows, docs), "timeline": timeline, "alerts": rows,
+        "hosts": hosts.ranked(), "categories": cats.ranked(), "rules": rules.ranked(),
+        "events": sorted(events.values(), key=lambda e: (e["host"], e["time"], e["i"])),
+        # What the filter script needs; host labels are the same strings as in the table.
+        "data": script_json({"hosts": [h["label"] for h in hosts.items.values()],
+                             "cats": [c["label"] for c in cats.items.values()],
+                             "sevs": sevs, "prios": prios}),
     }
 
 
 # -- rendering ------------------------------------------------------------------------------
 
 def _finalize(value: Any) -> Any:
-    """Every ``{{ value }}``: None is empty, NUL/bidi/invisible characters shown escaped.
+    """Every ``{{ value }}``: None is empty, booleans yes/no, invisible characters escaped.
 
-    Autoescaping then HTML-escapes the result; template-made Markup passes as is.
+    Autoescaping then HTML-escapes the result; Markup (a rendered guide, the
+    script and its JSON data) passes as is.
     """
     if isinstance(value, Markup):
         return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return visible_text(value)
+
+
+def _asset(name: str) -> str:
+    return resources.files("credwatch.triage").joinpath(name).read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
-    def load(name: str) -> str:
-        return resources.files("credwatch.triage").joinpath(name).read_text(encoding="utf-8")
+    env = Environment(loader=FunctionLoader(_asset), autoescape=True, finalize=_finalize,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["guide"] = render_guide
+    return env
 
-    return Environment(loader=FunctionLoader(load), autoescape=True, finalize=_finalize,
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+@lru_cache(maxsize=1)
+def _inline_assets() -> dict[str, Any]:
+    """The report's own script and style, and a CSP that allows exactly them (by hash)."""
+    script, style = _asset("report.js"), _asset("report.css")
+
+    def sha(text: str) -> str:
+        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+    csp = (f"default-src 'none'; script-src {sha(script)}; style-src {sha(style)}; "
+           "img-src data:; base-uri 'none'; form-action 'none'")
+    return {"script": Markup(script), "style": Markup(style), "csp": csp}
 
 
 def _sort_key(alert: Mapping[str, Any]) -> tuple[str, float, str]:
@@ -309,14 +466,10 @@ def render_report(alerts: Iterable[Mapping[str, Any]], *, title: str = "credwatc
     """The HTML report for ``alerts`` (triage computed where missing)."""
     docs = [ensure_triage(a) for a in alerts]
     docs.sort(key=_sort_key)
-    # Without scripts, a collapsed <details> hides its content from print and search:
-    # expand everything in small reports, and P1 always.
-    expand = len(docs) <= _EXPAND_UP_TO
     return _environment().get_template("report.html").render(
         title=title, meta=f"{len(docs)} alert(s)" + (f" from {source}" if source else ""),
-        summary=_summary(docs), timeline=_timeline(docs),
-        alerts=[_alert(a, expand=expand) for a in docs],
-        generated=iso_ms(generated or datetime.now(UTC)), version=__version__)
+        generated=iso_ms(generated or datetime.now(UTC)), version=__version__,
+        **_view(docs), **_inline_assets())
 
 
 def write_report(page: str, path: str) -> None:
