@@ -41,6 +41,7 @@ import duckdb
 from credwatch.backends.duckdb import compile_duckdb, connect, read_sql, schema_of
 from credwatch.backends.sqlschema import SType
 from credwatch.engine.convert import META_PREFIX, record_from_row
+from credwatch.engine.lake_plan import require_engine
 from credwatch.engine.scan import Scanner
 from credwatch.errors import SourceError, UnsupportedError
 from credwatch.kql.passes import fields
@@ -259,6 +260,7 @@ def plan_scan(args: Any, scanner: Scanner) -> LakePlan:
         raise UnsupportedError(f"--engine {args.engine} is not available; use python, duckdb or spark")
     _check_options(args)
     _check_rules(scanner)
+    require_engine(args.engine)
     if args.engine == "spark":
         from credwatch.engine.spark_lake import (  # pyspark only when asked for
             SparkScan,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,18 +17,70 @@ from datetime import UTC, datetime
 import orjson
 
 from credwatch.alerts.build import iso_ms
+from credwatch.backends.spark import require_pyspark
 from credwatch.engine.convert import SPAN_FILE, day_name
 from credwatch.engine.eventtime import TimeFields
 from credwatch.engine.readpos import Span
 from credwatch.engine.scan import CompiledRule
-from credwatch.errors import UnsupportedError
+from credwatch.errors import ConfigError, UnsupportedError
 from credwatch.kql.ast import And, Literal, Node, Or, Range
 from credwatch.kql.passes import fields as kql_fields
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.record import Record
 
-__all__ = ["Engine", "LakeFile", "PartitionSummary", "ReadReport", "check_rules", "day_of_path", "keeps",
-           "rules_query", "time_names", "time_query"]
+__all__ = [
+    "JAVA_HINT",
+    "Engine",
+    "LakeFile",
+    "PartitionSummary",
+    "ReadReport",
+    "check_rules",
+    "day_of_path",
+    "java_problem",
+    "keeps",
+    "require_engine",
+    "rules_query",
+    "time_names",
+    "time_query",
+]
+
+#: How to get the JVM Spark needs (named in the error when it is missing).
+JAVA_HINT = ("install Java 17+ (e.g. `apt-get install openjdk-17-jre-headless`) and put it on PATH "
+             "or set JAVA_HOME")
+DUCKDB_HINT = "pip install duckdb"
+
+
+def java_problem(environ: dict[str, str] | os._Environ[str] | None = None) -> str | None:
+    """Why Spark could not start a JVM here (None: a ``java`` is there to start).
+
+    Checked before pyspark launches one: its launcher fails with a page of shell
+    noise and a Python traceback-shaped error instead of one line.
+    """
+    env = os.environ if environ is None else environ
+    if "PYSPARK_GATEWAY_PORT" in env:
+        return None  # launched by spark-submit: the JVM is already running
+    home = env.get("JAVA_HOME")
+    if home:
+        java = os.path.join(home, "bin", "java")
+        return None if os.access(java, os.X_OK) else f"JAVA_HOME={home} holds no bin/java"
+    if shutil.which("java", path=env.get("PATH", "")) is None:
+        return "no java on PATH and JAVA_HOME is not set"
+    return None
+
+
+def require_engine(engine: str) -> None:
+    """Raise a one-line :class:`ConfigError` naming the install command when ``engine`` cannot run."""
+    if engine == "duckdb":
+        try:
+            import duckdb  # noqa: F401  (a core dependency; a broken install says how to fix it)
+        except ImportError:
+            raise ConfigError(f"--engine duckdb needs duckdb, which is not installed: {DUCKDB_HINT}") from None
+    elif engine == "spark":
+        require_pyspark()
+        problem = java_problem()
+        if problem:
+            raise ConfigError(f"--engine spark needs Java: {problem}; {JAVA_HINT}")
+
 
 _DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2}|unknown)$")
 _DERIVED = "credwatch.normalized."

@@ -99,7 +99,7 @@ class LakeEventSource(EventSource):
         summaries: dict[str, PartitionSummary | None] = {}
         for inp in expand_inputs(local, diag, self.glob):
             if inp.path == "-" or not inp.regular:
-                raise UnsupportedError(f"{inp.source}: run --engine {self._name()} reads regular "
+                raise UnsupportedError(f"{inp.source}: run --engine {self.engine_name} reads regular "
                                        "files, not standard input or pipes")
             day = day_of_path(inp.path)
             folder = os.path.dirname(inp.path)
@@ -112,7 +112,9 @@ class LakeEventSource(EventSource):
         self._summaries = summaries
         return changed
 
-    def _name(self) -> str:
+    @property
+    def engine_name(self) -> str:
+        """``duckdb`` or ``spark``."""
         return self.engine.name if self.engine is not None else "duckdb"
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from credwatch.backends.spark import compile_spark, require_pyspark, schema_of
 from credwatch.engine.convert import ENVELOPE_FIELDS, META_PREFIX, day_name, record_from_row
 from credwatch.engine.eventtime import TimeFields
 from credwatch.engine.lake_plan import (
+    JAVA_HINT,
     Engine,
     LakeFile,
     ReadReport,
@@ -62,7 +63,7 @@ def session(master: str | None) -> Any:
                  .getOrCreate())
     except Exception as exc:
         raise ConfigError(f"Spark could not start ({str(exc).splitlines()[0] if str(exc) else exc}); "
-                          "it needs Java 17+ on PATH or JAVA_HOME") from None
+                          f"it needs Java 17+: {JAVA_HINT}") from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

@@ -20,7 +20,7 @@ from credwatch.cli.common import (
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.cli.sinkopts import add_sink_args, finish_delivery, start_delivery
 from credwatch.engine.exceptions import ExceptionSet, ExceptionStore, load_export
-from credwatch.engine.lake_run import DuckDbEngine, LakeEventSource
+from credwatch.engine.lake_plan import require_engine
 from credwatch.engine.runs import RunStore
 from credwatch.engine.scan import compile_rules
 from credwatch.engine.schedule import (
@@ -32,7 +32,6 @@ from credwatch.engine.schedule import (
     SimulatedClock,
     SystemClock,
 )
-from credwatch.engine.spark_lake import SparkRunEngine
 from credwatch.errors import ConfigError, UnsupportedError
 from credwatch.rules.model import Rule
 from credwatch.sources.read import INPUT_FORMATS
@@ -147,13 +146,17 @@ def build_runners(rules: list[Rule], store: AlertStore, exception_files: list[st
     return runners
 
 
-def lake_source(args: argparse.Namespace, runners: list[RuleRunner]) -> LakeEventSource:
+def lake_source(args: argparse.Namespace, runners: list[RuleRunner]) -> EventSource:
     """The event source of ``--engine duckdb|spark`` (options checked before anything is read)."""
     if args.input_format not in ("auto", "ndjson"):
         raise UnsupportedError(f"--input-format {args.input_format} is not supported by --engine "
                                f"{args.engine} (NDJSON and Parquet only); run `credwatch convert` first")
     if "-" in args.paths:
         raise UnsupportedError(f"--engine {args.engine} reads files, not standard input")
+    require_engine(args.engine)  # one line naming the install command, before DuckDB is imported
+    from credwatch.engine.lake_run import DuckDbEngine, LakeEventSource  # only when asked for
+    from credwatch.engine.spark_lake import SparkRunEngine
+
     rules = [r.crule for r in runners]
     if args.engine == "spark":
         return LakeEventSource(list(args.paths), glob=args.glob,
@@ -179,8 +182,9 @@ def _describe(e: Execution, source: EventSource | None = None) -> str:
         line += f", {r.alerts_updated} updated"
     if r.status != "succeeded":
         line += f": {r.message}"
-    if isinstance(source, LakeEventSource) and source.engine is not None:
-        line += f" ({source.engine.name}: {source.last_report.text()})"
+    report = getattr(source, "last_report", None)  # what --engine duckdb|spark read
+    if report is not None:
+        line += f" ({getattr(source, 'engine_name', 'engine')}: {report.text()})"
     return line
 
 
@@ -232,9 +236,10 @@ def run(args: argparse.Namespace, env: Env) -> int:
                 env.stderr.write(f"credwatch: {terminal_text(sample)}\n")
             env.stderr.write(f"credwatch: {executions} execution(s) of {len(runners)} rule(s); "
                              f"{source.lines_read} line(s) read; {created} alert(s) created\n")
-            if isinstance(source, LakeEventSource):
+            total = getattr(source, "total_report", None)
+            if total is not None:
                 env.stderr.write(f"credwatch: {args.engine}, all executions: "
-                                 f"{terminal_text(source.total_report.text())}\n")
+                                 f"{terminal_text(total.text())}\n")
     finally:
         if source is not None:
             source.close()

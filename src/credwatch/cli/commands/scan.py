@@ -24,6 +24,7 @@ from credwatch.cli.env import Env, ExitStatus
 from credwatch.cli.exceptionsets import rule_exceptions
 from credwatch.cli.filters import AlertFilter, add_filter_args
 from credwatch.engine.exceptions import ExceptionFilter, ExceptionStore
+from credwatch.engine.lake_plan import require_engine
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.workers import AUTO_MIN_BYTES, PREFILTER_MODES, read_records
 from credwatch.sinks.output.store import StoreSink
@@ -212,6 +213,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
     AlertFilter.from_args(args, env.clock())  # a bad --since/--until fails before any output opens
     lake = None
     if args.engine != "python":
+        require_engine(args.engine)  # a missing duckdb/pyspark/Java: one line, exit 2
         from credwatch.engine.lake import plan_scan  # DuckDB is imported only when asked for
 
         lake = plan_scan(args, scanner)  # unsupported inputs/options fail before outputs open
