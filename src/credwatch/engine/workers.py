@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Literal, TypeVar
 
+from credwatch.engine.parquet_read import is_parquet, parquet_records
 from credwatch.normalize.auditd import to_ecs
 from credwatch.sources import audit_prefiltered as audit_fast
 from credwatch.sources import auditd as raw
@@ -427,6 +428,9 @@ def _read_one(opened: OpenedInput, diag: Diagnostics, input_format: str,
     # (ten million `{}` in 30 MB), and a unit without a literal cannot alert.
     literals = fast.literals if fast is not None and not diag.strict else None
     engaged = fast if fast is not None and not diag.strict and fast.engages(size) else None
+    if path is not None and input_format == "auto" and is_parquet(path):
+        yield from parquet_records(path, source, diag)  # pyarrow, in batches
+        return
     stream, skipped, fmt = prepare(opened.stream, input_format)
     if engaged is not None and path is not None and fmt in ("auditd", "ndjson"):
         # Workers split the file by offset and number its lines from the start.
