@@ -22,6 +22,9 @@ Tables (``CREATE TABLE IF NOT EXISTS``; version in ``credwatch_schema``):
   what time span was read (:class:`~credwatch.engine.window.InputState`). These
   rows are facts about the files, not about executions, so they are written
   on their own as soon as an input has been read.
+* ``watch_status``: per followed file, the latest status of ``credwatch watch``
+  (:class:`WatchStatus`): what it read and alerted on, and how far it is behind
+  the writer (lag in bytes and seconds), updated while it runs.
 
 Several processes may share one store: every write takes SQLite's write lock
 first (``BEGIN IMMEDIATE``), and an execution that another process already
@@ -43,11 +46,11 @@ from credwatch.alerts.store import AlertStore
 from credwatch.engine.readpos import InputState
 from credwatch.errors import ConfigError
 
-__all__ = ["SCHEMA_VERSION", "STATUSES", "RuleState", "RunRecord", "RunStore"]
+__all__ = ["SCHEMA_VERSION", "STATUSES", "RuleState", "RunRecord", "RunStore", "WatchStatus"]
 
 COMPONENT = "runs"
-#: 2 added ``run_inputs``.
-SCHEMA_VERSION = 2
+#: 2 added ``run_inputs``; 3 added ``watch_status``.
+SCHEMA_VERSION = 3
 STATUSES = ("succeeded", "partial failure", "failed")
 
 _SCHEMA = """
@@ -108,7 +111,27 @@ CREATE TABLE IF NOT EXISTS run_inputs (
     max_ms        INTEGER,
     PRIMARY KEY (path, fields)
 );
+CREATE TABLE IF NOT EXISTS watch_status (
+    path            TEXT PRIMARY KEY,
+    pid             INTEGER NOT NULL,
+    input_format    TEXT NOT NULL,
+    started_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    running         INTEGER NOT NULL,
+    lines           INTEGER NOT NULL,
+    events          INTEGER NOT NULL,
+    prefiltered     INTEGER NOT NULL,
+    alerts          INTEGER NOT NULL,
+    failed          INTEGER NOT NULL,
+    read_offset     INTEGER NOT NULL,
+    file_size       INTEGER NOT NULL,
+    lag_bytes       INTEGER NOT NULL,
+    lag_seconds     REAL NOT NULL,
+    max_lag_seconds REAL NOT NULL
+);
 """
+_WATCH_COLUMNS = ("path, pid, input_format, started_at, updated_at, running, lines, events, prefiltered,"
+                  " alerts, failed, read_offset, file_size, lag_bytes, lag_seconds, max_lag_seconds")
 
 
 @dataclass
@@ -159,6 +182,45 @@ class RuleState:
     last_started_at: datetime
     last_status: str
     bucket_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class WatchStatus:
+    """The latest status of a ``credwatch watch`` of one file, as stored in ``watch_status``."""
+
+    path: str
+    pid: int
+    input_format: str
+    started_at: datetime
+    updated_at: datetime
+    #: False once the watch stopped (the figures are then its last ones).
+    running: bool
+    lines: int = 0
+    events: int = 0
+    #: Events passed over by the literal prefilter without being decoded.
+    prefiltered: int = 0
+    alerts: int = 0
+    failed: int = 0
+    #: Where reading is in the live file, and its size, when the status was taken.
+    read_offset: int = 0
+    file_size: int = 0
+    #: Bytes written and not read yet, and at least how long the oldest has waited.
+    lag_bytes: int = 0
+    lag_seconds: float = 0.0
+    #: The largest ``lag_seconds`` seen since the watch started.
+    max_lag_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "path": self.path, "pid": self.pid, "input_format": self.input_format,
+            "started_at": iso_ms(self.started_at), "updated_at": iso_ms(self.updated_at),
+            "running": self.running, "lines": self.lines, "events": self.events,
+            "prefiltered": self.prefiltered, "alerts": self.alerts, "failed": self.failed,
+            "read_offset": self.read_offset, "file_size": self.file_size,
+            "lag_bytes": self.lag_bytes, "lag_seconds": round(self.lag_seconds, 3),
+            "max_lag_seconds": round(self.max_lag_seconds, 3),
+        }
 
 
 def _time(text: str) -> datetime:
@@ -265,6 +327,25 @@ class RunStore:
                  state.head_len, state.head_crc, state.ordered, state.mark_offset,
                  state.mark_line, state.scanned_to, state.scanned_lines, state.min_ms,
                  state.max_ms))
+
+    # -- watch status -----------------------------------------------------------------------
+    def save_watch_status(self, status: WatchStatus) -> None:
+        """Record the latest status of the watch of ``status.path`` (replacing the previous one)."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO watch_status ({_WATCH_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (status.path, status.pid, status.input_format, iso_ms(status.started_at),
+                 iso_ms(status.updated_at), int(status.running), status.lines, status.events,
+                 status.prefiltered, status.alerts, status.failed, status.read_offset,
+                 status.file_size, status.lag_bytes, status.lag_seconds, status.max_lag_seconds))
+
+    def watch_statuses(self, path: str | None = None) -> list[WatchStatus]:
+        """The stored watch statuses (of ``path`` only, when given), by path."""
+        sql = f"SELECT {_WATCH_COLUMNS} FROM watch_status"
+        rows = (self.conn.execute(sql + " WHERE path=?", (path,)) if path is not None
+                else self.conn.execute(sql + " ORDER BY path"))
+        return [WatchStatus(r[0], int(r[1]), r[2], _time(r[3]), _time(r[4]), bool(r[5]), *r[6:])
+                for r in rows]
 
     # -- history ----------------------------------------------------------------------------
     def history(self, *, rule: str | None = None, status: str | None = None,

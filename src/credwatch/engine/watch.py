@@ -29,27 +29,62 @@ Failures never stop the loop or repeat after a restart:
   and do not count as failures.
 
 ``credwatch watch`` exits 3 (PARTIAL) when either failure count is non-zero.
+
+Prefilter (on by default, as scan's fast path): the rules' literals
+(:meth:`~credwatch.engine.scan.Scanner.fast_path`) pick the lines that can
+matter, with the same finders as scan: NDJSON lines through
+:class:`~credwatch.sources.prefiltered.RangeScanner`, audit records through
+:class:`~credwatch.sources.audit_prefiltered.AuditLineFilter`'s needles. Other
+NDJSON lines are counted, not decoded; other audit records are grouped by
+their header only and their events dropped when they close (see
+:class:`~credwatch.sources.follow_audit.AuditStream`). The alerts are those of
+the full path; what differs is only which malformed non-candidate lines are
+reported (as with scan's fast path).
+
+Lag: a poll reads at most ``max_poll_bytes``. After each batch the follower's
+:meth:`~credwatch.sources.follow.Follower.lag` (bytes not read yet, and at
+least how long the oldest has waited) is kept in :attr:`Watcher.lag`; while
+it is at least ``lag_warn_seconds`` a ``path: falling behind ...`` note is
+reported at most every ``lag_report_every`` seconds, and ``caught up`` once
+it is back to zero. The status (counts and lag) is written to the store's
+``watch_status`` table (:class:`~credwatch.engine.runs.WatchStatus`) at most
+every ``status_every`` seconds and when the watch stops.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any, Literal
 
 from credwatch.alerts.store import AlertStore
 from credwatch.engine.checkpoint import MAX_SKIP, CheckpointStore, SkipKey
+from credwatch.engine.runs import RunStore, WatchStatus
 from credwatch.engine.scan import Scanner
 from credwatch.errors import SourceError
 from credwatch.normalize.auditd import NormalizeStats, to_ecs
 from credwatch.sinks.output.base import Sink
 from credwatch.sources import auditd as raw
+from credwatch.sources.audit_prefiltered import AuditLineFilter
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.documents import line_records_checked
-from credwatch.sources.follow import MAX_LINE_BYTES, FollowedLine, Follower, LineRef, Position
+from credwatch.sources.follow import (
+    MAX_LINE_BYTES,
+    MAX_POLL_BYTES,
+    FollowedLine,
+    Follower,
+    FollowLag,
+    LineRef,
+    Position,
+)
 from credwatch.sources.follow_audit import AuditStream, ClosedEvent
+from credwatch.sources.prefiltered import RangeScanner
 from credwatch.sources.record import Record
 
 __all__ = ["WatchStats", "Watcher"]
@@ -73,12 +108,25 @@ class WatchStats:
     failed_inputs: int = 0
     #: Records passed because they had already failed before a restart.
     skipped_failed: int = 0
+    #: Events passed over by the literal prefilter (NDJSON lines, audit events), not decoded.
+    prefiltered: int = 0
+    #: ``falling behind`` notes reported.
+    lag_reports: int = 0
+    #: The largest lag seen, in seconds (a lower bound, see :class:`FollowLag`).
+    max_lag_seconds: float = 0.0
     started: float = field(default_factory=time.monotonic)
 
     @property
     def failed(self) -> int:
         """Every failure: a non-zero value makes ``watch`` exit 3 (PARTIAL)."""
         return self.failed_records + self.failed_inputs
+
+
+def _joined(batch: list[FollowedLine]) -> tuple[bytes, list[bytes]]:
+    """The batch's lines as one buffer, each ending with one newline (a rotated file's
+    unfinished last line gets one), and the lines as joined."""
+    lines = [fl.line if fl.line[-1:] == b"\n" else fl.line + b"\n" for fl in batch]
+    return b"".join(lines), lines
 
 
 def _reason(exc: BaseException) -> str:
@@ -96,7 +144,11 @@ class Watcher:
                  poll_interval: float = 0.15, idle_seconds: float = 0.3,
                  quiet_records: int = raw.DEFAULT_QUIET_RECORDS,
                  max_line_bytes: int = MAX_LINE_BYTES, settle_seconds: float = 2.0,
+                 prefilter: bool = True, max_poll_bytes: int = MAX_POLL_BYTES,
+                 lag_warn_seconds: float = 1.0, lag_report_every: float = 10.0,
+                 status_every: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
                  on_alert: Callable[[Mapping[str, Any]], None] | None = None,
                  on_problem: Callable[[SourceError], None] | None = None) -> None:
         self.path = path
@@ -111,9 +163,27 @@ class Watcher:
         self._skip_changed = False
         self.follower = Follower(path, resume=self._saved, start=start,
                                  poll_interval=poll_interval, max_line_bytes=max_line_bytes,
-                                 settle_seconds=settle_seconds, clock=clock)
+                                 max_poll_bytes=max_poll_bytes, settle_seconds=settle_seconds,
+                                 clock=clock, wall=wall)
+        fast = scanner.fast_path("always") if prefilter else None
+        #: The literal filters (``None``: that format is read in full).
+        self.ndjson_filter = (RangeScanner(fast.literals)
+                              if fast is not None and fast.literals is not None else None)
+        self.audit_filter = (AuditLineFilter(fast.audit_needles)
+                             if fast is not None and fast.audit_needles is not None else None)
         self.audit = AuditStream(idle_seconds=idle_seconds, quiet_records=quiet_records,
-                                 clock=clock)
+                                 clock=clock, prefilter=self.audit_filter is not None)
+        self._dropped_exec = 0
+        #: How far behind the writer reading was after the last batch.
+        self.lag = FollowLag(0, 0.0, 0, 0)
+        self.lag_warn_seconds = lag_warn_seconds
+        self.lag_report_every = lag_report_every
+        self._lag_reported: float | None = None  # when the last "falling behind" was reported
+        self.runs = RunStore(store)
+        self.status_every = status_every
+        self._status_saved: float | None = None
+        self._wall = wall
+        self._started_at = datetime.fromtimestamp(wall(), UTC)
         self.audit_diag = self.audit.diagnostics
         self.normalize_stats = NormalizeStats()
         self.diag: Diagnostics = scanner.diagnostics
@@ -186,16 +256,52 @@ class Watcher:
         """Handle one batch of lines; returns the number of new alerts emitted."""
         self._collect_problems()
         alerts: list[Mapping[str, Any]] = []
-        for fl in batch:
-            self.stats.lines += 1
-            if self.input_format == "auditd":
-                self._audit_events(self.audit.feed(fl), alerts)
-            else:
-                self._ndjson_line(fl, alerts)
+        self.stats.lines += len(batch)
         if self.input_format == "auditd":
+            self._audit_batch(batch, alerts)
             self._audit_events(self.audit.flush_idle(), alerts)
+            dropped = self.audit.dropped_exec - self._dropped_exec
+            self._dropped_exec = self.audit.dropped_exec
+            self.stats.events += dropped
+            self.stats.prefiltered += dropped
+        else:
+            self._ndjson_batch(batch, alerts)
         fresh = self._commit(alerts)
-        return self._emit(fresh)
+        emitted = self._emit(fresh)
+        self._check_lag()
+        return emitted
+
+    def _ndjson_batch(self, batch: list[FollowedLine], alerts: list[Mapping[str, Any]]) -> None:
+        """Decode the candidate lines only (all of them without a filter)."""
+        if self.ndjson_filter is None or not batch:
+            for fl in batch:
+                self._ndjson_line(fl, alerts)
+            return
+        buf, _lines = _joined(batch)
+        scanned = self.ndjson_filter.scan_block(buf, 0, len(buf))
+        # One batch line is one block line: candidates are numbered like the batch.
+        for n, _line in scanned.candidates:
+            self._ndjson_line(batch[n - 1], alerts)
+        self.stats.events += scanned.passed
+        self.stats.prefiltered += scanned.passed
+        self.diag.events += scanned.passed
+        self.diag.prefiltered += scanned.passed
+
+    def _audit_batch(self, batch: list[FollowedLine], alerts: list[Mapping[str, Any]]) -> None:
+        """Feed the reassembler, telling it which lines hold a needle."""
+        if self.audit_filter is None or not batch:
+            for fl in batch:
+                self._audit_events(self.audit.feed(fl), alerts)
+            return
+        buf, lines = _joined(batch)
+        ends, _execve = self.audit_filter.candidates.scan(buf, 0, len(buf))
+        cum = list(accumulate(map(len, lines)))
+        wanted = {bisect_left(cum, end) for end in ends}
+        feed = self.audit.feed
+        for i, fl in enumerate(batch):
+            closed = feed(fl, i in wanted)
+            if closed:
+                self._audit_events(closed, alerts)
 
     def _restart_point(self) -> Position | None:
         oldest = self.audit.oldest_pending()
@@ -240,6 +346,40 @@ class Watcher:
         self.stats.alerts += len(alerts)
         return len(alerts)
 
+    # -- lag and status ----------------------------------------------------------------------
+    def _check_lag(self, final: bool = False) -> None:
+        """Keep the follower's lag, report falling behind (and catching up), save the status."""
+        lag = self.lag = self.follower.lag()
+        self.stats.max_lag_seconds = max(self.stats.max_lag_seconds, lag.seconds)
+        now = self._clock()
+        if lag.bytes > 0 and lag.seconds >= self.lag_warn_seconds:
+            if self._lag_reported is None or now - self._lag_reported >= self.lag_report_every:
+                self._lag_reported = now
+                self.stats.lag_reports += 1
+                self._report(SourceError(
+                    f"falling behind: {lag.bytes} bytes not read yet, the oldest written at "
+                    f"least {lag.seconds:.1f} s ago", self.path))
+        elif lag.bytes == 0 and self._lag_reported is not None:
+            self._lag_reported = None
+            self._report(SourceError("caught up: every byte written has been read", self.path))
+        if final or self._status_saved is None or now - self._status_saved >= self.status_every:
+            self._status_saved = now
+            self.save_status(running=not final)
+
+    def status(self, running: bool = True) -> WatchStatus:
+        """The watch's status now (what :meth:`save_status` stores)."""
+        s, lag = self.stats, self.lag
+        return WatchStatus(
+            path=self.path, pid=os.getpid(), input_format=self.input_format,
+            started_at=self._started_at, updated_at=datetime.fromtimestamp(self._wall(), UTC),
+            running=running, lines=s.lines, events=s.events, prefiltered=s.prefiltered,
+            alerts=s.alerts, failed=s.failed, read_offset=lag.offset, file_size=lag.size,
+            lag_bytes=lag.bytes, lag_seconds=lag.seconds, max_lag_seconds=s.max_lag_seconds)
+
+    def save_status(self, running: bool = True) -> None:
+        """Write :meth:`status` to the store's ``watch_status`` table."""
+        self.runs.save_watch_status(self.status(running))
+
     # -- loop --------------------------------------------------------------------------------
     def run(self, stop: threading.Event, max_idle: float | None = None) -> WatchStats:
         """Poll until ``stop`` is set (or ``max_idle`` seconds pass with no new line).
@@ -253,7 +393,7 @@ class Watcher:
                 batch = self.follower.poll()
                 self.process(batch)
                 now = self._clock()
-                if batch:
+                if batch or self.follower.more:
                     last_data = now
                     continue
                 if max_idle is not None and now - last_data >= max_idle:
@@ -263,5 +403,6 @@ class Watcher:
             # Only events that have gone quiet are closed: one still being written is
             # left to the next start, whose checkpoint points at its first record.
             self.process([])
+            self._check_lag(final=True)
             self.follower.close()
         return self.stats

@@ -28,38 +28,49 @@ of its first bytes (see :mod:`credwatch.sources.follow_files`):
 A half-written last line is never handed out while the file can still grow.
 A line longer than ``max_line_bytes`` is skipped in bounded memory and linear
 time and reported as ``path:line: line too long``.
+
+One poll reads at most ``max_poll_bytes`` (a backlog is handed out in bounded
+batches, so memory stays flat and the caller checkpoints as it goes), and
+:meth:`Follower.lag` says how far behind the writer the reader is: the bytes
+written but not read yet, and for how long the oldest of them have waited (a
+lower bound from the file's size and mtime as seen at each poll).
 """
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
+from typing import Literal
 
 from credwatch.errors import SourceError
 from credwatch.sources.follow_files import (
     FINGERPRINT_BYTES,
     GZIP_ERRORS,
     FileRef,
+    FollowLag,
+    GrowthSamples,
     Position,
     Settle,
+    Source,
     count_lines,
     gz_head,
+    gzip_reason,
     open_gzip,
     open_regular,
     siblings,
 )
 
-__all__ = ["MAX_LINE_BYTES", "FileRef", "FollowProblem", "FollowedLine", "Follower", "LineRef",
-           "Position"]
+__all__ = ["MAX_LINE_BYTES", "MAX_POLL_BYTES", "FileRef", "FollowLag", "FollowProblem",
+           "FollowedLine", "Follower", "LineRef", "Position"]
 
 #: Longest line handed out (as the batch readers' limit): longer ones are skipped and reported.
 MAX_LINE_BYTES = 16 * 1024 * 1024
+#: Bytes read per poll at most by default: a backlog comes in batches of about this size.
+MAX_POLL_BYTES = 4 << 20
+
 _GZIP_MAGIC = b"\x1f\x8b"
 #: Leading bytes that tell two rotated files' contents apart when chaining them.
 _HEAD_ID = 256
@@ -110,42 +121,6 @@ class FollowProblem:
     failure: bool
 
 
-class _Source:
-    """A file being read: a stream, the consumed offset and the unfinished line."""
-
-    __slots__ = ("buf", "fio", "line", "line_start", "mtime_ns", "offset", "ref", "skipping",
-                 "stream")
-
-    def __init__(self, ref: FileRef, fio: io.FileIO | None, offset: int, line: int) -> None:
-        self.ref = ref
-        self.fio = fio
-        self.stream: BinaryIO | gzip.GzipFile | None = fio
-        self.offset = offset  # bytes consumed from the (decompressed) stream
-        self.line_start = offset  # first byte of the unfinished line
-        self.line = line  # complete lines before line_start
-        self.buf = bytearray()  # bytes[line_start:offset] unless skipping
-        self.skipping = False  # inside a line already found too long
-        self.mtime_ns = 0  # when the file was last written, as first seen
-
-    def position(self) -> Position:
-        r = self.ref
-        return Position(r.dev, r.ino, self.line_start, self.line, r.fingerprint)
-
-    def rewind(self) -> None:
-        """Forget the unfinished line and close the stream (reopened at ``line_start`` later)."""
-        self.close()
-        self.offset = self.line_start
-        self.buf.clear()
-        self.skipping = False
-
-    def close(self) -> None:
-        if self.stream is not None and self.stream is not self.fio:
-            self.stream.close()
-        if self.fio is not None:
-            self.fio.close()
-        self.stream = self.fio = None
-
-
 class Follower:
     """Poll-based ``tail -F`` over ``path`` (see module doc)."""
 
@@ -155,13 +130,20 @@ class Follower:
                  poll_interval: float = 0.15,
                  chunk_size: int = 1 << 16,
                  max_line_bytes: int = MAX_LINE_BYTES,
+                 max_poll_bytes: int = MAX_POLL_BYTES,
                  settle_seconds: float = 2.0,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 wall: Callable[[], float] = time.time) -> None:
         self.path = os.fspath(path)
         self.poll_interval = poll_interval
         self.chunk_size = max(1, chunk_size)
         self.max_line_bytes = max(1, max_line_bytes)
+        #: Bytes read per :meth:`poll` at most (a backlog is read over several polls).
+        self.max_poll_bytes = max(1, max_poll_bytes)
+        self._budget = self.max_poll_bytes
+        self._wall = wall
+        self._samples = GrowthSamples()  # when the live file reached its sizes (for lag)
         #: Unfinished lines dropped because the file was truncated under them.
         self.dropped_partials = 0
         #: Problems not yet collected with :meth:`take_problems`.
@@ -173,8 +155,8 @@ class Follower:
         self._resume = resume
         self._started = False
         self._locating: Position | None = None  # content to find among the siblings
-        self._sibling: _Source | None = None  # a rotated or copied file being read first
-        self._live: _Source | None = None  # the file at ``path``
+        self._sibling: Source | None = None  # a rotated or copied file being read first
+        self._live: Source | None = None  # the file at ``path``
         self._grace = False  # one more poll for a rotated file's unfinished last line
         self._done_ids: set[tuple[int, int]] = set()  # rotated files read to their end
         self._done_heads: set[bytes] = set()
@@ -212,11 +194,34 @@ class Follower:
             if src is not None:
                 src.close()
 
+    def lag(self) -> FollowLag:
+        """How far behind the writer reading is (:class:`FollowLag`; seconds: a lower bound from
+        :class:`GrowthSamples`). A rotated file still being drained counts too."""
+        unread = 0
+        seconds = 0.0
+        offset = size = 0
+        now = self._wall()
+        live = self._live
+        if live is not None and live.fio is not None:
+            offset = live.offset
+            size = max(offset, os.fstat(live.fio.fileno()).st_size)
+            unread += size - offset
+            if size > offset:
+                seconds = self._samples.waited(offset, now)
+        sib = self._sibling
+        if sib is not None and sib.fio is not None and not sib.ref.compressed:
+            left = os.fstat(sib.fio.fileno()).st_size - sib.offset
+            if left > 0:
+                unread += left
+                seconds = max(seconds, now - sib.mtime_ns / 1e9)
+        return FollowLag(unread, seconds, offset, size)
+
     # ------------------------------------------------------------------ polling
 
     def poll(self) -> list[FollowedLine]:
         """Read every complete line available now, handling rotation; never blocks."""
         out: list[FollowedLine] = []
+        self._budget = self.max_poll_bytes
         try:
             if not self._started and not self._start():
                 return out
@@ -229,19 +234,24 @@ class Follower:
             self._problem(f"cannot read: {exc.strerror or exc}", self.path, failure=True, once=True)
         return out
 
+    @property
+    def more(self) -> bool:
+        """True when the last poll stopped at its byte budget: more may be read at once."""
+        return self._budget <= 0
+
     def _stat(self) -> os.stat_result | None:
         try:
             return os.stat(self.path)
         except OSError:
             return None
 
-    def _open_plain(self, path: str, offset: int, line: int) -> _Source:
+    def _open_plain(self, path: str, offset: int, line: int) -> Source:
         fio, st = open_regular(path)
         head = os.pread(fio.fileno(), FINGERPRINT_BYTES, 0)
         if line < 0:
             line, _ = count_lines(fio, offset)
         fio.seek(offset)
-        src = _Source(FileRef(path, st.st_dev, st.st_ino, head), fio, offset, line)
+        src = Source(FileRef(path, st.st_dev, st.st_ino, head), fio, offset, line)
         src.mtime_ns = st.st_mtime_ns
         return src
 
@@ -268,7 +278,7 @@ class Follower:
         self._started = True
         return True
 
-    def _open_start(self, mode: str) -> _Source:
+    def _open_start(self, mode: str) -> Source:
         src = self._open_plain(self.path, 0, 0)
         if mode == "end":
             assert src.fio is not None
@@ -297,10 +307,10 @@ class Follower:
             self._sibling = found
         return True
 
-    def _locate(self, cp: Position) -> _Source | Literal["wait"] | None:
+    def _locate(self, cp: Position) -> Source | Literal["wait"] | None:
         """The file holding the content of ``cp`` (identity, then plain copy, then gzip)."""
         live = self._live.ref if self._live is not None else None
-        plain: _Source | None = None
+        plain: Source | None = None
         gzipped: list[str] = []
         for path, st in siblings(self.path):
             if live is not None and (st.st_dev, st.st_ino) == (live.dev, live.ino):
@@ -325,7 +335,7 @@ class Follower:
             return plain
         return self._locate_gzip(cp, gzipped)
 
-    def _locate_gzip(self, cp: Position, paths: list[str]) -> _Source | Literal["wait"] | None:
+    def _locate_gzip(self, cp: Position, paths: list[str]) -> Source | Literal["wait"] | None:
         waiting = False
         for path in paths:
             try:
@@ -334,7 +344,7 @@ class Follower:
                 if not self._settle.settled(path):
                     waiting = True  # a rotation still being compressed: next poll
                 else:
-                    self._problem(_gzip_reason(exc), path, failure=True, once=True)
+                    self._problem(gzip_reason(exc), path, failure=True, once=True)
                 continue
             if head == cp.fingerprint:
                 try:
@@ -343,12 +353,12 @@ class Follower:
                     continue
                 ref = FileRef(path, st.st_dev, st.st_ino, head, compressed=True)
                 # Opened lazily by _drain_sibling, which skips to the offset.
-                src = _Source(ref, None, cp.offset, cp.line)
+                src = Source(ref, None, cp.offset, cp.line)
                 src.mtime_ns = st.st_mtime_ns
                 return src
         return "wait" if waiting else None
 
-    def _open_gzip_source(self, src: _Source) -> None:
+    def _open_gzip_source(self, src: Source) -> None:
         fio, _ = open_regular(src.ref.path, follow_symlinks=False)
         gz = open_gzip(fio)
         src.fio, src.stream = fio, gz
@@ -373,21 +383,22 @@ class Follower:
             try:
                 if src.stream is None:
                     self._open_gzip_source(src)
-                self._read(src, out)
+                if not self._read(src, out):
+                    return False  # this poll's budget is spent: go on next poll
             except GZIP_ERRORS as exc:
                 if not src.ref.compressed:
                     raise
                 if not self._settle.settled(src.ref.path):
                     src.rewind()
                     return False
-                self._problem(_gzip_reason(exc), src.ref.path, failure=True, once=True)
+                self._problem(gzip_reason(exc), src.ref.path, failure=True, once=True)
             else:
                 self._finish(src, out)
             src.close()
             self._sibling = self._next_sibling(src)
         return True
 
-    def _next_sibling(self, done: _Source) -> _Source | None:
+    def _next_sibling(self, done: Source) -> Source | None:
         """The file rotated next after ``done`` (oldest change first), to read from its start.
 
         Several rotations may have happened while we were down (auditd's
@@ -416,7 +427,7 @@ class Follower:
             return src
         return None
 
-    def _sibling_from_start(self, path: str, st: os.stat_result) -> _Source:
+    def _sibling_from_start(self, path: str, st: os.stat_result) -> Source:
         fio, _ = open_regular(path, follow_symlinks=False)
         with fio:
             magic = os.pread(fio.fileno(), 2, 0)
@@ -427,7 +438,7 @@ class Follower:
                 head = gz_head(path)
             except GZIP_ERRORS:
                 head = b""  # still being written, or corrupt: the drain retries or reports
-            src = _Source(FileRef(path, st.st_dev, st.st_ino, head, compressed=True), None, 0, 0)
+            src = Source(FileRef(path, st.st_dev, st.st_ino, head, compressed=True), None, 0, 0)
         src.mtime_ns = st.st_mtime_ns
         return src
 
@@ -445,7 +456,8 @@ class Follower:
                 return
             if self._sibling is not None and not self._drain_sibling(out):
                 return
-        self._read(src, out)
+        if not self._read(src, out):
+            return  # budget spent: the rest (and any rotation) next poll
         st = self._stat()
         if st is None or (st.st_dev, st.st_ino) == (src.ref.dev, src.ref.ino):
             return
@@ -458,15 +470,19 @@ class Follower:
         self._finish(src, out)
         src.close()
         self._live = None  # if the new file cannot be opened, the next poll tries again
+        self._samples.clear()
         self._live = self._open_plain(self.path, 0, 0)
         self._read(self._live, out)
 
-    def _truncated(self, src: _Source) -> bool:
+    def _truncated(self, src: Source) -> bool:
         """True if the file shrank below what was read, or its first bytes changed."""
         assert src.fio is not None
         fd = src.fio.fileno()
-        if os.fstat(fd).st_size < src.offset:
+        st = os.fstat(fd)
+        if st.st_size < src.offset:
+            self._samples.clear()
             return True
+        self._samples.note(st.st_size, st.st_mtime_ns)
         head = os.pread(fd, FINGERPRINT_BYTES, 0)
         if not head.startswith(src.ref.fingerprint):
             return True
@@ -474,7 +490,7 @@ class Follower:
             src.ref.fingerprint = head
         return False
 
-    def _on_truncation(self, src: _Source) -> None:
+    def _on_truncation(self, src: Source) -> None:
         """copytruncate: look for the copy from where we were, then read the file from 0."""
         was = src.position()
         if src.buf or src.skipping:
@@ -485,21 +501,25 @@ class Follower:
         src.buf.clear()
         src.skipping = False
         src.fio.seek(0)
+        self._samples.clear()
         src.offset = src.line_start = src.line = 0
         src.ref = FileRef(src.ref.path, src.ref.dev, src.ref.ino,
                           os.pread(src.fio.fileno(), FINGERPRINT_BYTES, 0))
 
     # ------------------------------------------------------------------ lines
 
-    def _read(self, src: _Source, out: list[FollowedLine]) -> None:
+    def _read(self, src: Source, out: list[FollowedLine]) -> bool:
+        """Read ``src`` on within this poll's budget; True when its end was reached."""
         assert src.stream is not None
-        while True:
-            chunk = src.stream.read(self.chunk_size)
+        while self._budget > 0:
+            chunk = src.stream.read(min(self.chunk_size, self._budget))
             if not chunk:
-                return
+                return True
+            self._budget -= len(chunk)
             self._split(src, chunk, out)
+        return False
 
-    def _split(self, src: _Source, chunk: bytes, out: list[FollowedLine]) -> None:
+    def _split(self, src: Source, chunk: bytes, out: list[FollowedLine]) -> None:
         """Cut ``chunk`` into lines; every byte is searched once (linear)."""
         base = src.offset
         src.offset += len(chunk)
@@ -534,11 +554,11 @@ class Follower:
             else:
                 src.buf += chunk[pos:]
 
-    def _too_long(self, src: _Source, lineno: int) -> None:
+    def _too_long(self, src: Source, lineno: int) -> None:
         self._problem(f"line too long (over {self.max_line_bytes} bytes), skipped",
                       src.ref.path, lineno, failure=False)
 
-    def _finish(self, src: _Source, out: list[FollowedLine]) -> None:
+    def _finish(self, src: Source, out: list[FollowedLine]) -> None:
         """A file that will not grow any more: its unfinished last line is a line."""
         if src.buf and not src.skipping:
             line = bytes(src.buf)
@@ -575,10 +595,3 @@ class Follower:
         """Yield complete lines forever (or until ``stop``)."""
         for batch in self.iter_batches(stop):
             yield from batch
-
-
-def _gzip_reason(exc: BaseException) -> str:
-    if isinstance(exc, EOFError):
-        return "compressed file ends early (truncated gzip)"
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"corrupt gzip: {text[:200]}"

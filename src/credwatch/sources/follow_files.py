@@ -21,12 +21,27 @@ import os
 import stat
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 __all__ = [
-    "FINGERPRINT_BYTES", "GZIP_ERRORS", "MAX_SIBLINGS", "FileRef", "Position", "Settle",
-    "count_lines", "gz_head", "open_gzip", "open_regular", "siblings",
+    "FINGERPRINT_BYTES",
+    "GZIP_ERRORS",
+    "MAX_SIBLINGS",
+    "FileRef",
+    "FollowLag",
+    "GrowthSamples",
+    "Position",
+    "Settle",
+    "Source",
+    "count_lines",
+    "gz_head",
+    "gzip_reason",
+    "open_gzip",
+    "open_regular",
+    "siblings",
 ]
 
 #: How many leading bytes identify a file's content (timestamps make audit and
@@ -40,6 +55,51 @@ GZIP_MAGIC = b"\x1f\x8b"
 #: What reading a partly written or corrupt gzip raises (BadGzipFile is an OSError).
 GZIP_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error)
 _CHUNK = 1 << 16
+#: Size samples kept by :class:`GrowthSamples` (older ones suffice for its lower bound).
+MAX_SAMPLES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class FollowLag:
+    """How far a reader is behind the writer of a followed file."""
+
+    #: Bytes in the followed files that are not read yet.
+    bytes: int
+    #: At least how long the oldest unread byte has been in the file (0 when none is unread).
+    seconds: float
+    #: Where reading is in the live file, and that file's size, as last seen.
+    offset: int
+    size: int
+
+
+class GrowthSamples:
+    """When a growing file reached its sizes: ``(size, mtime)`` each time it was seen larger.
+
+    A sample ``(size, mtime)`` says every byte before ``size`` was written by
+    ``mtime``. So the first sample beyond a read offset bounds from below how
+    long the first unread byte has waited. When :data:`MAX_SAMPLES` are held,
+    newer samples are not added: the oldest still give a true lower bound.
+    """
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[int, float]] = deque()
+
+    def note(self, size: int, mtime_ns: int) -> None:
+        """The file was seen at ``size`` bytes, last written at ``mtime_ns``."""
+        s = self._samples
+        if (not s or size > s[-1][0]) and len(s) < MAX_SAMPLES:
+            s.append((size, mtime_ns / 1e9))
+
+    def clear(self) -> None:
+        """The file was replaced or truncated: earlier sizes say nothing any more."""
+        self._samples.clear()
+
+    def waited(self, offset: int, now: float) -> float:
+        """Seconds (wall clock ``now``) the byte at ``offset`` has been written at least."""
+        s = self._samples
+        while s and s[0][0] <= offset:
+            s.popleft()
+        return max(0.0, now - s[0][1]) if s else 0.0
 
 
 @dataclass(slots=True)
@@ -191,3 +251,47 @@ class Settle:
             self._seen[path] = (st.st_size, st.st_mtime_ns, now)
             return False
         return now - prev[2] >= self.seconds
+
+
+class Source:
+    """A file being followed: a stream, the consumed offset and the unfinished line."""
+
+    __slots__ = ("buf", "fio", "line", "line_start", "mtime_ns", "offset", "ref", "skipping",
+                 "stream")
+
+    def __init__(self, ref: FileRef, fio: io.FileIO | None, offset: int, line: int) -> None:
+        self.ref = ref
+        self.fio = fio
+        self.stream: BinaryIO | gzip.GzipFile | None = fio
+        self.offset = offset  # bytes consumed from the (decompressed) stream
+        self.line_start = offset  # first byte of the unfinished line
+        self.line = line  # complete lines before line_start
+        self.buf = bytearray()  # bytes[line_start:offset] unless skipping
+        self.skipping = False  # inside a line already found too long
+        self.mtime_ns = 0  # when the file was last written, as first seen
+
+    def position(self) -> Position:
+        r = self.ref
+        return Position(r.dev, r.ino, self.line_start, self.line, r.fingerprint)
+
+    def rewind(self) -> None:
+        """Forget the unfinished line and close the stream (reopened at ``line_start`` later)."""
+        self.close()
+        self.offset = self.line_start
+        self.buf.clear()
+        self.skipping = False
+
+    def close(self) -> None:
+        if self.stream is not None and self.stream is not self.fio:
+            self.stream.close()
+        if self.fio is not None:
+            self.fio.close()
+        self.stream = self.fio = None
+
+
+def gzip_reason(exc: BaseException) -> str:
+    """A one-line reason for a gzip read failure."""
+    if isinstance(exc, EOFError):
+        return "compressed file ends early (truncated gzip)"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"corrupt gzip: {text[:200]}"
