@@ -63,7 +63,9 @@ class FieldIndex:
     event: Mapping[str, Any]
     flat: dict[str, list[Any]]
     unique: bool
-    #: A float among the values (orjson and ``json`` spell some floats differently).
+    #: A value other than text, a whole number or a boolean: a float (orjson and ``json``
+    #: spell some floats differently; NaN and infinity encode as null) or a non-JSON type
+    #: (a datetime from a Parquet column, for instance). Such events take the slow paths.
     floats: bool = False
 
 
@@ -83,7 +85,7 @@ def field_index(event: Mapping[str, Any]) -> FieldIndex:
         return last
     flat: dict[str, list[Any]] = {}
     # flags[0]: a dotted key below the top level; flags[1]: an object below the top level;
-    # flags[2]: a float value.
+    # flags[2]: a value that is not exactly str, int or bool.
     flags = [False, False, False]
     dotted_top = False
     for key, value in event.items():
@@ -126,7 +128,8 @@ def _leaves(name: str, value: Any, out: dict[str, list[Any]], flags: list[bool])
 
 
 def _store(name: str, value: Any, out: dict[str, list[Any]], flags: list[bool]) -> None:
-    if isinstance(value, float):
+    kind = type(value)
+    if kind is not str and kind is not int and kind is not bool:
         flags[2] = True
     found = out.get(name)
     if found is None:
@@ -141,7 +144,8 @@ def content_id(event: Mapping[str, Any]) -> str:
     The canonical form is ``json.dumps(sorted(flat.items()), ensure_ascii=False,
     separators=(",", ":"), default=str)``. orjson writes the same bytes for
     strings, integers, booleans and null, so it is used unless a float (``1e+16``
-    vs ``1e16``) or a value orjson refuses (huge integers, other types) is present.
+    vs ``1e16``), a value orjson refuses (huge integers) or one it spells its own
+    way (datetimes, UUIDs, enums) is present.
     """
     index = field_index(event)
     items = sorted(index.flat.items())

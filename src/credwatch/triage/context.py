@@ -342,18 +342,24 @@ _CHAIN_ROLES = (("parent", "process.parent"), ("group_leader", "process.group_le
                 ("grandparent", "process.parent.parent"))
 
 
+#: Per role: the role, its name/executable/pid/entity_id fields and its args field.
+_CHAIN_FIELDS = tuple(
+    (role, tuple((key, f"{prefix}.{key}") for key in ("name", "executable", "pid", "entity_id")),
+     f"{prefix}.args") for role, prefix in _CHAIN_ROLES)
+
+
 def parent_chain(event: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ancestors the event names: parent, group/session/entry leaders (Defend), ppid (auditd)."""
     chain: list[dict[str, Any]] = []
-    for role, prefix in _CHAIN_ROLES:
+    for role, keyed, args_field in _CHAIN_FIELDS:
         item: dict[str, Any] = {"role": role}
-        for key in ("name", "executable", "pid", "entity_id"):
-            v = first(event, f"{prefix}.{key}")
+        for key, field in keyed:
+            v = first(event, field)
             if v is not None:
                 item[key] = v
-        pargs = values(event, f"{prefix}.args")
+        pargs = values(event, args_field)
         if pargs:
-            item["command_line"] = _cut(shlex.join(str(a) for a in pargs), 200)
+            item["command_line"] = _joined(tuple(str(a) for a in pargs))
         if role == "entry_leader":
             etype = text(event, "process.entry_leader.entry_meta.type")
             if etype:
@@ -364,6 +370,18 @@ def parent_chain(event: Mapping[str, Any]) -> list[dict[str, Any]]:
         if len(item) > 1:
             chain.append(item)
     return chain
+
+
+def _joined(args: tuple[str, ...]) -> str:
+    """An ancestor's command line, shell-quoted and cut (remembered: ancestors repeat)."""
+    if sum(map(len, args)) <= _CACHED_COMMAND:
+        return _joined_cached(args)
+    return _cut(shlex.join(args), 200)
+
+
+@functools.lru_cache(maxsize=4096)
+def _joined_cached(args: tuple[str, ...]) -> str:
+    return _cut(shlex.join(args), 200)
 
 
 def user_identity(event: Mapping[str, Any]) -> dict[str, Any]:

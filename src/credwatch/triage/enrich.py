@@ -48,9 +48,12 @@ from credwatch.triage.context import (
     workload,
 )
 from credwatch.triage.correlate import Correlator
+from credwatch.triage.memo import enrich_memoized
 from credwatch.triage.paths import credential_matches
 from credwatch.triage.verdict import (
     PRIORITY_THRESHOLDS,  # noqa: F401 (re-exported: the thresholds are part of the API)
+    STAGING,
+    TRIAGE_VERSION,
     chain_text,
     command_step,
     confirm_step,
@@ -70,8 +73,6 @@ from credwatch.triage.verdict import (
 )
 
 PREFIX = "credwatch.triage."
-TRIAGE_VERSION = 1
-_STAGING = frozenset({"encoding", "archive-stdout", "pipe", "redirect"})
 
 
 def _g(alert: Mapping[str, Any], key: str, default: Any = None) -> Any:
@@ -79,13 +80,17 @@ def _g(alert: Mapping[str, Any], key: str, default: Any = None) -> Any:
 
 
 def enrich_alert(alert: dict[str, Any], event: Mapping[str, Any] | None = None, *,
-                 benign: Mapping[str, str] | None = None) -> dict[str, Any]:
+                 benign: Mapping[str, str] | None = None, memo: bool = True) -> dict[str, Any]:
     """Add the ``credwatch.triage.*`` block to ``alert`` (in place) and return it.
 
     ``event`` is the matched source event; when omitted the alert's own copy
     of it is used. ``benign`` adds ``{process name: label}`` pairs to the
-    known expected-automation set.
+    known expected-automation set. With ``memo`` (the default) the pieces are
+    computed once per distinct input (:mod:`credwatch.triage.memo`); the
+    result is the same as without.
     """
+    if memo and event is not None and enrich_memoized(alert, event, benign):
+        return alert
     src: Mapping[str, Any] = event if event is not None else alert
     with memoized(src):
         fields = _triage_fields(alert, src, event is not None, benign)
@@ -113,7 +118,7 @@ def _triage_fields(alert: dict[str, Any], src: Mapping[str, Any], from_event: bo
         "command_line": command_lines(src),
         "indicators": [i.as_dict() for i in inds],
         "exfil_indicators": any(i.exfil for i in inds),
-        "staging_indicators": any(i.type in _STAGING for i in inds),
+        "staging_indicators": any(i.type in STAGING for i in inds),
         "parent_chain": parent_chain(src),
         "user": user,
         "benign_reasons": benign_automation(src, benign),

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from credwatch.alerts.build import iso_ms, parse_event_time
-from credwatch.timemath import shift
+from credwatch.alerts.build import parse_event_time
+from credwatch.timemath import DATETIME_MAX_MS, DATETIME_MIN_MS, datetime_to_ms, format_ms
 
+#: Version of the ``credwatch.triage.*`` block's layout.
+TRIAGE_VERSION = 1
+#: Indicator types that stage data (rather than move it off the host).
+STAGING = frozenset({"encoding", "archive-stdout", "pipe", "redirect"})
 #: Priority thresholds on the 0-100 score, highest first.
 PRIORITY_THRESHOLDS = (("P1", 75), ("P2", 55), ("P3", 35), ("P4", 0))
 _LOCATION_POINTS = {"control-plane": 15, "jump-host": 12, "pod": 10, "node": 8, "host": 0}
@@ -150,9 +153,13 @@ def window_text(event_time: Any, seconds: int = 120) -> str:
     t = parse_event_time(event_time)
     if t is None:
         return "around the alert time"
-    # shift clamps at years 1..9999 (an event at 9999-12-31 must not raise OverflowError).
-    span = timedelta(seconds=seconds)
-    return f"between {iso_ms(shift(t, -span))} and {iso_ms(shift(t, span))}"
+    # Clamped at years 1..9999 (an event at 9999-12-31 must not raise OverflowError);
+    # in milliseconds, as shift() and iso_ms() would, without building two datetimes.
+    ms = datetime_to_ms(t)
+    span = seconds * 1000
+    low = min(max(ms - span, DATETIME_MIN_MS), DATETIME_MAX_MS)
+    high = min(max(ms + span, DATETIME_MIN_MS), DATETIME_MAX_MS)
+    return f"between {format_ms(low)} and {format_ms(high)}"
 
 
 def confirm_step(who: str, session_kind: str, chain: str, paths: str, benign_reason: str) -> str:
