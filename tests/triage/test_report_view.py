@@ -45,6 +45,13 @@ def test_the_report_weighs_at_most_1_5_kb_per_alert_beyond_a_fixed_base(
     one, two = _size(bundled), _size(bundled + [_copy(a, i) for i, a in enumerate(bundled)])
     per_alert = (two - one) / n
     assert per_alert <= 1536, per_alert
+    # Also when every new alert comes from a new host (a hunt over a fleet): the summary
+    # lists the top hosts, the filter has them all.
+    fleet = [{**{k: v for k, v in _copy(a, i).items() if k != "host"},  # auditbeat: nested
+              "host.name": f"fleet-node-{i:05d}"} for i, a in enumerate(bundled)]
+    page = render_report(bundled + fleet, generated=FIXED_NOW)
+    assert (len(page.encode("utf-8")) - one) / n <= 1536
+    assert f"… {n + 1 - 25} more hosts (all in the host filter)" in page
 
 
 def _body_text(page: str) -> str:

@@ -158,6 +158,9 @@ def ensure_triage(alert: Mapping[str, Any]) -> dict[str, Any]:
 
 _SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
 _NO_CATEGORY = "(no credential category)"
+#: Hosts and categories listed in the summary (all of them are in the filters): a hunt over a
+#: fleet must not add a summary row per alert.
+_SUMMARY_ROWS = 25
 
 
 class _Index:
@@ -250,32 +253,20 @@ def _user(alert: Mapping[str, Any]) -> list[tuple[str, Any]]:
 _FOLLOWUPS_SHOWN = 5
 
 
-def _related(alert: Mapping[str, Any], host: str,
-             events: dict[tuple[str, ...], dict[str, Any]]) -> dict[str, Any] | None:
-    """The correlated events around ``alert``: listed once per report, referenced here.
+def _related(alert: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The correlated events around ``alert``, in brief: counts and the follow-ups of interest.
 
-    Alerts of one session share most of their related events (each has up to
-    the correlator's ``max_related`` before and after): the page lists every
-    distinct event once and each alert links to the first of its own, keeping
-    only the follow-ups of interest (activity after the read with a category).
+    An alert holds up to the correlator's ``max_related`` events before and after it
+    (about 6 KB); listing them would make the page grow by kilobytes per alert, so it
+    shows the counts and the activity after the read that has a category (exfil,
+    encoding, archive, ...), the rest being in the alert (``credwatch alerts show``).
     """
     rows = _records(alert, "related")
     if not rows:
         return None
-    first: dict[str, Any] | None = None
-    for r in rows:
-        key = (host, str(r.get("time")), str(r.get("pid")), str(r.get("args")))
-        ev = events.get(key)
-        if ev is None:
-            ev = events[key] = {
-                "i": len(events), "host": host, "time": str(r.get("time") or ""),
-                "pid": r.get("pid"), "ppid": r.get("ppid"), "process": r.get("process"),
-                "args": r.get("args"), "categories": ", ".join(map(str, _items(r.get("categories"))))}
-        if first is None or ev["time"] < first["time"]:
-            first = ev
     follow = [r for r in rows if r.get("when") == "after" and _items(r.get("categories"))]
     return {
-        "first": first["i"] if first else 0, "count": len(rows),
+        "count": len(rows),
         "before": sum(1 for r in rows if r.get("when") == "before"),
         "after": sum(1 for r in rows if r.get("when") == "after"),
         "followups": [{"delta_s": r.get("delta_s"), "process": r.get("process"),
@@ -306,8 +297,8 @@ def _details(alert: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _alert(alert: Mapping[str, Any], hosts: _Index, cats: _Index, rules: _Index,
-           events: dict[tuple[str, ...], dict[str, Any]]) -> dict[str, Any]:
+def _alert(alert: Mapping[str, Any], hosts: _Index, cats: _Index,
+           rules: _Index) -> dict[str, Any]:
     """One row of the alert table, with its details."""
     prio = str(_t(alert, "priority", "?"))
     t = _event_time(alert)
@@ -323,7 +314,7 @@ def _alert(alert: Mapping[str, Any], hosts: _Index, cats: _Index, rules: _Index,
         "user": _first(alert, "user.name"), "process": _first(alert, "process.name") or "?",
         "command": _command(alert)["reconstructed"], "creds": creds,
         "c": " ".join(str(c["i"]) for c in creds), "rule": rule, "details": _details(alert),
-        "related": _related(alert, label, events),
+        "related": _related(alert),
     }
 
 
@@ -386,7 +377,9 @@ def _command(alert: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _footer(alert: Mapping[str, Any]) -> str:
-    text = (f"{_first(alert, 'kibana.alert.uuid')}, "
+    """Id prefix (what ``alerts show`` takes; the row's anchor has it whole), status, source."""
+    uuid = _first(alert, "kibana.alert.uuid")
+    text = (f"alert {uuid[:16]}, "
             f"{_first(alert, 'kibana.alert.workflow_status') or 'open'}")
     src = _first(alert, "credwatch.source.path")
     if src:
@@ -397,8 +390,7 @@ def _footer(alert: Mapping[str, Any]) -> str:
 def _view(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Everything the template shows."""
     hosts, cats, rules = _Index(), _Index(), _Index()
-    events: dict[tuple[str, ...], dict[str, Any]] = {}
-    rows = [_alert(a, hosts, cats, rules, events) for a in docs]
+    rows = [_alert(a, hosts, cats, rules) for a in docs]
     _common_lines(rows)
     timeline = timeline_chart([(r["t"], r["priority"]) for r in rows if r["t"] != ""])
     prios = sorted({r["priority"] for r in rows}, key=lambda p: (p not in _PRIORITIES, p))
@@ -406,8 +398,8 @@ def _view(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                   key=lambda s: -_SEVERITY_RANK.get(s.lower(), 0))
     return {
         "summary": _summary(rows, docs), "timeline": timeline, "alerts": rows,
+        "summary_rows": _SUMMARY_ROWS,
         "hosts": hosts.ranked(), "categories": cats.ranked(), "rules": rules.ranked(),
-        "events": sorted(events.values(), key=lambda e: (e["host"], e["time"], e["i"])),
         # What the filter script needs; host labels are the same strings as in the table.
         "data": script_json({"hosts": [h["label"] for h in hosts.items.values()],
                              "cats": [c["label"] for c in cats.items.values()],
