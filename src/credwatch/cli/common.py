@@ -13,9 +13,11 @@ import os
 from collections.abc import Mapping
 from typing import IO, Any
 
+from credwatch.alerts.display import terminal_lines
 from credwatch.alerts.store import AlertStore, default_db_path
 from credwatch.cli.env import Env
 from credwatch.errors import ConfigError
+from credwatch.kql.lint import HINT, lint
 from credwatch.privatefile import open_private_text, refuse_inputs_as_outputs
 from credwatch.rules.loader import default_rule, load_folder, resolve_rules
 from credwatch.rules.model import Rule
@@ -63,6 +65,19 @@ def add_input_format_arg(parser: argparse.ArgumentParser, *, default: str = "aut
                         metavar="{" + ",".join(INPUT_FORMATS) + "}", help=help)
 
 
+#: The shortest alert id prefix accepted (a shorter one matches too many alerts to be safe).
+MIN_ID_PREFIX = 8
+
+
+def alert_id(text: str) -> str:
+    """An alert id argument: a whole uuid, or a prefix of at least :data:`MIN_ID_PREFIX` characters."""
+    if len(text) < MIN_ID_PREFIX:
+        raise argparse.ArgumentTypeError(
+            f"alert id prefix {text[:40]!r} is {len(text)} character(s) long; give at least "
+            f"{MIN_ID_PREFIX} (ids are shown by 'credwatch alerts list')")
+    return text
+
+
 def add_rule_args(parser: argparse.ArgumentParser) -> None:
     """``--rule`` (repeatable), ``--rules DIR`` and ``--query KQL``."""
     group = parser.add_argument_group("rules (default: the built-in credential-path rule)")
@@ -83,6 +98,16 @@ def adhoc_rule(query: str, n: int = 1) -> Rule:
                 risk_score=47, index=(), source="--query")
 
 
+def warn_lint(query: str, env: Env) -> None:
+    """Print the linter's errors and warnings about an ad-hoc ``--query`` (hints are left out).
+
+    A query that does not parse is reported once, when the rule is compiled.
+    """
+    for finding in lint(query):
+        if finding.code != "KQL000" and finding.severity != HINT:
+            env.stderr.write(f"credwatch: {terminal_lines(finding.render('--query'))}\n")
+
+
 def select_rules(args: argparse.Namespace, env: Env) -> list[Rule]:
     """Resolve the rule arguments; the built-in seed rule when none is given."""
     rules: list[Rule] = []
@@ -94,6 +119,7 @@ def select_rules(args: argparse.Namespace, env: Env) -> list[Rule]:
             env.stderr.write(f"credwatch: skipped {skipped.path}: {skipped.reason}\n")
         rules.extend(result.rules)
     for i, query in enumerate(args.query, 1):
+        warn_lint(query, env)
         rules.append(adhoc_rule(query, i))
     if not rules and not (args.rule or args.rules or args.query):
         rules.append(default_rule())

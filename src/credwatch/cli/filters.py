@@ -34,8 +34,9 @@ from credwatch.timemath import DateMathError, datetime_to_ms, parse_date_math, p
 
 _DURATION = re.compile(r"([0-9]{1,9})([smhdw])")
 
-TIME_HELP = ("the event's time: now-24h or 24h, an ISO date or time (2026-12-01, "
-             "2026-12-01T10:00:00Z), or date math (now-7d/d)")
+TIME_FORMS = ("now-24h or 24h, an ISO date or time (2026-12-01, 2026-12-01T10:00:00Z), or date "
+              "math (now-7d/d)")
+TIME_HELP = f"the event's time: {TIME_FORMS}"
 
 
 def parse_time(text: str, option: str, now: datetime, *, round_up: bool = False) -> int:
@@ -47,8 +48,8 @@ def parse_time(text: str, option: str, now: datetime, *, round_up: bool = False)
         return parse_date_math(body).resolve_ms(datetime_to_ms(now), round_up)
     except DateMathError as exc:
         shown = text if len(text) <= 60 else text[:57] + "..."
-        raise ConfigError(f"{option} {shown!r} is not a time: {exc.message}; expected "
-                          f"{TIME_HELP}") from None
+        raise ConfigError(f"{option} {shown!r} is not a time ({exc.message}); use "
+                          f"{TIME_FORMS}") from None
 
 
 def add_filter_args(parser: argparse.ArgumentParser | Any) -> None:

@@ -179,6 +179,41 @@ def _check_ast(ast: Node, col: _Collector) -> None:  # noqa: C901
                                 max(node.pos, 0))
 
 
+#: An unquoted value ending (or starting) with a boolean keyword: Kibana reads the keyword as
+#: part of the value (``process.name:cat and`` is the one value "cat and").
+_DANGLING = re.compile(r"(?i:^(and|or|not)\s|\s(and|or|not)$)")
+#: A dotted lower-case name whose first part is an ECS field set: ``process.executable``.
+_FIELD_LIKE = re.compile(r"[a-z_@][a-z0-9_]*(?:\.[a-z0-9_]+)+")
+_ECS_SETS = frozenset({
+    "agent", "client", "cloud", "container", "data_stream", "destination", "dns", "ecs", "event",
+    "file", "group", "host", "http", "kibana", "log", "network", "orchestrator", "process",
+    "related", "rule", "server", "service", "source", "threat", "url", "user", "user_agent"})
+
+
+def _check_values(ast: Node, col: _Collector) -> None:
+    """Values Kibana accepts that are almost certainly mistakes (KQL008, KQL009)."""
+    for node in walk(ast):
+        if not isinstance(node, Is) or not isinstance(node.value, Literal):
+            continue
+        value = node.value
+        if value.quoted or not isinstance(value.value, str):
+            continue
+        text = value.value
+        at = max(value.pos, node.pos, 0)
+        m = _DANGLING.search(text)
+        if m:
+            word = (m.group(1) or m.group(2)).lower()
+            col.add("KQL008", WARNING,
+                    f"dangling '{word}': Kibana reads it as part of the value, so this matches "
+                    f"the one value '{text}'. Finish the expression, or quote the value if "
+                    "that is what you mean.", at)
+        elif (_FIELD_LIKE.fullmatch(text) and text.split(".", 1)[0] in _ECS_SETS
+              and node.field is not None):
+            col.add("KQL009", WARNING,
+                    f"the value '{text}' looks like a field name: KQL compares a field with "
+                    "literal text, never with another field. Quote it if the text is meant.", at)
+
+
 def lint(query: str) -> list[Finding]:
     """Lint ``query``. A query that does not parse yields one KQL000 error finding."""
     col = _Collector(query)
@@ -191,6 +226,7 @@ def lint(query: str) -> list[Finding]:
     for tok in _tokens(tree):
         _check_token(tok, col)
     _check_ast(ast, col)
+    _check_values(ast, col)
     return sorted(col.findings, key=lambda f: (f.offset, f.code))
 
 

@@ -1,7 +1,8 @@
 """Turn the paths a user names into inputs, and open them, without ever letting one stop the rest.
 
 * Folders are walked recursively (``glob`` filters file names; hidden files are left
-  out). Only regular files found in a folder are read: a FIFO, socket or device there
+  out), in name order except that rotated logs come oldest first (``audit.log.2.gz``,
+  ``audit.log.1``, ``audit.log``: see :func:`rotation_key`). Only regular files found in a folder are read: a FIFO, socket or device there
   would hang or make no sense, so it is reported and skipped, as is an unreadable
   subfolder or a dangling symbolic link.
 * A FIFO or character device named explicitly (``<(zcat x.gz)``, ``/dev/stdin``) is
@@ -18,6 +19,7 @@ import fnmatch
 import gzip
 import io
 import os
+import re
 import stat
 import zlib
 from collections.abc import Iterable, Iterator
@@ -105,7 +107,30 @@ def _walk(top: str, glob: str | None, diag: Diagnostics) -> Iterator[Input]:
                 found.append(Input(path, path, True, st.st_size))
             elif not stat.S_ISDIR(st.st_mode):
                 diag.fail(path, f"{_kind(st.st_mode)} in a folder, skipped")
-    yield from sorted(found, key=lambda i: i.path)
+    yield from sorted(found, key=lambda i: rotation_key(i.path))
+
+
+#: ``audit.log.1``, ``audit.log.2.gz`` (logrotate's and auditd's numbering: higher is older)
+#: and ``audit.log-20261201[.gz]`` (logrotate's dateext: later is newer).
+_NUMBERED = re.compile(r"^(?P<base>.+)\.(?P<n>[0-9]{1,6})(?:\.gz)?$")
+_DATED = re.compile(r"^(?P<base>.+)-(?P<date>[0-9]{8}(?:[0-9]{2,6})?)(?:\.gz)?$")
+
+
+def rotation_key(path: str) -> tuple[str, int, int, str]:
+    """Sort key putting a log's rotations oldest first, the live file last.
+
+    Within a folder, files sort by name, except that a rotated copy of a log sorts
+    with the log: ``audit.log.2.gz``, ``audit.log.1``, then ``audit.log`` (events
+    in the order they were written), and ``x.log-20261201`` before ``x.log``.
+    """
+    folder, name = os.path.split(path)
+    m = _NUMBERED.match(name)
+    if m:
+        return (os.path.join(folder, m["base"]), 0, -int(m["n"]), path)
+    m = _DATED.match(name)
+    if m:
+        return (os.path.join(folder, m["base"]), 0, int(m["date"].ljust(14, "0")), path)
+    return (path, 1, 0, path)
 
 
 class OpenedInput:

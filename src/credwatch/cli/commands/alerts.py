@@ -17,16 +17,19 @@ from rich.table import Table
 
 from credwatch.alerts.display import terminal_cell, terminal_text
 from credwatch.alerts.store import WORKFLOW_STATUSES
-from credwatch.cli.common import OUTPUT_FORMATS, format_sink, open_store, terminal_width
+from credwatch.cli.common import (
+    OUTPUT_FORMATS,
+    alert_id,
+    format_sink,
+    open_store,
+    terminal_width,
+)
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.cli.filters import AlertFilter, add_filter_args
 from credwatch.errors import ConfigError
 from credwatch.normalize.flatten import get_values
 from credwatch.sinks.output.fields import add_fields_args
 from credwatch.sinks.output.table import matched_path
-
-#: The shortest alert id prefix accepted (shorter ones match too many alerts to be safe).
-MIN_PREFIX = 8
 
 EXAMPLES = """\
 examples:
@@ -59,13 +62,13 @@ def register(sub: Any) -> None:
     lp.set_defaults(func=run_list)
 
     sp = asub.add_parser("show", help="print one alert with its explanation")
-    sp.add_argument("uuid", type=_alert_id,
+    sp.add_argument("uuid", type=alert_id,
                     help="kibana.alert.uuid (or a unique prefix of 8+ characters)")
     sp.add_argument("--format", choices=("text", "json"), default="text")
     sp.set_defaults(func=run_show)
 
     ap = asub.add_parser("ack", help="set an alert's workflow status")
-    ap.add_argument("uuid", nargs="+", type=_alert_id,
+    ap.add_argument("uuid", nargs="+", type=alert_id,
                     help="alert uuid(s), or unique prefixes of 8+ characters")
     ap.add_argument("--status", choices=WORKFLOW_STATUSES, default="acknowledged",
                     help="new workflow status (default acknowledged)")
@@ -76,15 +79,6 @@ def _limit(text: str) -> int:
     if not text.isdigit() or len(text) > 9:
         raise argparse.ArgumentTypeError(f"not a whole number of 0 or more: {text[:20]!r}")
     return int(text)
-
-
-def _alert_id(text: str) -> str:
-    """An alert id argument: a whole uuid, or a prefix of at least :data:`MIN_PREFIX` characters."""
-    if len(text) < MIN_PREFIX:
-        raise argparse.ArgumentTypeError(
-            f"alert id prefix {terminal_text(text)!r} is {len(text)} character(s); give at least "
-            f"{MIN_PREFIX} (ids are shown by 'credwatch alerts list')")
-    return text
 
 
 def _first(doc: Any, field: str) -> str:

@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Any
 
-from credwatch.cli.common import open_store
+from credwatch.cli.common import alert_id, open_store
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.exceptions import (
     ExceptionList,
@@ -48,7 +48,8 @@ def register(sub: Any) -> None:
 
     ap = esub.add_parser("add", help="write an exception item that matches a stored alert",
                          epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("uuid", help="kibana.alert.uuid of the alert (a unique prefix works)")
+    ap.add_argument("uuid", type=alert_id,
+                    help="kibana.alert.uuid of the alert (a unique prefix of 8+ characters works)")
     ap.add_argument("--field", action="append", default=[], metavar="FIELD",
                     help="a field whose value(s) the item must match (repeatable; default: "
                     + ", ".join(DEFAULT_FIELDS) + ")")

@@ -6,10 +6,11 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from credwatch.alerts.build import iso_ms, parse_event_time
+from credwatch.alerts.build import iso_ms
 from credwatch.alerts.display import terminal_text
 from credwatch.alerts.store import AlertStore
 from credwatch.cli.common import (
+    add_input_format_arg,
     add_output_args,
     add_rule_args,
     open_store,
@@ -18,8 +19,10 @@ from credwatch.cli.common import (
     write_all,
 )
 from credwatch.cli.env import Env, ExitStatus
+from credwatch.cli.exceptionsets import rule_exceptions
+from credwatch.cli.filters import parse_time
 from credwatch.cli.sinkopts import add_sink_args, finish_delivery, start_delivery
-from credwatch.engine.exceptions import ExceptionSet, ExceptionStore, load_export
+from credwatch.engine.exceptions import ExceptionStore
 from credwatch.engine.lake_plan import require_engine
 from credwatch.engine.runs import RunStore
 from credwatch.engine.scan import compile_rules
@@ -34,7 +37,7 @@ from credwatch.engine.schedule import (
 )
 from credwatch.errors import ConfigError, UnsupportedError
 from credwatch.rules.model import Rule
-from credwatch.sources.read import INPUT_FORMATS
+from credwatch.timemath import ms_to_datetime
 
 #: Kibana's Endpoint exception list, enforced by Elastic Defend rather than by rules.
 ENDPOINT_LIST_ID = "endpoint_list"
@@ -81,12 +84,11 @@ def register(sub: Any) -> None:
     sched.add_argument("--once", action="store_true",
                        help="run one execution of every rule, then exit")
     sched.add_argument("--now", metavar="TIMESTAMP",
-                       help="act as if the current time were TIMESTAMP (ISO 8601)")
+                       help="act as if the current time were TIMESTAMP (ISO 8601, or now-1h, 1h)")
     sched.add_argument("--until", metavar="TIMESTAMP",
                        help="replay: advance a simulated clock from --now (or the real time) "
                        "to TIMESTAMP without waiting, running every due execution, then exit")
-    p.add_argument("--input-format", choices=INPUT_FORMATS, default="auto",
-                   help="override input detection")
+    add_input_format_arg(p)
     p.add_argument("--glob", metavar="PATTERN", help="only files whose name matches, in folders")
     p.add_argument("--engine", choices=("python", "duckdb", "spark"), default="python",
                    help="where each execution's window is evaluated: python (default), duckdb "
@@ -111,12 +113,13 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def parse_timestamp(text: str, option: str) -> datetime:
-    """An ISO-8601 time from the command line (UTC when no offset is given)."""
-    t = parse_event_time(text)
+def parse_timestamp(text: str, option: str, now: datetime | None = None) -> datetime:
+    """A time from the command line, in the forms every command takes (ISO 8601, now-1h, 1h)."""
+    ms = parse_time(text, option, now or datetime.now(UTC))
+    t = ms_to_datetime(ms)
     if t is None:
-        raise ConfigError(f"{option}: {text!r} is not an ISO-8601 time such as 2026-03-01T10:05:00Z")
-    return t.astimezone(UTC)
+        raise ConfigError(f"{option} {text[:60]!r} is outside the years 1 to 9999")
+    return t
 
 
 def build_runners(rules: list[Rule], store: AlertStore, exception_files: list[str],
@@ -125,24 +128,13 @@ def build_runners(rules: list[Rule], store: AlertStore, exception_files: list[st
     """Compile rules and attach their exception lists (store-imported, then files).
 
     A referenced list that is not found is reported once on standard error (Kibana
-    silently applies no items for it).
+    silently applies no items for it), and so is an imported list no rule references.
     """
-    exset = ExceptionSet()
-    exset.add(ExceptionStore(store.conn).lists())
-    for path in value_lists:
-        exset.value_lists.add_path(path)
-    for path in exception_files:
-        exset.add(load_export(path), attach_to_all=True)
-    runners: list[RuleRunner] = []
-    for crule in compile_rules(rules):
-        # Kibana's rule executor skips the Endpoint list: Elastic Defend applies it on the host.
-        refs = [(r.list_id, r.namespace_type) for r in crule.rule.exceptions_list
-                if r.list_id != ENDPOINT_LIST_ID]
-        flt, warnings = exset.for_rule(refs)
-        if not quiet:
-            for w in warnings:
-                env.stderr.write(f"credwatch: warning: rule {crule.rule.name!r}: {w}\n")
-        runners.append(RuleRunner(crule, flt, all_indices=all_indices))
+    crules = compile_rules(rules)
+    filters = rule_exceptions(crules, stored=ExceptionStore(store.conn).lists(),
+                              files=exception_files, value_lists=value_lists, env=env, quiet=quiet)
+    runners = [RuleRunner(crule, flt, all_indices=all_indices)
+               for crule, flt in zip(crules, filters, strict=True)]
     return runners
 
 
@@ -172,12 +164,25 @@ def make_source(args: argparse.Namespace, env: Env, runners: list[RuleRunner]) -
     return lake_source(args, runners)
 
 
+def already_stored(e: Execution) -> int:
+    """Matching events of an execution that gave no new alert because their alert was stored.
+
+    The engine drops an event whose (deterministic) alert id is already in the
+    store before building it; what is neither created nor suppressed was that, or
+    (when the execution warns so) over ``max_signals``. An alert another process
+    stored first counts too.
+    """
+    r = e.record
+    dropped = max(r.events_matched - r.alerts_created - r.suppressed, 0)
+    return dropped + len(e.new_flags) - sum(e.new_flags)
+
+
 def _describe(e: Execution, source: EventSource | None = None) -> str:
     r = e.record
     line = (f"{r.rule_name}: execution at {iso_ms(r.started_at)}: {r.status}; "
             f"{len(r.windows)} window(s), {r.events_searched} event(s) searched, "
             f"{r.events_matched} matched, {r.events_excluded} excluded, "
-            f"{sum(e.new_flags)} alert(s) created")
+            f"{sum(e.new_flags)} new alert(s), {already_stored(e)} already stored")
     if r.alerts_updated:
         line += f", {r.alerts_updated} updated"
     if r.status != "succeeded":
@@ -190,14 +195,14 @@ def _describe(e: Execution, source: EventSource | None = None) -> str:
 
 def run(args: argparse.Namespace, env: Env) -> int:
     """Run the schedule; exit 0 when alerts were created, 1 when none, 3 if an input failed."""
-    now = parse_timestamp(args.now, "--now") if args.now else None
-    until = parse_timestamp(args.until, "--until") if args.until else None
+    now = parse_timestamp(args.now, "--now", env.clock()) if args.now else None
+    until = parse_timestamp(args.until, "--until", now or env.clock()) if args.until else None
     if args.once and until is not None:
         raise ConfigError("--once and --until cannot be combined")
     rules = select_rules(args, env)
     store = open_store(args, env)
     sinks = output_sinks(args, env)
-    created = 0
+    created = stored = 0
     source: EventSource | None = None
     delivery = None
     try:
@@ -215,11 +220,12 @@ def run(args: argparse.Namespace, env: Env) -> int:
         failed: dict[str, None] = {}  # each unreadable input once, in order
 
         def report(e: Execution) -> None:
-            nonlocal created
+            nonlocal created, stored
             for doc, new in zip(e.created, e.new_flags, strict=True):
                 if new:
                     created += 1
                     write_all(sinks, doc)
+            stored += already_stored(e)
             for problem in e.input_errors:
                 if problem not in failed:
                     failed[problem] = None
@@ -235,7 +241,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
             for sample in diag.samples[:20]:
                 env.stderr.write(f"credwatch: {terminal_text(sample)}\n")
             env.stderr.write(f"credwatch: {executions} execution(s) of {len(runners)} rule(s); "
-                             f"{source.lines_read} line(s) read; {created} alert(s) created\n")
+                             f"{source.lines_read} line(s) read; {created} new alert(s), "
+                             f"{stored} already stored\n")
             total = getattr(source, "total_report", None)
             if total is not None:
                 env.stderr.write(f"credwatch: {args.engine}, all executions: "
