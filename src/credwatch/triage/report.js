@@ -99,19 +99,22 @@ document.addEventListener("DOMContentLoaded", function () {
   });
 
   // Links from the summary and the timeline: #f/host=0&cat=1 filters, #a-<uuid> opens one.
+  function decode(text) {
+    try { return decodeURIComponent(text); } catch (e) { return ""; }  // a mistyped link
+  }
   function fromHash() {
     var hash = location.hash;
     if (hash.indexOf("#f/") === 0) {
       names.forEach(function (n) { form.elements[n].value = ""; });
       hash.slice(3).split("&").forEach(function (pair) {
         var kv = pair.split("=");
-        var name = decodeURIComponent(kv[0]);
-        if (names.indexOf(name) >= 0) { form.elements[name].value = decodeURIComponent(kv[1] || ""); }
+        var name = decode(kv[0]);
+        if (names.indexOf(name) >= 0) { form.elements[name].value = decode(kv[1] || ""); }
       });
       apply();
       document.getElementById("alerts").scrollIntoView();
     } else if (hash.indexOf("#a-") === 0) {
-      var body = document.getElementById(decodeURIComponent(hash.slice(1)));
+      var body = document.getElementById(decode(hash.slice(1)));
       if (body) { body.classList.add("open"); }
     }
   }
