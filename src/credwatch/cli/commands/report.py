@@ -31,10 +31,11 @@ def register(sub: Any) -> None:
     """Add ``report``."""
     p: argparse.ArgumentParser = sub.add_parser(
         "report", help="write a static HTML report of alerts and their triage", epilog=EXAMPLES,
-        description="Write one self-contained HTML file (no scripts, no external assets) with a "
-        "summary by priority, rule, host and credential kind, a timeline, and every alert with "
-        "its explanation, triage and response steps. Alerts come from the store or from an "
-        "alerts NDJSON file.",
+        description="Write one self-contained HTML file (no external assets; a small inline "
+        "script sorts and filters the alert table) with a summary by priority, host, credential "
+        "category and rule, a timeline, every alert with its evidence, and each rule's guide "
+        "and each credential category's response steps once. Alerts come from the store or "
+        "from an alerts NDJSON file.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", "-i", metavar="FILE",
                    help="alerts NDJSON (or a JSON array) instead of the store; - for stdin")
