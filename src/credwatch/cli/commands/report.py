@@ -34,8 +34,8 @@ def register(sub: Any) -> None:
         # Raw formatter (for the examples): the description is wrapped by hand to 80 columns.
         description="Write one self-contained HTML file (no external assets; a small inline\n"
         "script sorts and filters the alert table) with a summary by priority, host,\n"
-        "credential category and rule, a timeline, every alert with its evidence, and each\n"
-        "rule's guide and each credential category's response steps once. Alerts come\n"
+        "credential category and rule, a timeline, every alert with its evidence, and\n"
+        "each rule's guide and each credential category's response steps once. Alerts come\n"
         "from the store or from an alerts NDJSON file.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", "-i", metavar="FILE",
