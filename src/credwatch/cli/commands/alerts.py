@@ -35,8 +35,8 @@ EXAMPLES = """\
 examples:
   credwatch alerts list --rule 5f0fff18-f340-444b-9a98-c49ade766ff4 --status open
   credwatch alerts list --host k8s-node-1 --since now-24h --severity high --format csv
-  credwatch alerts show 9426f97e48c1
-  credwatch alerts ack 9426f97e48c1 --status closed
+  credwatch alerts show 33d4d7e69ce7
+  credwatch alerts ack 33d4d7e69ce7 --status closed
 """
 
 

@@ -26,7 +26,7 @@ DEFAULT_LIST_ID = "credwatch-tuning"
 EXAMPLES = """\
 examples:
   # the daily tuning loop: a known CI job reads kubeconfig; never alert on it again
-  credwatch exceptions add 3f2a9c1e --field process.parent.executable \\
+  credwatch exceptions add 33d4d7e69ce7 --field process.parent.executable \\
       --field process.executable --field user.name --file tuning.ndjson \\
       --comment "CI deploy job, approved by SecOps"
   credwatch run --exceptions tuning.ndjson /var/log/audit/
