@@ -35,8 +35,8 @@ def register(sub: Any) -> None:
         description="Write one self-contained HTML file (no external assets; a small inline\n"
         "script sorts and filters the alert table) with a summary by priority, host,\n"
         "credential category and rule, a timeline, every alert with its evidence, and\n"
-        "each rule's guide and each credential category's response steps once. Alerts come\n"
-        "from the store or from an alerts NDJSON file.",
+        "each rule's guide and each credential category's response steps once.\n"
+        "Alerts come from the store or from an alerts NDJSON file.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", "-i", metavar="FILE",
                    help="alerts NDJSON (or a JSON array) instead of the store; - for stdin")
