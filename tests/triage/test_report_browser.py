@@ -142,8 +142,9 @@ def _alerts() -> list[dict[str, Any]]:
              defend(["base64", "/root/.kube/config"], host="build-runner-7", t=45, pid=7003),
              defend(["cat", "/root/.aws/credentials", BREAKOUT], host="node" + BREAKOUT,
                     t=50, pid=7004)]
-    return (run_triage(example("defend.ndjson")) + run_triage(example("auditbeat.ndjson"))
-            + run_triage(extra))
+    more = run_triage(extra)
+    more[0]["kibana.alert.severity"] = "critical"  # the rule's severity, as a rule override would
+    return run_triage(example("defend.ndjson")) + run_triage(example("auditbeat.ndjson")) + more
 
 
 _ROWS = """Array.from(document.querySelectorAll('#alert-table tbody'))
@@ -232,6 +233,22 @@ def test_report_sorts_filters_and_draws_in_headless_chromium(
     rows = page.js(_ROWS)
     assert [r[0] for r in rows] == ["bastion-2", "bastion-2"]
     assert page.js("document.getElementById('shown').textContent") == f"2 of {n} alert(s) shown"
+
+    # Severity and priority: a header click sorts by severity rank, the selects filter.
+    page.click("#alert-table th:nth-child(3) button")
+    sevs = page.js("""Array.from(document.querySelectorAll('#alert-table tbody'))
+        .filter(b => !b.hidden).map(b => b.rows[0].cells[2].textContent)""")
+    assert sevs == ["high", "critical"]  # ascending rank: high before critical
+    for name, value, column in (("sev", "critical", 2), ("prio", "P1", 1)):
+        page.js(f"""(() => {{ document.querySelector('select[name=host]').value = '';
+            const s = document.querySelector('select[name={name}]'); s.value = '{value}';
+            s.dispatchEvent(new Event('change', {{bubbles: true}})); }})()""")
+        cells = page.js(f"""Array.from(document.querySelectorAll('#alert-table tbody'))
+            .filter(b => !b.hidden).map(b => b.rows[0].cells[{column}].textContent)""")
+        want = [a for a in alerts if (a["kibana.alert.severity"] if name == "sev"
+                                      else a["credwatch.triage.priority"]) == value]
+        assert cells == [value] * len(want) and want
+        page.js(f"document.querySelector('select[name={name}]').value = ''")
 
     # A summary link filters too: the category with the fewest alerts, by a real click.
     page.js("window.scrollTo(0, 0)")
