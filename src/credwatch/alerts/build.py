@@ -118,24 +118,29 @@ def json_copy(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-def fast_copy(value: dict[str, Any]) -> dict[str, Any]:
+def fast_copy(value: dict[str, Any], *, plain: bool = False) -> dict[str, Any]:
     """A deep copy of a JSON object through orjson (in C), or :func:`json_copy` when that is not exact.
 
     The round trip is used only when it gives back an equal value; tuples,
     NaN, integers beyond 64 bits or non-string keys take the faithful copy.
+    ``plain`` says the caller knows the value holds only dicts, lists, text,
+    whole numbers and booleans under text keys (a :class:`FieldIndex` with
+    neither ``floats`` nor a second spelling): then an orjson round trip that
+    succeeds is exact, and the comparison is skipped.
     """
     try:
         copied = orjson.loads(orjson.dumps(value))
     except (TypeError, orjson.JSONEncodeError, orjson.JSONDecodeError):
         copied = None
-    if isinstance(copied, dict) and copied == value:
+    if isinstance(copied, dict) and (plain or copied == value):
         return copied
     return json_copy(value)  # type: ignore[no-any-return]
 
 
-def _copy_source(event: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _copy_source(event: Mapping[str, Any],
+                 plain: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """The alert's copy of the source, and the ``original_*`` fields to add."""
-    whole = fast_copy(dict(event))
+    whole = fast_copy(dict(event), plain=plain)
     doc: dict[str, Any] = {}
     copies: dict[str, Any] = {}
     for key, value in whole.items():
@@ -145,11 +150,26 @@ def _copy_source(event: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
         doc[key] = value
         if top in _COPY_NAMESPACES:
             dest = _COPY_NAMESPACES[top] + key[len(top):]
-            copies.update(flatten_with_prefix(dest, json_copy(value)))
+            _flatten_copy(dest, value, copies)
     doc.pop("event.kind", None)
     if isinstance(doc.get("event"), dict):
         doc["event"].pop("kind", None)
     return doc, copies
+
+
+def _flatten_copy(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    """``out.update(flatten_with_prefix(prefix, json_copy(value)))``, copying only what is kept.
+
+    Objects are walked rather than copied (their keys become flat keys), so
+    only the leaves are copied; the result is the same.
+    """
+    if type(value) is dict:
+        for key, sub in value.items():
+            _flatten_copy(f"{prefix}.{key}", sub, out)
+    elif isinstance(value, _IMMUTABLE):
+        out[prefix] = value
+    else:
+        out.update(flatten_with_prefix(prefix, json_copy(value)))
 
 
 def apply_severity_mapping(rule: Rule, source: Mapping[str, Any]) -> str:
@@ -359,12 +379,12 @@ def build_alert(
     """
     ident = identity or event_identity(event)
     alert_uuid = ident.alert_id(rule.uuid, space)
-    doc, copies = _copy_source(event)
+    index = field_index(event)
+    doc, copies = _copy_source(event, plain=index.unique and not index.floats)
     severity = apply_severity_mapping(rule, event)
     risk = apply_risk_score_mapping(rule, event)
     name = _rule_name(rule, event)
     timestamp = iso_ms(now)
-    index = field_index(event)
     times = index.flat.get("@timestamp", []) if index.unique else get_values(event, "@timestamp")
     original = parse_event_time(times[0]) if times else None
     explain = [hit_to_dict(h) for h in hits]

@@ -110,10 +110,18 @@ def _leaves(name: str, value: Any, out: dict[str, list[Any]], flags: list[bool])
     if isinstance(value, dict):
         flags[1] = True
         for key, sub in value.items():
-            if not isinstance(key, str) or not key or "." in key:
+            if type(key) is not str or not key or "." in key:
                 flags[0] = True
             full = f"{name}.{key}" if name else key
-            if isinstance(sub, (dict, list)):
+            kind = type(sub)
+            if kind is str or kind is int or kind is bool:
+                # _store, inlined for the common leaf
+                found = out.get(full)
+                if found is None:
+                    out[full] = [sub]
+                else:
+                    found.append(sub)
+            elif isinstance(sub, (dict, list)):
                 _leaves(full, sub, out, flags)
             elif sub is not None:
                 _store(full, sub, out, flags)
