@@ -315,10 +315,14 @@ def _spool(records: Iterable[Record], spool: IO[bytes], stats: dict[str, FieldSt
             diag.events += 1  # read, not written
             continue
         flat: list[Any] = []
+        names: set[str] = set()
         for name, value, listed in leaves(rec.event):
             if not _column_name(name):
                 continue
             flat.append((name, value))
+            # `{"process": {"name": "cat"}, "process.name": "dog"}` is one multi-valued field.
+            listed = listed or name in names
+            names.add(name)
             st = stats.get(name)
             if st is None:
                 if len(stats) >= MAX_COLUMNS:
