@@ -225,6 +225,19 @@ def test_report_sorts_filters_and_draws_in_headless_chromium(
     times = [r[1] for r in page.js(_ROWS)]
     assert times == sorted(times) and times != [r[1] for r in by_host]
 
+    # A click on a row shows its details; Enter on the focused row hides them again.
+    shut = "#alert-table tbody:not(.open)"
+    uuid = page.js(f"document.querySelector('{shut}').id")
+    details = f"getComputedStyle(document.querySelector('#{uuid} tr.d')).display"
+    assert page.js(details) == "none"
+    page.click(f"#{uuid} tr.r td:nth-child(6)")
+    assert page.js(details) == "table-row"
+    page.js(f"document.querySelector('#{uuid} tr.r').focus()")
+    for kind in ("keyDown", "keyUp"):
+        page.call("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter",
+                  windowsVirtualKeyCode=13)
+    assert page.js(details) == "none"
+
     # Filtering by host: only that host's rows are visible, and the count says so.
     value = next(v for v, text in options if text == "bastion-2")
     page.js(f"""(() => {{ const s = document.querySelector('select[name=host]');

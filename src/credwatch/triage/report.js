@@ -97,6 +97,13 @@ document.addEventListener("DOMContentLoaded", function () {
     var row = ev.target.closest("tr.r");
     if (row && !ev.target.closest("a")) { row.parentNode.classList.toggle("open"); }
   });
+  table.addEventListener("keydown", function (ev) {  // rows are focusable: Enter/Space open
+    var row = ev.target.closest("tr.r");
+    if (row && ev.target === row && (ev.key === "Enter" || ev.key === " ")) {
+      ev.preventDefault();
+      row.parentNode.classList.toggle("open");
+    }
+  });
 
   // Links from the summary and the timeline: #f/host=0&cat=1 filters, #a-<uuid> opens one.
   function decode(text) {
