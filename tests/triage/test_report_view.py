@@ -128,7 +128,7 @@ def test_one_label_per_host_everywhere() -> None:
     data = json.loads(re.findall(r'<script type="application/json" id="cw-data">(.*?)</script>',
                                  page, re.S)[0])
     summary = re.findall(r'<a href="#f/host=(\d+)">([^<]*)</a>', page)
-    cells = re.findall(r'<tr class=r><td>[^<]*<td><b class="P\d">P\d</b><td>[^<]*<td>([^<]*)<td>',
+    cells = re.findall(r'<tr class=r tabindex=0><td>[^<]*<td><b class="P\d">P\d</b><td>[^<]*<td>([^<]*)<td>',
                        page)
     # The summary, the filter's options and every row name each host the same way.
     assert sorted(label for _, label in summary) == sorted(data["hosts"])
