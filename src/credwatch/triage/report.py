@@ -34,7 +34,7 @@ import copy
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
@@ -169,11 +169,11 @@ class _Index:
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
 
-    def add(self, key: str, make: Callable[[], dict[str, Any]], p1: bool) -> dict[str, Any]:
-        """The item of ``key`` (made on first sight), counting one more alert."""
+    def add(self, key: str, fields: Mapping[str, Any], p1: bool) -> dict[str, Any]:
+        """The item of ``key`` (``fields`` on first sight), counting one more alert."""
         item = self.items.get(key)
         if item is None:
-            item = self.items[key] = {"i": len(self.items), "count": 0, "p1": 0, **make()}
+            item = self.items[key] = {"i": len(self.items), "count": 0, "p1": 0, **fields}
         item["count"] += 1
         item["p1"] += p1
         return item
@@ -198,8 +198,8 @@ def _categories(alert: Mapping[str, Any], cats: _Index, p1: bool) -> list[dict[s
             cat = cats.items[key]
         else:
             seen.add(key)
-            cat = cats.add(key, lambda label=label: {  # type: ignore[misc]
-                "label": label, "blast_radius": "", "response": [], "review": []}, p1)
+            cat = cats.add(key, {"label": label, "blast_radius": "", "response": [],
+                                 "review": []}, p1)
         cat["blast_radius"] = cat["blast_radius"] or c.get("blast_radius") or ""
         _merge(cat["response"], _items(c.get("response")))
         _merge(cat["review"], _items(c.get("review")))
@@ -210,7 +210,9 @@ def _categories(alert: Mapping[str, Any], cats: _Index, p1: bool) -> list[dict[s
 def _rule(alert: Mapping[str, Any], rules: _Index, p1: bool) -> dict[str, Any]:
     name = _first(alert, "kibana.alert.rule.name") or "(unnamed rule)"
     key = _first(alert, "kibana.alert.rule.rule_id") or _first(alert, "kibana.alert.rule.uuid")
-    return rules.add(key or name, lambda: {
+    if (key or name) in rules.items:
+        return rules.add(key or name, {}, p1)
+    return rules.add(key or name, {
         "name": name, "severity": _first(alert, "kibana.alert.severity"),
         "risk": _first(alert, "kibana.alert.risk_score"),
         "note": _first(alert, "kibana.alert.rule.note"), "lines": None}, p1)
@@ -303,7 +305,7 @@ def _alert(alert: Mapping[str, Any], hosts: _Index, cats: _Index,
     prio = str(_t(alert, "priority", "?"))
     t = _event_time(alert)
     label = host_label(alert)
-    host = hosts.add(label, lambda: {"label": label}, prio == "P1")
+    host = hosts.add(label, {"label": label}, prio == "P1")
     creds = _categories(alert, cats, prio == "P1")
     rule = _rule(alert, rules, prio == "P1")
     return {
