@@ -1,8 +1,25 @@
 """Alerts in Elastic's schema: the document builder, reason string, ids and sinks."""
 
-from credwatch.alerts.build import EventOrigin, build_alert
-from credwatch.alerts.ids import EventIdentity, event_identity, kibana_alert_id
-from credwatch.alerts.reason import build_reason
+# The names are imported on first use (PEP 562): importing one submodule of the
+# package must not import the others (start-up of the command line).
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from credwatch.alerts.build import EventOrigin, build_alert
+    from credwatch.alerts.ids import EventIdentity, event_identity, kibana_alert_id
+    from credwatch.alerts.reason import build_reason
+
+_EXPORTS = {
+    "EventOrigin": "credwatch.alerts.build",
+    "build_alert": "credwatch.alerts.build",
+    "EventIdentity": "credwatch.alerts.ids",
+    "event_identity": "credwatch.alerts.ids",
+    "kibana_alert_id": "credwatch.alerts.ids",
+    "build_reason": "credwatch.alerts.reason",
+}
 
 __all__ = [
     "EventIdentity",
@@ -12,3 +29,12 @@ __all__ = [
     "event_identity",
     "kibana_alert_id",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -16,9 +16,10 @@ markup) by returning a :class:`rich.text.Text`, which rich never parses.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.text import Text
 
 __all__ = ["terminal_cell", "terminal_lines", "terminal_text", "visible_text"]
 
@@ -79,4 +80,7 @@ def terminal_lines(value: str) -> str:
 
 def terminal_cell(value: Any, style: str = "") -> Text:
     """:func:`terminal_text` as a rich ``Text``: printed literally, never read as markup."""
+    # Imported here: only tables use it, and rich costs a plain scan ~40 ms of start-up.
+    from rich.text import Text
+
     return Text(terminal_text(value), style=style)

@@ -13,7 +13,6 @@ import contextlib
 import importlib
 import pkgutil
 import sys
-import traceback
 from collections.abc import Sequence
 
 from credwatch import __version__
@@ -128,6 +127,8 @@ def _internal(env: Env, what: str, debug: bool) -> int:
     first = what.splitlines()[0] if what else "unknown error"
     env.stderr.write(f"credwatch: internal error: {terminal_text(first[:500])}\n")
     if debug:
+        import traceback  # only here: it costs every command's start-up ~10 ms
+
         env.stderr.write(traceback.format_exc())
     else:
         env.stderr.write("credwatch: run again with --debug for details\n")

@@ -5,8 +5,35 @@
 'process.name:(cat or head)'
 """
 
-from credwatch.kql.ast import Node
-from credwatch.kql.parser import parse
-from credwatch.kql.printer import to_kql
+# The names are imported on first use (PEP 562): importing one submodule of the
+# package must not import the others (start-up of the command line).
+from __future__ import annotations
 
-__all__ = ["Node", "parse", "to_kql"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from credwatch.kql.ast import Node
+    from credwatch.kql.parser import parse
+    from credwatch.kql.printer import to_kql
+
+_EXPORTS = {
+    "Node": "credwatch.kql.ast",
+    "parse": "credwatch.kql.parser",
+    "to_kql": "credwatch.kql.printer",
+}
+
+__all__ = [
+    "Node",
+    "parse",
+    "to_kql",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

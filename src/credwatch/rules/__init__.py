@@ -5,20 +5,43 @@
 '5f0fff18-f340-444b-9a98-c49ade766ff4'
 """
 
-from credwatch.rules.loader import (
-    DEFAULT_RULE_ID,
-    LoadResult,
-    SkippedFile,
-    adhoc_rule,
-    builtin_rules,
-    default_rule,
-    load_file,
-    load_folder,
-    load_paths,
-    load_rule,
-    resolve_rules,
-)
-from credwatch.rules.model import Rule
+# The names are imported on first use (PEP 562): importing one submodule of the
+# package must not import the others (start-up of the command line).
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from credwatch.rules.loader import (
+        DEFAULT_RULE_ID,
+        LoadResult,
+        SkippedFile,
+        adhoc_rule,
+        builtin_rules,
+        default_rule,
+        load_file,
+        load_folder,
+        load_paths,
+        load_rule,
+        resolve_rules,
+    )
+    from credwatch.rules.model import Rule
+
+_EXPORTS = {
+    "DEFAULT_RULE_ID": "credwatch.rules.loader",
+    "LoadResult": "credwatch.rules.loader",
+    "SkippedFile": "credwatch.rules.loader",
+    "adhoc_rule": "credwatch.rules.loader",
+    "builtin_rules": "credwatch.rules.loader",
+    "default_rule": "credwatch.rules.loader",
+    "load_file": "credwatch.rules.loader",
+    "load_folder": "credwatch.rules.loader",
+    "load_paths": "credwatch.rules.loader",
+    "load_rule": "credwatch.rules.loader",
+    "resolve_rules": "credwatch.rules.loader",
+    "Rule": "credwatch.rules.model",
+}
 
 __all__ = [
     "DEFAULT_RULE_ID",
@@ -34,3 +57,12 @@ __all__ = [
     "load_rule",
     "resolve_rules",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -5,6 +5,33 @@ Public entry points: :class:`~credwatch.triage.enrich.Triage` (scan/watch wiring
 :func:`~credwatch.triage.report.render_report` (static HTML).
 """
 
-from credwatch.triage.enrich import Triage, enrich_alert, score_alert
+# The names are imported on first use (PEP 562): importing one submodule of the
+# package must not import the others (start-up of the command line).
+from __future__ import annotations
 
-__all__ = ["Triage", "enrich_alert", "score_alert"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from credwatch.triage.enrich import Triage, enrich_alert, score_alert
+
+_EXPORTS = {
+    "Triage": "credwatch.triage.enrich",
+    "enrich_alert": "credwatch.triage.enrich",
+    "score_alert": "credwatch.triage.enrich",
+}
+
+__all__ = [
+    "Triage",
+    "enrich_alert",
+    "score_alert",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
