@@ -303,3 +303,19 @@ def test_report_sorts_filters_and_draws_in_headless_chromium(
                "Runtime.exceptionThrown") and ("Content Security Policy" in json.dumps(e)
                                                or e["method"] == "Runtime.exceptionThrown")]
     assert refused == []
+
+
+def test_without_javascript_every_alert_shows_its_details(browser: tuple[Page, Path]) -> None:
+    page, tmp = browser
+    alerts = run_triage(example("defend.ndjson"))
+    path = tmp / "report.html"
+    path.write_text(render_report(alerts, generated=FIXED_NOW), encoding="utf-8")
+    page.call("Emulation.setScriptExecutionDisabled", value=True)
+    page.call("Page.navigate", url=path.as_uri())
+    page.wait_for("Page.loadEventFired")
+    # Runtime.evaluate still runs (DevTools is not the page): read what the reader sees.
+    shown = page.js("""Array.from(document.querySelectorAll('#alert-table tr.d'))
+        .map(r => getComputedStyle(r).display)""")
+    assert shown == ["table-row"] * len(alerts)
+    assert page.js("getComputedStyle(document.getElementById('filters')).display") == "none"
+    assert page.js("document.documentElement.className") == ""
