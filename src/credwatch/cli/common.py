@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import textwrap
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -188,6 +189,25 @@ def terminal_width(env: Env) -> int | None:
         return os.get_terminal_size(env.stdout.fileno()).columns
     except (OSError, ValueError, AttributeError):
         return 80
+
+
+def say(env: Env, text: str) -> None:
+    """Write ``credwatch: text`` to stderr, wrapped to the terminal's width when it is one.
+
+    ``text`` must already be escaped (:func:`terminal_text`) where it quotes input.
+    """
+    line = f"credwatch: {text}"
+    width = 0
+    if env.stderr_isatty:
+        cols = env.environ.get("COLUMNS", "")
+        try:
+            width = int(cols) if cols.isdigit() else os.get_terminal_size(env.stderr.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            width = 80
+    if width >= 20 and len(line) > width:
+        line = textwrap.fill(line, width=width, subsequent_indent="  ", break_long_words=True,
+                             break_on_hyphens=False)
+    env.stderr.write(line + "\n")
 
 
 def format_sink(fmt: str, stream: IO[str], env: Env, *, owns: bool, to_terminal: bool,

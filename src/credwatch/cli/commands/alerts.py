@@ -12,6 +12,7 @@ import argparse
 from typing import IO, Any
 
 import orjson
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -29,7 +30,7 @@ from credwatch.cli.filters import AlertFilter, add_filter_args
 from credwatch.errors import ConfigError
 from credwatch.normalize.flatten import get_values
 from credwatch.sinks.output.fields import add_fields_args
-from credwatch.sinks.output.table import matched_path
+from credwatch.sinks.output.table import WIDE, matched_path
 
 EXAMPLES = """\
 examples:
@@ -109,17 +110,36 @@ def run_list(args: argparse.Namespace, env: Env) -> int:
     if args.fields is not None:
         format_sink("table", env.stdout, env, owns=False, to_terminal=False, fields=args.fields)
     shown = f"{len(alerts)} of {total} alert(s)" if len(alerts) < total else f"{total} alert(s)"
-    table = Table(title=shown)
-    for col in ("uuid", "event time", "status", "sev", "host", "process", "matched"):
+    width = terminal_width(env) or 160
+    Console(file=env.stdout, force_terminal=bool(env.stdout_isatty), highlight=False,
+            width=width).print(_alert_table(alerts, shown, wide=width >= WIDE))
+    return ExitStatus.OK
+
+
+def _alert_table(alerts: list[dict[str, Any]], title: str, *, wide: bool) -> Table:
+    """The ``alerts list`` table.
+
+    On narrow terminals: the id's first 8 characters (a prefix every command
+    accepts), the event time to the minute, status, host, process and what
+    matched; from :data:`WIDE` columns, the 12-character id, seconds, the
+    severity and the rule name too.
+    """
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("id", no_wrap=True)
+    table.add_column("event time", no_wrap=True)
+    for col in ("status", *(["sev"] if wide else []), "host", "process", "matched",
+                *(["rule"] if wide else [])):
         table.add_column(col, overflow="fold")
     for a in alerts:
-        table.add_row(*(terminal_cell(v) for v in (
-            _first(a, "kibana.alert.uuid")[:12], _event_time(a),
-            _first(a, "kibana.alert.workflow_status"), _first(a, "kibana.alert.severity"),
-            _first(a, "host.name"), _first(a, "process.name"), matched_path(a))))
-    Console(file=env.stdout, force_terminal=bool(env.stdout_isatty), highlight=False,
-            width=terminal_width(env) or 160).print(table)
-    return ExitStatus.OK
+        when = _event_time(a).replace("T", " ")
+        uuid = _first(a, "kibana.alert.uuid")
+        cells = [uuid[:12] if wide else uuid[:8], when[:23] if wide else when[:16],
+                 _first(a, "kibana.alert.workflow_status"),
+                 *([_first(a, "kibana.alert.severity")] if wide else []),
+                 _first(a, "host.name"), _first(a, "process.name"), matched_path(a),
+                 *([_first(a, "kibana.alert.rule.name")] if wide else [])]
+        table.add_row(*(terminal_cell(v) for v in cells))
+    return table
 
 
 def run_show(args: argparse.Namespace, env: Env) -> int:

@@ -17,6 +17,7 @@ from credwatch.cli.common import (
     add_rule_args,
     open_store,
     output_sinks,
+    say,
     select_rules,
     write_all,
 )
@@ -244,12 +245,12 @@ def run(args: argparse.Namespace, env: Env) -> int:
     if not args.quiet:
         for sample in diag.samples:
             env.stderr.write(f"credwatch: {terminal_text(sample)}\n")
-        line = f"credwatch: {diag.summary()}; {alerts} alert(s)" + hunt.summary()
+        line = f"{diag.summary()}; {alerts} alert(s)" + hunt.summary()
         if args.limit is not None and alerts > args.limit:
             line += f"; {args.limit} of {alerts} shown (--limit)"
         if store_sink:
             line += f" ({store_sink.new} new in store, {store_sink.duplicates} already stored)"
-        env.stderr.write(line + "\n")
+        say(env, line)
     # Failed inputs are reported even with --quiet: the exit status alone would not say which.
     for failure in diag.failed:
         env.stderr.write(f"credwatch: {terminal_text(failure)}\n")
