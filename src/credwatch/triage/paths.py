@@ -230,8 +230,10 @@ KINDS: dict[str, CredentialKind] = {k.kind: k for k in (
         (r"/\.docker/config\.json" + _END,)),
 )}
 
-_COMPILED: tuple[tuple[CredentialKind, re.Pattern[str]], ...] = tuple(
-    (k, re.compile(p)) for k in KINDS.values() for p in k.patterns)
+@functools.cache
+def _compiled() -> tuple[tuple[CredentialKind, re.Pattern[str]], ...]:
+    """The kinds' patterns, compiled on first use (a scan without alerts never needs them)."""
+    return tuple((k, re.compile(p)) for k in KINDS.values() for p in k.patterns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +293,7 @@ def _classify_cached(text: str) -> tuple[tuple[CredentialKind, str], ...]:
 
 def _classify(text: str) -> list[tuple[CredentialKind, str]]:
     found: list[tuple[int, CredentialKind, str]] = []
-    for kind, rx in _COMPILED:
+    for kind, rx in _compiled():
         for m in rx.finditer(text):
             start = m.start()
             # Extend left to the start of the path word (`/root/.aws/...`, `if=/home/x/...`).
