@@ -590,6 +590,16 @@ def alerts_rows(console: Console, *, events: int, reps: int, cw: list[str]) -> d
     return res
 
 
+def watch_rows(console: Console, *, quick: bool) -> list[dict[str, Any]]:
+    """Live-mode rows (bench/watch_bench.py): write-to-alert latency, lost alerts, RSS of watch."""
+    import watch_bench
+
+    rows = watch_bench.run(seconds=8.0 if quick else 30.0)
+    for line in watch_bench.describe(rows):
+        console.print(line)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     p = argparse.ArgumentParser(description="credwatch benchmark: contenders vs anchors, medians and peak RSS.")
@@ -608,6 +618,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="skip the sink delivery row (watch at 5,000 alerts/min, 50 ms webhook)")
     p.add_argument("--no-alerts", action="store_true",
                    help="skip the alert cost rows (broad hunt alerts/s, start-up)")
+    p.add_argument("--no-watch", action="store_true",
+                   help="skip the live-mode rows (watch following a writer: audit 5k/20k exec/s, NDJSON 20k/100k/s)")
     p.add_argument("--multi-rule-events", type=int, default=200_000, help="file size for the 50-rules check (capped at --events)")
     args = p.parse_args(argv)
     if args.quick:
@@ -667,6 +679,8 @@ def main(argv: list[str] | None = None) -> int:
         report["alerts"] = alerts_rows(console, events=args.events, reps=args.reps, cw=cw)
     if not args.no_sinks:
         report["sinks"] = sinks_rows(console, quick=args.quick)
+    if not args.no_watch and not cw_reason:
+        report["watch"] = watch_rows(console, quick=args.quick)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{args.events}.json"

@@ -14,10 +14,12 @@ A real ``credwatch watch --format ndjson`` (default options: prefilter on,
 reads its alerts as they are printed.
 
 Reported per row: alerts received vs positives planted (lost = planted without
-an alert after a 15 s drain), write-to-alert latency p50/p99/max (the alert's
+an alert within a 15 s drain after writing stops: late, or never), write-to-alert
+latency p50/p99/max (the alert's
 receipt time minus the time in its argument), watch's peak RSS (VmHWM) and its
 RSS at the first and last tenth of the run (flat memory), its CPU use, and the
-lag (bytes, seconds) in its ``watch_status`` row at the end of writing. The
+lag (bytes, seconds) in its ``watch_status`` row at the end of writing, and the
+machine's 1-minute load average during the row (the bench shares the machine). The
 goal (issue #15): p99 <= 1 s and 0 lost at 20,000 exec/s of audit and
 100,000 events/s of NDJSON.
 """
@@ -209,9 +211,11 @@ def watch_row(fmt: str, rate: int, seconds: float, every: int = 1000) -> dict[st
                                    "--rate", str(rate), "--seconds", str(seconds),
                                    "--positive-every", str(every)], stdout=subprocess.PIPE, text=True)
         t0 = time.time()
+        load = [os.getloadavg()[0]]
         while writer.poll() is None:
             rss.append(_proc_status(watch.pid).get("VmRSS", 0))
             time.sleep(0.5)
+        load.append(os.getloadavg()[0])
         wrote = json.loads(writer.stdout.read() if writer.stdout else "{}")
         end_status = _status_row(db)
         write_end = time.time()
@@ -234,7 +238,7 @@ def watch_row(fmt: str, rate: int, seconds: float, every: int = 1000) -> dict[st
         "peak_rss_mb": hwm / 1024, "rss_first_tenth_mb": statistics.mean(rss[:tenth]) / 1024 if rss else None,
         "rss_last_tenth_mb": statistics.mean(rss[-tenth:]) / 1024 if rss else None,
         "cpu_per_s": cpu / max(1e-9, write_end - t0), "status_at_end_of_writing": end_status,
-        "writer_max_tick_s": wrote.get("max_tick_s"),
+        "writer_max_tick_s": wrote.get("max_tick_s"), "load_avg": max(load), "cpus": os.cpu_count(),
         "lag_notes": err.decode(errors="replace").count("falling behind"),
         "goal_met": bool(lags) and wrote["planted"] == len(received) and (_pct(lags, 0.99) or 99) <= 1.0,
     }
@@ -261,7 +265,8 @@ def describe(rows: list[dict[str, Any]]) -> list[str]:
             f"{_f(r['rss_last_tenth_mb'], '.0f')} MB); CPU {r['cpu_per_s']:.2f} core; "
             f"lag at end of writing {r['status_at_end_of_writing'].get('lag_bytes', '-')} B / "
             f"{_f(r['status_at_end_of_writing'].get('lag_seconds'), '.1f')} s; "
-            f"goal (p99 <= 1 s, 0 lost) {'met' if r['goal_met'] else 'NOT met'}"
+            f"goal (p99 <= 1 s, 0 lost) {'met' if r['goal_met'] else 'NOT met'}; "
+            f"load average {r['load_avg']:.1f} on {r['cpus']} CPUs"
             for r in rows]
 
 
