@@ -201,7 +201,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
         raise ConfigError("--once and --until cannot be combined")
     rules = select_rules(args, env)
     store = open_store(args, env)
-    sinks = output_sinks(args, env)
+    # Running on the clock, a terminal gets one line per alert as it comes (not a table at exit).
+    sinks = output_sinks(args, env, streaming=not (args.once or until is not None))
     created = stored = 0
     source: EventSource | None = None
     delivery = None
