@@ -206,6 +206,21 @@ def test_script_data_cannot_break_out_of_its_element() -> None:
     assert json.loads(blob)["hosts"] == ["node" + BREAKOUT]
 
 
+def test_script_data_reads_as_the_table_does() -> None:
+    [alert] = run_triage([defend(["cat", "/root/.aws/credentials"], host="node\u202e-1")])
+    alert["kibana.alert.severity"] = "high\u2066"
+    alert["credwatch.triage.credentials"][0]["label"] = "AWS\u202e file"
+    page = render_report([alert], generated=FIXED_NOW)
+    [blob] = re.findall(r'<script type="application/json" id="cw-data">(.*?)</script>', page,
+                        re.S)
+    data = json.loads(blob)
+    # The option labels a script makes from the data show invisible characters as the
+    # table cells do: escaped, never raw.
+    assert data["hosts"] == ["node\\u202e-1"] and data["cats"] == ["AWS\\u202e file"]
+    assert data["sevs"] == ["high\\u2066"]
+    assert 'data-s="high\\u2066"' in page and "<td>node\\u202e-1<td>" in page
+
+
 def test_csp_allows_exactly_the_inline_script_and_style() -> None:
     page = render_report([], generated=FIXED_NOW)
     [csp] = re.findall(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page)

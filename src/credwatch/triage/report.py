@@ -402,10 +402,12 @@ def _view(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "summary": _summary(rows, docs), "timeline": timeline, "alerts": rows,
         "summary_rows": _SUMMARY_ROWS,
         "hosts": hosts.ranked(), "categories": cats.ranked(), "rules": rules.ranked(),
-        # What the filter script needs; host labels are the same strings as in the table.
-        "data": script_json({"hosts": [h["label"] for h in hosts.items.values()],
-                             "cats": [c["label"] for c in cats.items.values()],
-                             "sevs": sevs, "prios": prios}),
+        # What the filter script needs, shown as the table shows it (visible_text, as the
+        # template's finalize does); severity and priority are matched by that text too.
+        "data": script_json({
+            "hosts": [visible_text(h["label"]) for h in hosts.items.values()],
+            "cats": [visible_text(c["label"]) for c in cats.items.values()],
+            "sevs": [visible_text(x) for x in sevs], "prios": [visible_text(x) for x in prios]}),
     }
 
 
