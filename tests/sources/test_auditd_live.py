@@ -4,19 +4,28 @@ Runs only as root, where ``/sbin/auditd`` exists and no other audit daemon is
 registered with the kernel. It starts its own auditd on a private config
 directory and log file, adds one keyed rule, and restores the audit state
 (rule, enabled flag, daemon) whatever happens.
+
+Nothing sleeps: waits are on what can be observed, with a deadline only as a
+failure guard. The daemon's start is waited for on its log folder (inotify) and
+on the process itself; the exec's records on the log's writes; and the event is
+closed when its PROCTITLE record (the last one the kernel writes for an exec)
+has been read, not after an idle time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
+import re
+import select
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +33,7 @@ import pytest
 
 from credwatch.normalize.auditd import to_ecs
 from credwatch.sources.auditd import Reassembler, feed_lines
-from credwatch.sources.follow import Follower
+from credwatch.sources.follow import FollowedLine, Follower
 
 AUDITD = shutil.which("auditd", path="/sbin:/usr/sbin")
 AUDITCTL = shutil.which("auditctl", path="/sbin:/usr/sbin")
@@ -60,6 +69,47 @@ max_restarts = 10
 plugin_dir = {plugins}
 end_of_event_timeout = 2
 """
+
+
+_IN_MODIFY, _IN_MOVED_TO, _IN_CREATE = 0x2, 0x80, 0x100
+_PROCTITLE = re.compile(rb"type=PROCTITLE msg=(audit\([^)]*\))")
+
+
+class FolderWrites:
+    """inotify on a folder: :meth:`wait` returns when a file in it is created or written."""
+
+    def __init__(self, folder: Path) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
+        if self.fd < 0:
+            pytest.skip(f"inotify unavailable: {os.strerror(ctypes.get_errno())}")
+        if libc.inotify_add_watch(self.fd, os.fsencode(folder), _IN_MODIFY | _IN_MOVED_TO | _IN_CREATE) < 0:
+            os.close(self.fd)
+            pytest.skip(f"cannot watch {folder}: {os.strerror(ctypes.get_errno())}")
+
+    def wait(self, timeout: float) -> bool:
+        """Block until something in the folder was written (True) or ``timeout`` passed."""
+        ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.fd, 1 << 16):
+                pass
+        return bool(ready)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _closed_at_proctitle(batch: Iterable[FollowedLine]) -> Iterator[tuple[int, bytes]]:
+    """The lines, each PROCTITLE record followed by an EOE for its event.
+
+    The kernel writes PROCTITLE last for an exec, so the reassembler can close
+    the event there instead of after an idle time; a real EOE later is ignored.
+    """
+    for fl in batch:
+        yield fl.start, fl.line
+        m = _PROCTITLE.search(fl.line)
+        if m is not None:
+            yield fl.start, b"type=EOE msg=" + m.group(1) + b": \n"
 
 
 def _ctl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -113,15 +163,19 @@ def _live_auditd(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     (confdir / "auditd.conf").write_text(CONF.format(log=log, plugins=confdir / "plugins"))
     key = f"cwlive{os.getpid()}"
     rule = ["always,exit", "-F", "arch=b64", "-S", "execve,execveat", "-k", key]
+    writes = FolderWrites(log.parent)
     proc = subprocess.Popen([AUDITD, "-n", "-c", str(confdir)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 10  # a failure guard, not a wait
+        # Registration is seen in the kernel's status; auditd creates and writes its log
+        # around it (DAEMON_START), so each log write, or the daemon's exit, wakes the check.
         while _status().get("pid") != proc.pid:
             if proc.poll() is not None or time.monotonic() > deadline:
                 err = proc.stderr.read().decode() if proc.stderr else ""
                 pytest.skip(f"auditd did not start: {err.strip()}")
-            time.sleep(0.1)
+            writes.wait(min(0.2, deadline - time.monotonic()))
+        writes.close()
         added = _ctl("-a", *rule)
         if added.returncode != 0:
             pytest.skip(f"cannot add an audit rule: {added.stderr.strip()}")
@@ -148,24 +202,24 @@ def test_live_exec_is_read_reassembled_and_mapped_within_a_second(
     secret = tmp_path / "home" / ".aws" / "credentials"
     secret.parent.mkdir(parents=True)
     secret.write_text("[default]\naws_secret_access_key = FAKE-NOT-A-SECRET\n")
-    follower = Follower(log, start="beginning", poll_interval=0.1)
-    reasm = Reassembler(idle_seconds=0.3)
+    follower = Follower(log, start="beginning")
+    reasm = Reassembler()
+    writes = FolderWrites(log.parent)
     follower.poll()
     subprocess.run(["/bin/cat", str(secret)], capture_output=True, check=True)
     ran_at = time.monotonic()
     found: list[dict[str, Any]] = []
-    deadline = ran_at + 10
+    deadline = ran_at + 10  # a failure guard: the assertion below wants under a second
     while not found and time.monotonic() < deadline:
         batch = follower.poll()
-        events = list(feed_lines(((x.start, x.line) for x in batch), reasm, path=str(log)))
-        events += reasm.flush_idle()
-        for ev in events:
+        for ev in feed_lines(_closed_at_proctitle(batch), reasm, path=str(log)):
             doc = to_ecs(ev)
             if doc and doc.get("tags") == [key] and doc["process"]["args"] == ["/bin/cat", str(secret)]:
                 found.append(doc)
-        if not batch:
-            time.sleep(follower.poll_interval)
+        if not batch and not found:
+            writes.wait(deadline - time.monotonic())  # until auditd writes again
     seen_after = time.monotonic() - ran_at
+    writes.close()
     follower.close()
     assert len(found) == 1
     doc = found[0]
