@@ -136,6 +136,10 @@ def test_spark_tick_reads_only_the_partitions_its_window_touches(lake: tuple[Pat
     assert sp.code == py.code == 0, sp.err
     assert _alerts(sp) == _alerts(py)
     assert f"2 day partition(s) read, {corrupt} skipped" in sp.err  # the first tick
+    # NDJSON through Spark (every scalar as its JSON text, exact line numbers): the same alerts.
+    nd = _run(tmp_path / "nd.db", "--engine", "spark", "--spark-master", "local[2]", str(ndjson))
+    assert nd.code == 0, nd.err
+    assert _alerts(nd) == _alerts(py)
 
 
 def test_engine_refuses_standard_input(tmp_path: Path) -> None:

@@ -267,6 +267,6 @@ def plan_scan(args: Any, scanner: Scanner) -> LakePlan:
             spark_paths,
         )
 
-        paths = spark_paths(args.paths, scanner.diagnostics, args.glob)
+        paths = spark_paths(args.paths, scanner.diagnostics, args.glob, args.input_format)
         return LakePlan(None, [], SparkScan(scanner, paths, getattr(args, "spark_master", None)))
     return LakePlan(LakeScan(scanner), plan_inputs(args.paths, scanner.diagnostics, args.glob))
