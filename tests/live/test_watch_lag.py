@@ -9,21 +9,26 @@ the backlog is comes from the file's mtime, set by the test (nothing waits).
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 from credwatch.alerts.store import AlertStore
+from credwatch.cli.env import Env
+from credwatch.cli.main import program
 from credwatch.engine.runs import RunStore
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.watch import Watcher
 from credwatch.rules.loader import default_rule
 from credwatch.sources.diagnostics import Diagnostics
-from credwatch.sources.follow import Follower
+from credwatch.sources.follow import MAX_POLL_BYTES, Follower
 from tests.live.helpers import CAPTURE, FakeClock, scan_uuids
 
 BUDGET = 16 << 10
+EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "credwatch" / "examples" / "ecs"
 
 
 def _watcher(log: Path, db: Path, clock: FakeClock, problems: list[str],
@@ -110,3 +115,35 @@ def test_a_rotation_during_a_backlog_loses_nothing(tmp_path: Path) -> None:
     assert [fl.line for fl in got] == first.splitlines(keepends=True) + second.splitlines(keepends=True)
     assert polls >= len(first) // 4096
     follower.close()
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    env = Env(stdin=io.BytesIO(b""), stdout=out, stderr=err, environ={"HOME": "/nonexistent"},
+              stdout_isatty=False, stderr_isatty=False)
+    code = program(list(argv), env)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_watch_says_it_fell_behind_and_runs_watch_shows_the_status(tmp_path: Path) -> None:
+    """End to end: an old backlog larger than one poll's read; stderr and `runs --watch` say so."""
+    log = tmp_path / "events.ndjson"
+    sample = (EXAMPLES / "defend.ndjson").read_bytes()
+    copies = (MAX_POLL_BYTES * 3 // 2) // len(sample) + 1
+    log.write_bytes(sample * copies)
+    old = time.time() - 600
+    os.utime(log, (old, old))
+    db = str(tmp_path / "a.db")
+    code, out, err = _cli("watch", str(log), "--input-format", "ndjson", "--from", "beginning",
+                          "--max-idle", "0", "--format", "ndjson", "--db", db)
+    assert code == 0 and out  # the sample's alerts
+    behind = [ln for ln in err.splitlines() if "falling behind" in ln]
+    assert len(behind) == 1 and behind[0].startswith(f"credwatch: {log}: falling behind: ")
+    assert "caught up" in err
+    code, out, _ = _cli("runs", "--watch", "--format", "json", "--db", db)
+    (status,) = json.loads(out)
+    assert code == 0 and status["path"] == str(log) and not status["running"]
+    assert status["lag_bytes"] == 0 and status["read_offset"] == status["file_size"] == len(sample) * copies
+    assert status["max_lag_seconds"] >= 599 and status["lines"] == sample.count(b"\n") * copies
+    code, out, _ = _cli("runs", "--watch", "--db", db)
+    assert code == 0 and out.startswith(f"{log}: stopped (pid ") and "lag 0 bytes, 0.0 s" in out

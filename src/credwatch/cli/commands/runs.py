@@ -17,6 +17,7 @@ examples:
   credwatch runs                         # newest first
   credwatch runs --status failed         # gaps and errors
   credwatch runs --rule 5f0fff18-f340-444b-9a98-c49ade766ff4 --format json
+  credwatch runs --watch                 # each followed file: counts and lag of credwatch watch
 """
 
 
@@ -34,11 +35,39 @@ def register(sub: Any) -> None:
     p.add_argument("--oldest-first", action="store_true", help="oldest first")
     p.add_argument("--format", choices=("table", "json", "ndjson"), default="table")
     p.add_argument("--db", metavar="PATH", help="alert store (default in $XDG_DATA_HOME)")
+    p.add_argument("--watch", action="store_true",
+                   help="show the status of `credwatch watch` per followed file (lag in bytes and seconds)")
     p.set_defaults(func=run)
 
 
+def _watch_status(args: argparse.Namespace, env: Env) -> int:
+    """Print the ``watch_status`` rows."""
+    store = open_store(args, env)
+    try:
+        rows = RunStore(store).watch_statuses()
+    finally:
+        store.close()
+    if args.format != "table":
+        docs = [r.to_json() for r in rows]
+        text = json.dumps(docs, indent=2) if args.format == "json" else "\n".join(json.dumps(d) for d in docs)
+        env.stdout.write(text + "\n" if text else "")
+        return ExitStatus.OK
+    if not rows:
+        env.stdout.write("no watch recorded\n")
+    for r in rows:
+        state = "running" if r.running else "stopped"
+        env.stdout.write(
+            f"{terminal_text(r.path)}: {state} (pid {r.pid}, {r.input_format}), updated "
+            f"{iso_ms(r.updated_at)}; {r.lines} lines, {r.events} events ({r.prefiltered} prefiltered), "
+            f"{r.alerts} alerts, {r.failed} failed; lag {r.lag_bytes} bytes, {r.lag_seconds:.1f} s "
+            f"(max {r.max_lag_seconds:.1f} s)\n")
+    return ExitStatus.OK
+
+
 def run(args: argparse.Namespace, env: Env) -> int:
-    """Print the run history."""
+    """Print the run history (or, with ``--watch``, the watch statuses)."""
+    if args.watch:
+        return _watch_status(args, env)
     store = open_store(args, env)
     try:
         records = RunStore(store).history(rule=args.rule, status=args.status, since=args.since,
