@@ -263,8 +263,32 @@ def explain_text(entry: Mapping[str, Any]) -> str:
 
 #: ``(id(rule), indices) -> (rule, block)``: the rule block is the same for every alert
 #: of a rule; the rule is kept so its id cannot be reused. Bounded: rules are few.
-_RULE_BLOCKS: dict[tuple[int, tuple[str, ...] | None], tuple[Rule, dict[str, Any], bytes | None]] = {}
+_RULE_BLOCKS: dict[tuple[int, tuple[str, ...] | None], _RuleBlock] = {}
 _MAX_RULE_BLOCKS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleBlock:
+    """A rule's block, whole and without its null fields, with their JSON when that copies exactly."""
+
+    rule: Rule
+    block: dict[str, Any]
+    data: bytes | None
+    set_fields: dict[str, Any]
+    set_data: bytes | None
+
+
+def _rule_block(rule: Rule, indices: Sequence[str] | None) -> _RuleBlock:
+    key = (id(rule), None if indices is None else tuple(indices))
+    hit = _RULE_BLOCKS.get(key)
+    if hit is None or hit.rule is not rule:
+        if len(_RULE_BLOCKS) >= _MAX_RULE_BLOCKS:
+            _RULE_BLOCKS.clear()
+        block = _rule_fields(rule, indices)
+        set_fields = {k: v for k, v in block.items() if v is not None}
+        hit = _RuleBlock(rule, block, _json_bytes(block), set_fields, _json_bytes(set_fields))
+        _RULE_BLOCKS[key] = hit
+    return hit
 
 
 def rule_fields(rule: Rule, *, indices: Sequence[str] | None = None) -> dict[str, Any]:
@@ -273,18 +297,20 @@ def rule_fields(rule: Rule, *, indices: Sequence[str] | None = None) -> dict[str
     Computed once per rule (and indices) and copied for each alert, so that no
     two alerts share a mutable value.
     """
-    key = (id(rule), None if indices is None else tuple(indices))
-    hit = _RULE_BLOCKS.get(key)
-    if hit is None or hit[0] is not rule:
-        if len(_RULE_BLOCKS) >= _MAX_RULE_BLOCKS:
-            _RULE_BLOCKS.clear()
-        block = _rule_fields(rule, indices)
-        hit = (rule, block, _json_bytes(block))
-        _RULE_BLOCKS[key] = hit
-    if hit[2] is not None:
-        fresh: dict[str, Any] = orjson.loads(hit[2])
+    hit = _rule_block(rule, indices)
+    if hit.data is not None:
+        fresh: dict[str, Any] = orjson.loads(hit.data)
         return fresh
-    return json_copy(hit[1])  # type: ignore[no-any-return]
+    return json_copy(hit.block)  # type: ignore[no-any-return]
+
+
+def _set_rule_fields(rule: Rule, indices: Sequence[str] | None) -> dict[str, Any]:
+    """A fresh copy of the rule's block without its null fields (an alert leaves those out)."""
+    hit = _rule_block(rule, indices)
+    if hit.set_data is not None:
+        fresh: dict[str, Any] = orjson.loads(hit.set_data)
+        return fresh
+    return json_copy(hit.set_fields)  # type: ignore[no-any-return]
 
 
 def _json_bytes(value: dict[str, Any]) -> bytes | None:
@@ -389,7 +415,10 @@ def build_alert(
     original = parse_event_time(times[0]) if times else None
     explain = [hit_to_dict(h) for h in hits]
 
-    fields: dict[str, Any] = {
+    # Three parts, in document order; null values are left out. The rule's block is
+    # prepared once per rule, nulls already removed; its name is set again by the
+    # tail (rule_name_override), which keeps the block's position for it.
+    head: dict[str, Any] = {
         "@timestamp": timestamp,
         "kibana.space_ids": [space],
         "event.kind": "signal",
@@ -402,7 +431,8 @@ def build_alert(
         "kibana.alert.reason": build_reason(event, name, severity),
         "kibana.alert.severity": severity,
         "kibana.alert.risk_score": risk,
-        **rule_fields(rule, indices=indices),
+    }
+    tail: dict[str, Any] = {
         "kibana.alert.rule.name": name,
         "kibana.alert.rule.execution.uuid": execution_uuid,
         "kibana.alert.rule.execution.type": "scheduled",
@@ -421,5 +451,7 @@ def build_alert(
         "credwatch.source.id_derived": ident.derived,
     }
     doc.update(copies)
-    doc.update({k: v for k, v in fields.items() if v is not None})
+    doc.update({k: v for k, v in head.items() if v is not None})
+    doc.update(_set_rule_fields(rule, indices))
+    doc.update({k: v for k, v in tail.items() if v is not None})
     return doc

@@ -169,8 +169,32 @@ def content_id(event: Mapping[str, Any]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_DS_PARTS = ("type", "dataset", "namespace")
+_DS_FLAT = tuple(f"data_stream.{k}" for k in _DS_PARTS)
+
+
 def data_stream_index(event: Mapping[str, Any]) -> str | None:
     """``<type>-<dataset>-<namespace>`` from the event's ``data_stream.*`` fields, if complete."""
+    # Every event's index is asked for (index selection), so the two usual shapes are
+    # read directly: a two-part field has only these spellings, one object or flat keys.
+    nested = event.get("data_stream")
+    flat = [event.get(k) for k in _DS_FLAT]
+    if nested is None and flat == [None, None, None]:
+        return None
+    if type(nested) is dict and flat == [None, None, None]:
+        found = [nested.get(k) for k in _DS_PARTS]
+    elif nested is None:
+        found = flat
+    else:
+        found = []
+    if found and all(type(v) is str for v in found):
+        return "-".join(str(v) for v in found) if all(found) else None
+    if found and all(v is None or type(v) is str for v in found):
+        return None
+    return _data_stream_index(event)
+
+
+def _data_stream_index(event: Mapping[str, Any]) -> str | None:
     parts = [get_values(event, f"data_stream.{k}") for k in ("type", "dataset", "namespace")]
     if all(len(p) == 1 and isinstance(p[0], str) and p[0] for p in parts):
         return "-".join(str(p[0]) for p in parts)
