@@ -164,11 +164,7 @@ class LakeScan:
         if "_source" in schema or "hits" in schema:
             raise UnsupportedError(f"{path}: Elasticsearch hits are not supported by --engine duckdb; "
                                    "run `credwatch convert` first, or use --engine python")
-        total, rows = self.con.execute(
-            f"SELECT count(*), list(__cw_row ORDER BY __cw_row) FILTER (WHERE {self.where(schema)}) "
-            f"FROM (SELECT row_number() OVER () - 1 AS __cw_row, * FROM {source})").fetchone() or (0, [])
-        wanted = sorted(rows or [])
-        self._rows = int(total)
+        wanted, self._rows = matching_rows(self.con, source, self.where(schema))
         yield from self._lines(path, wanted, diag)
 
     def _lines(self, path: str, wanted: list[int], diag: Diagnostics) -> Iterator[Record]:
@@ -214,6 +210,24 @@ class LakeScan:
                 checked = self._checked(rec, diag)
                 if checked is not None:
                     yield checked
+
+
+def matching_rows(con: duckdb.DuckDBPyConnection, source: str, where: str) -> tuple[list[int], int]:
+    """0-based row numbers of ``source`` where ``where`` holds, and the number of rows.
+
+    A projection, not ``row_number() OVER ()``: the window materialises every column of
+    the file on one thread (x7 slower on 1M events); DuckDB keeps a projection in file
+    order (``preserve_insertion_order``, on by default).
+    """
+    cur = con.execute(f"SELECT COALESCE(({where}), FALSE) FROM {source}")
+    wanted: list[int] = []
+    total = 0
+    while batch := cur.fetchmany(FETCH_ROWS * 10):
+        for (hit,) in batch:
+            if hit:
+                wanted.append(total)
+            total += 1
+    return wanted, total
 
 
 def _is_empty(path: str) -> bool:

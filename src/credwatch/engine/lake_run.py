@@ -238,11 +238,18 @@ class DuckDbEngine(Engine):
             raise UnsupportedError("Elasticsearch hits are not supported by --engine duckdb; "
                                    "run `credwatch convert` first, or use --engine python")
         time_sql, match_sql = self._wheres(schema, fields, span)
-        found = self.con.execute(
-            f"SELECT __cw_row, COALESCE(({match_sql}), FALSE) FROM (SELECT row_number() OVER () - 1 "
-            f"AS __cw_row, * FROM {source}) WHERE {time_sql} ORDER BY __cw_row").fetchall()
-        report.rows += len(found)
-        wanted = {int(r): bool(m) for r, m in found}
+        # In file order, without row_number() OVER () (see lake.matching_rows): which rows are
+        # in the span, and whether the rules match each, in one pass.
+        cur = self.con.execute(f"SELECT COALESCE(({time_sql}), FALSE), COALESCE(({match_sql}), FALSE) "
+                               f"FROM {source}")
+        wanted: dict[int, bool] = {}
+        row = 0
+        while batch := cur.fetchmany(FETCH_ROWS * 10):
+            for inside, hit in batch:
+                if inside:
+                    wanted[row] = bool(hit)
+                row += 1
+        report.rows += len(wanted)
         for rec, row in _decode_rows(path, sorted(wanted), diag):
             yield rec, wanted[row]
 
