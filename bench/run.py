@@ -600,6 +600,16 @@ def watch_rows(console: Console, *, quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def engines_rows(console: Console, *, events: int, reps: int, cw: list[str], seed: int) -> dict[str, Any]:
+    """Engine rows (bench/engines_bench.py): in-process vs DuckDB NDJSON/Parquet vs Spark local Parquet."""
+    import engines_bench
+
+    res = engines_bench.run(events, reps, cw, seed)
+    console.print(f"engines: {res['file']} ({res['bytes'] / 1e6:.0f} MB NDJSON, "
+                  f"{res['parquet_bytes'] / 1e6:.0f} MB Parquet); same alerts on every engine: {res['same_alerts']}")
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     p = argparse.ArgumentParser(description="credwatch benchmark: contenders vs anchors, medians and peak RSS.")
@@ -616,6 +626,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="skip the full-size differential tests (fast path == full path)")
     p.add_argument("--no-sinks", action="store_true",
                    help="skip the sink delivery row (watch at 5,000 alerts/min, 50 ms webhook)")
+    p.add_argument("--no-engines", action="store_true",
+                   help="skip the engine rows (DuckDB NDJSON/Parquet, Spark local Parquet vs in-process)")
     p.add_argument("--no-alerts", action="store_true",
                    help="skip the alert cost rows (broad hunt alerts/s, start-up)")
     p.add_argument("--no-watch", action="store_true",
@@ -677,6 +689,8 @@ def main(argv: list[str] | None = None) -> int:
         report["differential"] = differential(console, args.timeout * 4)
     if not args.no_alerts and not cw_reason:
         report["alerts"] = alerts_rows(console, events=args.events, reps=args.reps, cw=cw)
+    if not args.no_engines and not cw_reason and args.only in (None, "ecs"):
+        report["engines"] = engines_rows(console, events=args.events, reps=args.reps, cw=cw, seed=args.seed)
     if not args.no_sinks:
         report["sinks"] = sinks_rows(console, quick=args.quick)
     if not args.no_watch and not cw_reason:
