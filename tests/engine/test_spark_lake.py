@@ -95,3 +95,15 @@ def test_missing_pyspark_names_the_install_command(parquet: Path,
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)  # what `import pyspark.sql` sees when absent
     res = run_cli("scan", "--no-store", "--engine", "spark", str(parquet))
     assert res.code == 2 and "pip install 'credwatch[spark]'" in res.err
+
+
+def test_the_packaged_job_runs_run_too(parquet: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`spark_job.py run ...` is `credwatch run --engine spark ...` (one tick here)."""
+    from credwatch.cli import spark_job
+
+    code = spark_job.run(["run", "--once", "--now", "2026-12-01T12:05:00Z", "--db", str(tmp_path / "a.db"),
+                          "--format", "ndjson", "--spark-master", "local[2]", str(parquet)])
+    err = capsys.readouterr().err
+    assert code in (0, 1), err
+    assert "(spark: 1 file(s) read" in err and "execution at 2026-12-01T12:05:00.000Z" in err
