@@ -18,6 +18,10 @@ from typing import Any
 
 import pytest
 
+from credwatch.engine.convert import ENVELOPE_FIELDS
+from credwatch.engine.eventtime import TimeFields
+from credwatch.engine.lake_plan import LakeFile, PartitionSummary, keeps
+from credwatch.engine.readpos import Span
 from credwatch.rules.loader import default_rule
 from tests.cli.helpers import Result, run_cli
 from tests.engine.daygen import DAY, generate_day, iso, make_event, write_ndjson
@@ -155,3 +159,14 @@ def test_convert_partitions_by_utc_day_and_writes_a_summary(tmp_path: Path) -> N
     folder = tmp_path / "out" / "day=2026-03-02"  # 04:30 UTC, not the text's 2026-03-01
     summary = json.loads((folder / ".credwatch-span.json").read_text())
     assert summary["rows"] == 1 and summary["t1"] - summary["t0"] == 60_000
+
+
+def test_day_unknown_is_never_read_for_a_timestamp_rule() -> None:
+    """No @timestamp, no window: skipped even when its summary has event.ingested times."""
+    summary = PartitionSummary(0, 2**40, frozenset(ENVELOPE_FIELDS))
+    unknown = LakeFile("lake/day=unknown/part-00000.parquet", "unknown", summary)
+    span = Span(2**30, 2**31)
+    assert not keeps(unknown, TimeFields(), span)
+    assert keeps(unknown, TimeFields("event.ingested", "@timestamp"), span)
+    assert not keeps(LakeFile(unknown.path, "unknown", PartitionSummary(None, None, summary.fields)),
+                     TimeFields("event.ingested", "@timestamp"), span)

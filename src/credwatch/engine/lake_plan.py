@@ -154,6 +154,8 @@ def time_names(fields: TimeFields) -> frozenset[str]:
 def keeps(f: LakeFile, fields: TimeFields, span: Span) -> bool:
     """Whether the execution must read ``f`` (see the module docstring)."""
     names = time_names(fields)
+    if f.day == "unknown" and names == {"@timestamp"}:
+        return False  # no @timestamp: no window holds the event
     if f.summary is not None and names <= f.summary.fields:
         s = f.summary
         return s.t0 is not None and s.t1 is not None and s.t1 >= span.lo and s.t0 <= span.hi
