@@ -1,7 +1,7 @@
 """Engine rows (issue #14): the seed rule over the same 1M events on each engine.
 
 Rows, each a ``credwatch scan --no-store --format ndjson`` child: wall time (median
-of ``--reps``; Spark one run fewer) and its alerts:
+of ``--reps`` rounds, every row once per round; Spark one run fewer) and its alerts:
 
 * ``in-process NDJSON``: ``--engine python`` (the default) over the NDJSON file;
 * ``DuckDB NDJSON``: ``--engine duckdb`` over the same file;
@@ -81,20 +81,26 @@ def rows(ndjson: Path, parquet: Path, reps: int, cw: list[str], spark: bool = Tr
     if spark:
         contenders.append(("Spark local Parquet", [*scan, "--engine", "spark", "--spark-master", "local[*]",
                                                    str(parquet)], max(1, reps - 1)))
-    out: list[dict[str, Any]] = []
-    for name, cmd, n in contenders:
-        walls: list[float] = []
-        alerts: set[str] | None = None
-        for _ in range(n):
+    # Interleaved (one run of every row per round): on a shared machine, load drifts over
+    # minutes, and a row measured in one burst would carry the drift alone.
+    walls: dict[str, list[float]] = {name: [] for name, _cmd, _n in contenders}
+    alerts: dict[str, set[str]] = {}
+    for rnd in range(reps):
+        for name, cmd, n in contenders:
+            if rnd >= n:
+                continue
             wall, stdout = _child(cmd)
-            walls.append(wall)
-            alerts = None if name.startswith("grep") else _uuids(stdout)
-        row: dict[str, Any] = {"name": name, "median_s": statistics.median(walls), "runs": walls}
-        if alerts is not None:
-            row["alerts"] = len(alerts)
-            row["uuids"] = alerts
+            walls[name].append(wall)
+            if not name.startswith("grep"):
+                alerts[name] = _uuids(stdout)
+            print(f"  round {rnd + 1}: {name}: {wall:.2f}s", file=sys.stderr)
+    out: list[dict[str, Any]] = []
+    for name, _cmd, _n in contenders:
+        row: dict[str, Any] = {"name": name, "median_s": statistics.median(walls[name]), "runs": walls[name]}
+        if name in alerts:
+            row["alerts"] = len(alerts[name])
+            row["uuids"] = alerts[name]
         out.append(row)
-        print(f"  {name}: {row['median_s']:.2f}s", file=sys.stderr)
     return out
 
 
@@ -137,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=1_000_000)
-    p.add_argument("--reps", type=int, default=2)
+    p.add_argument("--reps", type=int, default=3)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-spark", action="store_true", help="skip the Spark row")
     p.add_argument("--credwatch", default=None, help="credwatch command (default: the venv's)")
