@@ -80,6 +80,7 @@ from credwatch.sources.follow import (
     FollowedLine,
     Follower,
     FollowLag,
+    LineBlock,
     LineRef,
     Position,
 )
@@ -120,13 +121,6 @@ class WatchStats:
     def failed(self) -> int:
         """Every failure: a non-zero value makes ``watch`` exit 3 (PARTIAL)."""
         return self.failed_records + self.failed_inputs
-
-
-def _joined(batch: list[FollowedLine]) -> tuple[bytes, list[bytes]]:
-    """The batch's lines as one buffer, each ending with one newline (a rotated file's
-    unfinished last line gets one), and the lines as joined."""
-    lines = [fl.line if fl.line[-1:] == b"\n" else fl.line + b"\n" for fl in batch]
-    return b"".join(lines), lines
 
 
 def _reason(exc: BaseException) -> str:
@@ -250,56 +244,68 @@ class Watcher:
     # -- per batch ---------------------------------------------------------------------------
     def step(self) -> int:
         """One poll: read what is new, evaluate it, store and checkpoint, emit; new alerts."""
-        return self.process(self.follower.poll())
+        return self.process_blocks(self.follower.poll_blocks())
 
     def process(self, batch: list[FollowedLine]) -> int:
-        """Handle one batch of lines; returns the number of new alerts emitted."""
+        """Handle one batch of lines (see :meth:`process_blocks`)."""
+        return self.process_blocks([LineBlock.of(fl) for fl in batch])
+
+    def process_blocks(self, blocks: list[LineBlock]) -> int:
+        """Handle one poll's blocks of lines; returns the number of new alerts emitted."""
         self._collect_problems()
         alerts: list[Mapping[str, Any]] = []
-        self.stats.lines += len(batch)
         if self.input_format == "auditd":
-            self._audit_batch(batch, alerts)
+            for blk in blocks:
+                self._audit_block(blk, alerts)
             self._audit_events(self.audit.flush_idle(), alerts)
             dropped = self.audit.dropped_exec - self._dropped_exec
             self._dropped_exec = self.audit.dropped_exec
             self.stats.events += dropped
             self.stats.prefiltered += dropped
         else:
-            self._ndjson_batch(batch, alerts)
+            for blk in blocks:
+                self._ndjson_block(blk, alerts)
         fresh = self._commit(alerts)
         emitted = self._emit(fresh)
         self._check_lag()
         return emitted
 
-    def _ndjson_batch(self, batch: list[FollowedLine], alerts: list[Mapping[str, Any]]) -> None:
-        """Decode the candidate lines only (all of them without a filter)."""
-        if self.ndjson_filter is None or not batch:
-            for fl in batch:
+    def _ndjson_block(self, blk: LineBlock, alerts: list[Mapping[str, Any]]) -> None:
+        """Decode the candidate lines only (every line without a filter)."""
+        if self.ndjson_filter is None:
+            for fl in blk.lines():
+                self.stats.lines += 1
                 self._ndjson_line(fl, alerts)
             return
-        buf, _lines = _joined(batch)
-        scanned = self.ndjson_filter.scan_block(buf, 0, len(buf))
-        # One batch line is one block line: candidates are numbered like the batch.
-        for n, _line in scanned.candidates:
-            self._ndjson_line(batch[n - 1], alerts)
+        data = blk.data if blk.data[-1:] == b"\n" else blk.data + b"\n"
+        scanned = self.ndjson_filter.scan_block(data, 0, len(data))
+        self.stats.lines += scanned.lines
+        for (n, line), at in zip(scanned.candidates, scanned.starts, strict=True):
+            if line is not None:  # (scan_block holds every line)
+                start = blk.start + at
+                fl = FollowedLine(line, blk.file, blk.first_line + n - 1, start, start + len(line) + 1)
+                self._ndjson_line(fl, alerts)
         self.stats.events += scanned.passed
         self.stats.prefiltered += scanned.passed
         self.diag.events += scanned.passed
         self.diag.prefiltered += scanned.passed
 
-    def _audit_batch(self, batch: list[FollowedLine], alerts: list[Mapping[str, Any]]) -> None:
-        """Feed the reassembler, telling it which lines hold a needle."""
-        if self.audit_filter is None or not batch:
-            for fl in batch:
-                self._audit_events(self.audit.feed(fl), alerts)
-            return
-        buf, lines = _joined(batch)
-        ends, _execve = self.audit_filter.candidates.scan(buf, 0, len(buf))
-        cum = list(accumulate(map(len, lines)))
-        wanted = {bisect_left(cum, end) for end in ends}
-        feed = self.audit.feed
-        for i, fl in enumerate(batch):
-            closed = feed(fl, i in wanted)
+    def _audit_block(self, blk: LineBlock, alerts: list[Mapping[str, Any]]) -> None:
+        """Feed the reassembler line by line, telling it which lines hold a needle."""
+        lines = blk.data.split(b"\n")
+        if not lines[-1]:
+            lines.pop()  # after the last newline
+        self.stats.lines += len(lines)
+        wanted: set[int] | None = None
+        if self.audit_filter is not None:
+            data = blk.data if blk.data[-1:] == b"\n" else blk.data + b"\n"
+            ends, _execve = self.audit_filter.candidates.scan(data, 0, len(data))
+            ends_at = list(accumulate(len(line) + 1 for line in lines)) if ends else []
+            wanted = {bisect_left(ends_at, end) for end in ends}
+        feed, ref, first, pos = self.audit.feed_at, blk.file, blk.first_line, blk.start
+        for i, line in enumerate(lines):
+            closed = feed(line, ref, first + i, pos, wanted is None or i in wanted)
+            pos += len(line) + 1
             if closed:
                 self._audit_events(closed, alerts)
 
@@ -390,8 +396,8 @@ class Watcher:
         last_data = self._clock()
         try:
             while not stop.is_set():
-                batch = self.follower.poll()
-                self.process(batch)
+                batch = self.follower.poll_blocks()
+                self.process_blocks(batch)
                 now = self._clock()
                 if batch or self.follower.more:
                     last_data = now

@@ -42,7 +42,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Literal
 
 from credwatch.errors import SourceError
@@ -50,8 +49,12 @@ from credwatch.sources.follow_files import (
     FINGERPRINT_BYTES,
     GZIP_ERRORS,
     FileRef,
+    FollowedLine,
     FollowLag,
+    FollowProblem,
     GrowthSamples,
+    LineBlock,
+    LineRef,
     Position,
     Settle,
     Source,
@@ -64,7 +67,10 @@ from credwatch.sources.follow_files import (
 )
 
 __all__ = ["MAX_LINE_BYTES", "MAX_POLL_BYTES", "FileRef", "FollowLag", "FollowProblem",
-           "FollowedLine", "Follower", "LineRef", "Position"]
+           "FollowedLine", "Follower", "LineBlock", "LineRef", "Position"]
+
+#: What a poll collects: blocks of whole lines, and single lines (joined across reads).
+_Out = list[FollowedLine | LineBlock]
 
 #: Longest line handed out (as the batch readers' limit): longer ones are skipped and reported.
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -76,49 +82,6 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _HEAD_ID = 256
 #: Rotated files read one after the other after a restart, at most.
 _MAX_CHAIN = 64
-
-
-@dataclass(frozen=True, slots=True)
-class LineRef:
-    """Where a line starts: its file, 1-based line number and byte offset."""
-
-    file: FileRef
-    lineno: int
-    start: int
-
-    def position(self) -> Position:
-        """The restart point just before this line."""
-        f = self.file
-        return Position(f.dev, f.ino, self.start, self.lineno - 1, f.fingerprint)
-
-
-@dataclass(frozen=True, slots=True)
-class FollowedLine:
-    """One complete line (newline included, except a rotated file's unfinished last line)."""
-
-    line: bytes
-    file: FileRef
-    lineno: int  #: 1-based line number in ``file``
-    start: int  #: byte offset of the line's first byte
-    end: int  #: byte offset just after it
-
-    @property
-    def path(self) -> str:
-        """The file the line was read from (a rotated sibling while draining one)."""
-        return self.file.path
-
-    @property
-    def ref(self) -> LineRef:
-        """Where this line starts."""
-        return LineRef(self.file, self.lineno, self.start)
-
-
-@dataclass(frozen=True, slots=True)
-class FollowProblem:
-    """Something reported while following: ``failure`` means data could not be read."""
-
-    error: SourceError
-    failure: bool
 
 
 class Follower:
@@ -219,8 +182,21 @@ class Follower:
     # ------------------------------------------------------------------ polling
 
     def poll(self) -> list[FollowedLine]:
-        """Read every complete line available now, handling rotation; never blocks."""
+        """Read every complete line available now (up to the budget), handling rotation; never blocks."""
         out: list[FollowedLine] = []
+        for item in self._poll():
+            if isinstance(item, LineBlock):
+                out.extend(item.lines())
+            else:
+                out.append(item)
+        return out
+
+    def poll_blocks(self) -> list[LineBlock]:
+        """As :meth:`poll`, in blocks of whole lines (no object per line: for busy logs)."""
+        return [item if isinstance(item, LineBlock) else LineBlock.of(item) for item in self._poll()]
+
+    def _poll(self) -> _Out:
+        out: _Out = []
         self._budget = self.max_poll_bytes
         try:
             if not self._started and not self._start():
@@ -374,7 +350,7 @@ class Follower:
             src.line = lines
         src.offset = src.line_start = skipped
 
-    def _drain_sibling(self, out: list[FollowedLine]) -> bool:
+    def _drain_sibling(self, out: _Out) -> bool:
         """Read the sibling, then any rotated after it, to their ends.
 
         False while a ``.gz`` among them is still being written (retried next poll).
@@ -444,7 +420,7 @@ class Follower:
 
     # ------------------------------------------------------------------ the live file
 
-    def _poll_live(self, out: list[FollowedLine]) -> None:
+    def _poll_live(self, out: _Out) -> None:
         if self._live is None:
             if self._stat() is None:
                 return  # mid-rotation: the new file is not there yet
@@ -508,7 +484,7 @@ class Follower:
 
     # ------------------------------------------------------------------ lines
 
-    def _read(self, src: Source, out: list[FollowedLine]) -> bool:
+    def _read(self, src: Source, out: _Out) -> bool:
         """Read ``src`` on within this poll's budget; True when its end was reached."""
         assert src.stream is not None
         while self._budget > 0:
@@ -519,8 +495,12 @@ class Follower:
             self._split(src, chunk, out)
         return False
 
-    def _split(self, src: Source, chunk: bytes, out: list[FollowedLine]) -> None:
-        """Cut ``chunk`` into lines; every byte is searched once (linear)."""
+    def _split(self, src: Source, chunk: bytes, out: _Out) -> None:
+        """Cut ``chunk`` into lines; every byte is searched once (linear).
+
+        The whole lines that lie within the chunk go out as one :class:`LineBlock`
+        (when none can be too long); a line joined across reads goes out alone.
+        """
         base = src.offset
         src.offset += len(chunk)
         pos = 0
@@ -532,19 +512,20 @@ class Follower:
             src.line += 1
             pos = nl + 1
             src.line_start = base + pos
-        while (nl := chunk.find(b"\n", pos)) >= 0:
-            if src.buf:
-                src.buf += chunk[pos:nl + 1]
-                line = bytes(src.buf)
-                src.buf.clear()
-            else:
-                line = chunk[pos:nl + 1]
-            src.line += 1
-            if len(line) > self.max_line_bytes:
-                self._too_long(src, src.line)
-            else:
-                out.append(FollowedLine(line, src.ref, src.line, src.line_start, base + nl + 1))
-            src.line_start = base + nl + 1
+        if src.buf and (nl := chunk.find(b"\n", pos)) >= 0:
+            src.buf += chunk[pos:nl + 1]
+            self._line(src, bytes(src.buf), base + nl + 1, out)
+            src.buf.clear()
+            pos = nl + 1
+        last = chunk.rfind(b"\n", pos)
+        if last >= 0 and last + 1 - pos <= self.max_line_bytes:
+            block = chunk[pos:last + 1] if pos or last + 1 < len(chunk) else chunk
+            out.append(LineBlock(block, src.ref, src.line + 1, base + pos))
+            src.line += block.count(b"\n")
+            src.line_start = base + last + 1
+            pos = last + 1
+        while (nl := chunk.find(b"\n", pos)) >= 0:  # only where a line may be too long
+            self._line(src, chunk[pos:nl + 1], base + nl + 1, out)
             pos = nl + 1
         if pos < len(chunk):
             if len(src.buf) + len(chunk) - pos > self.max_line_bytes:
@@ -554,11 +535,20 @@ class Follower:
             else:
                 src.buf += chunk[pos:]
 
+    def _line(self, src: Source, line: bytes, end: int, out: _Out) -> None:
+        """One complete line ending at ``end``: out, or reported when too long."""
+        src.line += 1
+        if len(line) > self.max_line_bytes:
+            self._too_long(src, src.line)
+        else:
+            out.append(FollowedLine(line, src.ref, src.line, src.line_start, end))
+        src.line_start = end
+
     def _too_long(self, src: Source, lineno: int) -> None:
         self._problem(f"line too long (over {self.max_line_bytes} bytes), skipped",
                       src.ref.path, lineno, failure=False)
 
-    def _finish(self, src: Source, out: list[FollowedLine]) -> None:
+    def _finish(self, src: Source, out: _Out) -> None:
         """A file that will not grow any more: its unfinished last line is a line."""
         if src.buf and not src.skipping:
             line = bytes(src.buf)

@@ -30,7 +30,7 @@ from credwatch.sources.auditd import (
     Reassembler,
     parse_line,
 )
-from credwatch.sources.follow import FollowedLine, LineRef
+from credwatch.sources.follow import FileRef, FollowedLine, LineRef
 
 __all__ = ["AuditStream", "ClosedEvent"]
 
@@ -83,35 +83,41 @@ class AuditStream:
         With ``prefilter``, ``candidate=False`` says the line holds no needle:
         it is read as a light record when its header is plain.
         """
+        return self.feed_at(item.line, item.file, item.lineno, item.start, candidate)
+
+    def feed_at(self, line: bytes, file: FileRef, lineno: int, start: int,
+                candidate: bool = True) -> list[ClosedEvent]:
+        """:meth:`feed` of a line given by its bytes and place (no object per line)."""
         diag = self.diagnostics
         diag.lines += 1
+        path = file.path
         rec: AuditRecord | str | None = None
         if not candidate and self.prefilter:
-            rec = _light(item.line, item.file.path, item.lineno)
+            rec = _light(line, path, lineno)
             if rec is not None:  # the common case of a busy log, kept short
                 diag.records += 1
                 diag.record_types[rec.type] += 1
                 closed = self.reassembler.feed(rec)
                 light: EventKey = (rec.node, rec.stamp, rec.serial)
                 if light not in self._first and self.reassembler.is_pending(light):
-                    self._first[light] = item.ref
+                    self._first[light] = LineRef(file, lineno, start)
                 return self._forget(closed) if closed else []
         if rec is None:
-            rec = parse_line(item.line, path=item.path, lineno=item.lineno)
+            rec = parse_line(line, path=path, lineno=lineno)
         if isinstance(rec, str):
             if rec not in ("blank", "separator"):
-                excerpt = item.line[:80].decode("utf-8", errors="replace").rstrip("\r\n")
-                diag.skip(rec, item.path, item.lineno, repr(excerpt))
+                excerpt = line[:80].decode("utf-8", errors="replace").rstrip("\r\n")
+                diag.skip(rec, path, lineno, repr(excerpt))
             return []
         diag.records += 1
         diag.record_types[rec.type] += 1
         if rec.truncated:
-            diag.warn("truncated-record", item.path, item.lineno, "line ends inside a quoted value")
+            diag.warn("truncated-record", path, lineno, "line ends inside a quoted value")
         key: EventKey = (rec.node, rec.stamp, rec.serial)
         closed = self.reassembler.feed(rec)
         if self.reassembler.is_pending(key):
             if key not in self._first:
-                self._first[key] = item.ref
+                self._first[key] = LineRef(file, lineno, start)
             if candidate and self.prefilter:
                 self._kept.add(key)
         return self._forget(closed)

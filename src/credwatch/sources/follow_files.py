@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from credwatch.errors import SourceError
+
 __all__ = [
     "FINGERPRINT_BYTES",
     "GZIP_ERRORS",
@@ -128,6 +130,83 @@ class Position:
     offset: int
     line: int
     fingerprint: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LineRef:
+    """Where a line starts: its file, 1-based line number and byte offset."""
+
+    file: FileRef
+    lineno: int
+    start: int
+
+    def position(self) -> Position:
+        """The restart point just before this line."""
+        f = self.file
+        return Position(f.dev, f.ino, self.start, self.lineno - 1, f.fingerprint)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowedLine:
+    """One complete line (newline included, except a rotated file's unfinished last line)."""
+
+    line: bytes
+    file: FileRef
+    lineno: int  #: 1-based line number in ``file``
+    start: int  #: byte offset of the line's first byte
+    end: int  #: byte offset just after it
+
+    @property
+    def path(self) -> str:
+        """The file the line was read from (a rotated sibling while draining one)."""
+        return self.file.path
+
+    @property
+    def ref(self) -> LineRef:
+        """Where this line starts."""
+        return LineRef(self.file, self.lineno, self.start)
+
+
+@dataclass(frozen=True, slots=True)
+class LineBlock:
+    """Whole lines read in one piece: ``data`` from byte ``start`` of ``file``, first line ``first_line``.
+
+    Every line ends with a newline, except the last line of a rotated file that
+    ended without one.
+    """
+
+    data: bytes
+    file: FileRef
+    first_line: int
+    start: int
+
+    @classmethod
+    def of(cls, line: FollowedLine) -> LineBlock:
+        """A block of one line."""
+        return cls(line.line, line.file, line.lineno, line.start)
+
+    def lines(self) -> list[FollowedLine]:
+        """The block's lines, one object each."""
+        out: list[FollowedLine] = []
+        pos, n, ref = self.start, self.first_line, self.file
+        parts = self.data.split(b"\n")
+        tail = parts.pop()
+        for part in parts:
+            line = part + b"\n"
+            out.append(FollowedLine(line, ref, n, pos, pos + len(line)))
+            pos += len(line)
+            n += 1
+        if tail:
+            out.append(FollowedLine(tail, ref, n, pos, pos + len(tail)))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class FollowProblem:
+    """Something reported while following: ``failure`` means data could not be read."""
+
+    error: SourceError
+    failure: bool
 
 
 class NotRegularFile(OSError):

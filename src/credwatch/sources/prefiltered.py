@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Protocol, cast
 
 from credwatch.sources import inputs
@@ -245,6 +245,9 @@ class Scanned:
     #: ``(line number within the block, 1-based; line bytes)`` of the lines to decode
     #: (``None`` for a line too long to hold).
     candidates: list[tuple[int, bytes | None]]
+    #: Where each candidate line starts in the scanned buffer (:meth:`RangeScanner.scan_block`
+    #: only: a live follower needs the byte position of what it decodes).
+    starts: list[int] = field(default_factory=list)
 
 
 class RangeScanner:
@@ -276,14 +279,16 @@ class RangeScanner:
             return self._every_line(buf, lo, hi)
         lines = passed = 0
         candidates: list[tuple[int, bytes | None]] = []
+        starts: list[int] = []
         while lo < hi:
             cut = hi if hi - lo <= PART_BYTES else buf.find(b"\n", lo + PART_BYTES, hi) + 1
             part = self._scan_part(buf, lo, cut)
             candidates.extend((lines + n, line) for n, line in part.candidates)
+            starts.extend(part.starts)
             lines += part.lines
             passed += part.passed
             lo = cut
-        return Scanned(lines, passed, candidates)
+        return Scanned(lines, passed, candidates, starts)
 
     def _scan_part(self, buf: bytes, lo: int, hi: int) -> Scanned:
         assert self.finder is not None
@@ -295,6 +300,7 @@ class RangeScanner:
             else:
                 hits[0] = (first_end, hits[0][1] | _SHAPE)
         candidates: list[tuple[int, bytes | None]] = []
+        starts: list[int] = []
         passed = -len(hits)  # plus the block's line count, below
         # Newlines are counted once: up to each candidate line, then the rest of the block.
         lines_before = 0
@@ -312,27 +318,30 @@ class RangeScanner:
             lines_before += buf.count(b"\n", counted_to, start)
             counted_to = start
             candidates.append((lines_before + 1, line))
+            starts.append(start)
         lines = lines_before + buf.count(b"\n", counted_to, hi)
         # Blank lines that were no candidates are no events either (the first one of a
         # run ends the line before it, or is the part's first line, a candidate).
         blank = 0
         if self.finder.blank:  # rare: the regex runs only where the finder met a blank line
             blank = sum(buf.count(b"\n", m.start(), m.end()) - 1 for m in _BLANK_RUN.finditer(buf, lo, hi))
-        return Scanned(lines, passed + lines - blank, candidates)
+        return Scanned(lines, passed + lines - blank, candidates, starts)
 
     def _every_line(self, buf: bytes, lo: int, hi: int) -> Scanned:
         """Every non-blank line is a candidate: the full path, split across workers."""
         candidates: list[tuple[int, bytes | None]] = []
+        starts: list[int] = []
         lines = 0
         pos = lo
         while pos < hi:
             end = buf.find(b"\n", pos, hi)
             line = buf[pos:end]
-            pos = end + 1
             lines += 1
             if line.strip():
                 candidates.append((lines, line))
-        return Scanned(lines, 0, candidates)
+                starts.append(pos)
+            pos = end + 1
+        return Scanned(lines, 0, candidates, starts)
 
 
 def literal_union(literal_sets: Sequence[frozenset[str] | None]) -> frozenset[str] | None:
