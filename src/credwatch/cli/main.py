@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import importlib
 import pkgutil
+import re
 import sys
 from collections.abc import Sequence
 
@@ -32,6 +33,67 @@ class _Parser(argparse.ArgumentParser):
         if message:
             sys.stderr.write(message)  # redirected to env.stderr by program()
         raise _ParserExit(status)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that fits the terminal.
+
+    Prose paragraphs of descriptions and epilogs are re-filled to its width.
+    Indented lines (examples, tables) are kept as written when they fit; a longer
+    one is folded: a trailing ``# comment`` goes on its own line above, a command
+    continues on the next line after a `` \\`` (still copy-pasteable), and
+    table rows continue under their text.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap  # only when help is printed (start-up: argparse imports it lazily too)
+
+        out: list[str] = []
+        for para in text.split("\n\n"):
+            lines = para.split("\n")
+            prose = all(line and not line[0].isspace() for line in lines)
+            if prose and any(len(indent + line) > width for line in lines):
+                out.append(textwrap.fill(" ".join(lines), width, initial_indent=indent,
+                                         subsequent_indent=indent))
+            else:
+                out.append("\n".join(folded for line in lines
+                                     for folded in _fold(indent + line if line else line, width)))
+        return "\n\n".join(out)
+
+
+_COMMAND = re.compile(r"^(sudo )?(credwatch|zcat|curl|spark-submit) ")
+_HANGING = re.compile(r"^\s*\S+\s+")
+
+
+def _fold(line: str, width: int) -> list[str]:
+    """One help line as lines of at most ``width`` characters (see :class:`HelpFormatter`)."""
+    import textwrap
+
+    if len(line) <= width or width < 30:
+        return [line]
+    lead = line[: len(line) - len(line.lstrip())]
+    body = line.strip()
+    cmd, sep, comment = body.partition("  # ")
+    if sep and _COMMAND.match(cmd):
+        return [*_fold(f"{lead}# {comment.strip()}", width), *_fold(lead + cmd.rstrip(), width)]
+    if _COMMAND.match(body):
+        parts = textwrap.wrap(body, width - len(lead) - 2, subsequent_indent="    ",
+                              break_long_words=False, break_on_hyphens=False)
+        return [lead + p + (" \\" if i < len(parts) - 1 else "") for i, p in enumerate(parts)]
+    hang = _HANGING.match(line)
+    rest = " " * min(len(hang.group(0)) if hang else len(lead), width // 2)
+    return textwrap.wrap(line, width, initial_indent="", subsequent_indent=rest,
+                         break_long_words=True, break_on_hyphens=False, drop_whitespace=True) or [line]
+
+
+def _fit_help(parser: argparse.ArgumentParser) -> None:
+    """Give every (sub-)parser the :class:`HelpFormatter` (commands pass argparse's raw one)."""
+    if parser.formatter_class is argparse.RawDescriptionHelpFormatter:
+        parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _fit_help(child)
 
 
 class _UsageError(Exception):
@@ -67,7 +129,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="Detect Kubernetes and cloud credential access in Linux process telemetry, "
         "with Elastic's detection semantics, without the Elastic Stack.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"credwatch {__version__}")
     parser.add_argument("--debug", action="store_true", default=False,
@@ -80,6 +142,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name in names:
         module = importlib.import_module(f"{commands.__name__}.{name}")
         module.register(sub)
+    _fit_help(parser)
     return parser
 
 

@@ -48,8 +48,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "  credwatch compile --target spark --query 'process.name:cat'\n"
         "  credwatch compile --target prefilter --input-format auditd",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--target", "-t", choices=TARGETS, default="esdsl",
-                        help="what to translate to (default: esdsl)")
+    parser.add_argument("--target", "-t", choices=TARGETS, default="esdsl", metavar="TARGET",
+                        help=f"what to translate to: {', '.join(TARGETS)} (default: esdsl)")
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--rule", metavar="ID|PATH",
                      help="a built-in rule_id or name, or a rule file (default: the built-in rule)")
