@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import textwrap
 from collections.abc import Mapping
 from typing import IO, Any
@@ -189,6 +190,54 @@ def terminal_width(env: Env) -> int | None:
         return os.get_terminal_size(env.stdout.fileno()).columns
     except (OSError, ValueError, AttributeError):
         return 80
+
+
+_LABEL = re.compile(r"^\s*(?:- |[\w .()/-]{1,24}:\s+)")
+
+
+def fold_line(line: str, width: int) -> list[str]:
+    """``line`` as lines of at most ``width`` cells, continued under its label or bullet.
+
+    ``  reason:    text...`` continues under ``text``, ``- item`` under ``item``,
+    anything else four spaces in from its own indentation. Lines holding escape
+    sequences (already styled for the terminal) are left as they are.
+    """
+    if len(line) <= width or "\x1b" in line or width < 30:
+        return [line]
+    m = _LABEL.match(line)
+    lead = len(line) - len(line.lstrip())
+    hang = m.end() if m and m.end() <= width // 2 else min(lead + 4, width // 2)
+    return textwrap.wrap(line, width, subsequent_indent=" " * hang, break_long_words=True,
+                         break_on_hyphens=False) or [line]
+
+
+class FoldingStream:
+    """A text stream that folds each complete line to ``width`` (see :func:`fold_line`)."""
+
+    def __init__(self, inner: IO[str], width: int) -> None:
+        self.inner = inner
+        self.width = width
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        """Write ``text``; complete lines are folded, an unfinished one waits for its end."""
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self.inner.write("\n".join(fold_line(line, self.width)) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        """Write an unfinished last line as it is, and flush the stream below."""
+        if self._partial:
+            self.inner.write("\n".join(fold_line(self._partial, self.width)))
+            self._partial = ""
+        self.inner.flush()
+
+
+def human_out(env: Env) -> Any:
+    """Standard output for text meant for a person: folded to the terminal's width on one."""
+    width = terminal_width(env)
+    return FoldingStream(env.stdout, width) if width else env.stdout
 
 
 def say(env: Env, text: str) -> None:

@@ -22,6 +22,7 @@ from credwatch.cli.common import (
     OUTPUT_FORMATS,
     alert_id,
     format_sink,
+    human_out,
     open_store,
     terminal_width,
 )
@@ -150,7 +151,9 @@ def run_show(args: argparse.Namespace, env: Env) -> int:
     if args.format == "json":
         env.stdout.write(orjson.dumps(alert, option=orjson.OPT_INDENT_2).decode() + "\n")
         return ExitStatus.OK
-    _show_text(alert, env.stdout)
+    out = human_out(env)
+    _show_text(alert, out)
+    out.flush()
     return ExitStatus.OK
 
 

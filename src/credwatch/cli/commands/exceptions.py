@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Any
 
-from credwatch.cli.common import alert_id, open_store
+from credwatch.cli.common import alert_id, human_out, open_store
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.exceptions import (
     ExceptionList,
@@ -102,31 +102,36 @@ def run_add(args: argparse.Namespace, env: Env) -> int:
     item = new_item(list_id, entries, name=name,
                     description=f"Written by credwatch from alert {alert.get('kibana.alert.uuid')} "
                     f"of {rule}", comment=args.comment)
+    out = human_out(env)
     if any(i.get("item_id") == item["item_id"] for i in items):
-        env.stdout.write(f"{args.file}: an identical item is already in list {list_id!r} "
-                         f"({item['item_id']})\n")
+        out.write(f"{args.file}: an identical item is already in list {list_id!r} "
+                  f"({item['item_id']})\n")
+        out.flush()
         return ExitStatus.OK
     items.append(item)
     write_export(args.file, containers, items)
-    env.stdout.write(f"{args.file}: added item {item['item_id']} to list {list_id!r}:\n")
+    out.write(f"{args.file}: added item {item['item_id']} to list {list_id!r}:\n")
     for e in entries:
-        env.stdout.write(f"  {e.describe()}\n")
+        out.write(f"  {e.describe()}\n")
+    out.flush()
     return ExitStatus.OK
 
 
 def _show(lists: list[ExceptionList], env: Env) -> None:
+    out = human_out(env)
     if not lists:
-        env.stdout.write("no exception lists\n")
+        out.write("no exception lists\n")
     for lst in lists:
-        env.stdout.write(f"{lst.list_id} ({lst.namespace_type}, {lst.type}): {lst.name} "
+        out.write(f"{lst.list_id} ({lst.namespace_type}, {lst.type}): {lst.name} "
                          f"- {len(lst.items)} item(s)\n")
         for item in lst.items:
             extra = f" [os: {', '.join(item.os_types)}]" if item.os_types else ""
             if item.expire_time:
                 extra += f" [expires {item.expire_time.isoformat()}]"
-            env.stdout.write(f"  {item.item_id}: {item.name}{extra}\n")
+            out.write(f"  {item.item_id}: {item.name}{extra}\n")
             for e in item.entries:
-                env.stdout.write(f"    {e.describe()}\n")
+                out.write(f"    {e.describe()}\n")
+    out.flush()
 
 
 def run_list(args: argparse.Namespace, env: Env) -> int:

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from credwatch.alerts.display import terminal_text
-from credwatch.cli.common import add_input_format_arg, add_rule_args, select_rules
+from credwatch.cli.common import add_input_format_arg, add_rule_args, human_out, select_rules
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.quality import (
     Counts,
@@ -135,10 +135,12 @@ def run(args: argparse.Namespace, env: Env) -> int:
         json.dump(out if len(out) > 1 else out[0], env.stdout, indent=2)
         env.stdout.write("\n")
     else:
+        text = human_out(env)
         for r in reports:
-            env.stdout.write(render_table(r, max(args.max_listed, 0)) + "\n")
+            text.write(render_table(r, max(args.max_listed, 0)) + "\n")
             for reason in failures[r.rule_id]:
-                env.stdout.write(f"  BELOW BAR: {reason}\n")
+                text.write(f"  BELOW BAR: {reason}\n")
+        text.flush()
     for failure in diag.failed:
         env.stderr.write(f"credwatch: {terminal_text(failure)}\n")
     if diag.failed or any(r.unresolved for r in reports):

@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from credwatch.alerts.display import terminal_text
+from credwatch.cli.common import human_out
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.ruletests import run_rule_tests
 from credwatch.errors import CredwatchError
@@ -238,21 +239,23 @@ def run_test(args: argparse.Namespace, env: Env) -> int:
         json.dump([rep.as_dict() for rep in reports], env.stdout, indent=2, ensure_ascii=False)
         env.stdout.write("\n")
     else:
+        out = human_out(env)
         for rep in reports:
-            env.stdout.write(terminal_text(f"{rep.rule.name} ({rep.rule.source or rep.rule.rule_id})")
+            out.write(terminal_text(f"{rep.rule.name} ({rep.rule.source or rep.rule.rule_id})")
                              + "\n")
             if not rep.results:
-                env.stdout.write("  no embedded tests ([[credwatch.tests]])\n")
+                out.write("  no embedded tests ([[credwatch.tests]])\n")
             for res in rep.results:
-                env.stdout.write(f"  {'PASS' if res.passed else 'FAIL'}  {terminal_text(res.test.name)}\n")
+                out.write(f"  {'PASS' if res.passed else 'FAIL'}  {terminal_text(res.test.name)}\n")
                 if not res.passed:
-                    env.stdout.write(f"        {terminal_text(res.problem)}\n")
+                    out.write(f"        {terminal_text(res.problem)}\n")
                 if args.verbose or not res.passed:
                     for line in res.explanation:
-                        env.stdout.write(f"        fired: {terminal_text(line)}\n")
+                        out.write(f"        fired: {terminal_text(line)}\n")
                 elif res.matched:
-                    env.stdout.write(f"        fired: {', '.join(res.key_clauses)}\n")
-            env.stdout.write(f"  {rep.passed} passed, {rep.failed} failed\n")
+                    out.write(f"        fired: {', '.join(res.key_clauses)}\n")
+            out.write(f"  {rep.passed} passed, {rep.failed} failed\n")
+        out.flush()
     if failed or any(not rep.results for rep in reports):
         return ExitStatus.ERROR
     return ExitStatus.OK

@@ -24,8 +24,7 @@ from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.watch import Watcher
 from credwatch.errors import ConfigError, SourceError
 from credwatch.sources.diagnostics import Diagnostics
-from credwatch.sources.follow import FollowedLine
-from credwatch.sources.follow_files import open_regular
+from credwatch.sources.follow_files import LineBlock, open_regular
 
 DEFAULT_PATH = "/var/log/audit/audit.log"
 #: How much of the followed file is looked at to tell its format.
@@ -135,18 +134,16 @@ class DetectingWatcher(Watcher):
         super().__init__(*args, input_format=fmt, **kwargs)
         self.decided = detected is not None
 
-    def process(self, batch: list[FollowedLine]) -> int:
+    def process_blocks(self, blocks: list[LineBlock]) -> int:
         if not self.decided:
-            for fl in batch:
-                found = _tells(fl.line)
-                if found:
-                    self.input_format = found  # type: ignore[assignment]
-                    self.decided = True
-                    break
-            else:
-                if batch:
-                    self.input_format = "ndjson"
-        return super().process(batch)
+            found = next((fmt for blk in blocks for line in blk.data.split(b"\n")
+                          if (fmt := _tells(line))), None)
+            if found:
+                self.input_format = found  # type: ignore[assignment]
+                self.decided = True
+            elif any(blk.data.strip() for blk in blocks):
+                self.input_format = "ndjson"
+        return super().process_blocks(blocks)
 
 
 def _store(args: argparse.Namespace, env: Env) -> AlertStore:
