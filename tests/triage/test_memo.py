@@ -11,13 +11,16 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.rules.loader import default_rule
 from credwatch.rules.model import Rule
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.record import Record
-from credwatch.triage import memo
+from credwatch.timemath import DATETIME_MAX_MS, DATETIME_MIN_MS, format_ms
+from credwatch.triage import memo, verdict
 from credwatch.triage.enrich import PREFIX, enrich_alert
 from tests.triage.helpers import auditd, defend, example
 
@@ -145,3 +148,9 @@ def test_events_the_memo_cannot_key_take_the_reference_path() -> None:
     pairs = _alerts([default_rule()], odd)
     assert len(pairs) == len(odd)
     assert _assert_same(pairs) == 0
+
+
+@settings(max_examples=2000, deadline=None)
+@given(ms=st.integers(DATETIME_MIN_MS, DATETIME_MAX_MS))
+def test_the_window_edges_are_written_as_format_ms_writes_them(ms: int) -> None:
+    assert verdict._iso(ms) == format_ms(ms)

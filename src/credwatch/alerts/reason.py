@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from typing import Any
 
 _MISSING = object()
+#: Paths split once (reasons, severity and risk mappings ask for the same few paths).
+_PARTS: dict[str, tuple[str, ...]] = {}
 
 
 def lodash_get(doc: Mapping[str, Any], path: str) -> Any:
@@ -36,7 +38,12 @@ def lodash_get(doc: Mapping[str, Any], path: str) -> Any:
     if path in doc:
         return doc[path]
     cur: Any = doc
-    for part in path.split("."):
+    parts = _PARTS.get(path)
+    if parts is None:
+        if len(_PARTS) >= 4096:  # paths come from rules: few, but never unbounded
+            _PARTS.clear()
+        parts = _PARTS[path] = tuple(path.split("."))
+    for part in parts:
         if isinstance(cur, (dict, Mapping)) and part in cur:
             cur = cur[part]
         elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):

@@ -351,10 +351,17 @@ _CHAIN_FIELDS = tuple(
 def parent_chain(event: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ancestors the event names: parent, group/session/entry leaders (Defend), ppid (auditd)."""
     chain: list[dict[str, Any]] = []
+    index = _INDEX
+    flat = index.flat if index is not None and index.event is event else None
     for role, keyed, args_field in _CHAIN_FIELDS:
         item: dict[str, Any] = {"role": role}
         for key, field in keyed:
-            v = first(event, field)
+            # first(), inlined on the indexed event: 25 reads per alert
+            if flat is not None:
+                found = flat.get(field)
+                v = found[0] if found else None
+            else:
+                v = first(event, field)
             if v is not None:
                 item[key] = v
         pargs = values(event, args_field)

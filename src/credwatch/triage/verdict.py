@@ -10,12 +10,19 @@ differently.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from credwatch.alerts.build import parse_event_time
-from credwatch.timemath import DATETIME_MAX_MS, DATETIME_MIN_MS, datetime_to_ms, format_ms
+from credwatch.timemath import (
+    DATETIME_MAX_MS,
+    DATETIME_MIN_MS,
+    MS_DAY,
+    datetime_to_ms,
+    format_ms,
+)
 
 #: Version of the ``credwatch.triage.*`` block's layout.
 TRIAGE_VERSION = 1
@@ -159,7 +166,20 @@ def window_text(event_time: Any, seconds: int = 120) -> str:
     span = seconds * 1000
     low = min(max(ms - span, DATETIME_MIN_MS), DATETIME_MAX_MS)
     high = min(max(ms + span, DATETIME_MIN_MS), DATETIME_MAX_MS)
-    return f"between {format_ms(low)} and {format_ms(high)}"
+    return f"between {_iso(low)} and {_iso(high)}"
+
+
+def _iso(ms: int) -> str:
+    """:func:`format_ms` for years 1..9999, with the date part remembered per day."""
+    days, rest = divmod(ms, MS_DAY)
+    seconds, milli = divmod(rest, 1000)
+    return (f"{_day_text(days)}T{seconds // 3600:02d}:{seconds // 60 % 60:02d}:"
+            f"{seconds % 60:02d}.{milli:03d}Z")
+
+
+@functools.lru_cache(maxsize=1024)
+def _day_text(days: int) -> str:
+    return format_ms(days * MS_DAY).split("T", 1)[0]
 
 
 def confirm_step(who: str, session_kind: str, chain: str, paths: str, benign_reason: str) -> str:
