@@ -82,6 +82,8 @@ def test_timeline_is_one_row_per_alert_in_event_time_order_with_timesketch_colum
     assert table[0]["matched_arg"] == "/root/.aws/credentials"
     assert int(table[0]["timestamp"]) // 1000 == 1796124804643  # epoch µs of 11:33:24.643Z
     assert all(r["message"] and r["timestamp_desc"] for r in table)
+    assert table[0]["message"].startswith("root ran cat /root/.aws/credentials on node-a: AWS")
+    assert table[0]["command_line"] == "cat /root/.aws/credentials"
 
 
 def test_table_fits_80_columns_and_shows_what_matched_and_why() -> None:

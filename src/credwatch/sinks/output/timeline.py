@@ -19,13 +19,25 @@ import csv
 from collections.abc import Mapping
 from typing import IO, Any
 
+from credwatch.normalize.flatten import get_values
 from credwatch.sinks.output.fields import csv_cell
 from credwatch.sinks.output.table import Row, first_value
 from credwatch.timemath import parse_instant
 
 COLUMNS = ("datetime", "timestamp", "timestamp_desc", "message", "host", "user", "process",
-           "matched_arg", "reason", "rule", "severity", "priority", "alert_id")
+           "command_line", "matched_arg", "reason", "rule", "severity", "priority", "alert_id")
 TIMESTAMP_DESC = "Process Exec"
+
+
+def command_line(alert: Mapping[str, Any]) -> str:
+    """The command line: ``process.command_line``, else the arguments joined by spaces."""
+    text = first_value(alert, "process.command_line")
+    if text:
+        return text
+    args = alert.get("process.args")
+    if args is None:
+        args = get_values(alert, "process.args")
+    return " ".join(str(a) for a in args) if isinstance(args, list) else str(args or "")
 
 
 def _sort_key(ms: int | None, time_text: str) -> tuple[int, int, str]:
@@ -44,10 +56,12 @@ class TimelineSink:
     def write(self, alert: Mapping[str, Any]) -> None:
         row = Row.of(alert)
         ms = parse_instant(row.time) if row.time else None
-        message = (first_value(alert, "kibana.alert.reason")
-                   or f"{row.process} {row.matched} ({row.rule})")
+        command = command_line(alert)
+        # What a timeline reader scans for: who ran what where, and why it matters.
+        message = (f"{row.user or '?'} ran {command or row.process or '?'} on {row.host or '?'}: "
+                   f"{row.reason} [{row.rule}]")
         cells = [row.time, "" if ms is None else str(ms * 1000), TIMESTAMP_DESC, message, row.host,
-                 row.user, row.process, row.matched, row.reason, row.rule, row.severity,
+                 row.user, row.process, command, row.matched, row.reason, row.rule, row.severity,
                  row.priority, row.uuid]
         self.rows.append((_sort_key(ms, row.time), len(self.rows), cells))
 
