@@ -204,7 +204,10 @@ def watch_row(fmt: str, rate: int, seconds: float, every: int = 1000) -> dict[st
 
         reader = threading.Thread(target=read_alerts, daemon=True)
         reader.start()
-        time.sleep(1.0)  # start-up: the watch is following before the writer starts
+        # Start-up: the writer starts once the watch follows (its first status row is written).
+        started = time.time()
+        while not _status_row(db) and watch.poll() is None and time.time() - started < 60:
+            time.sleep(0.05)
         rss: list[int] = []
         cpu0 = _cpu_seconds(watch.pid)
         writer = subprocess.Popen([sys.executable, __file__, "--writer", str(log), "--format", fmt,
