@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 SYS_PY = "/usr/bin/python3"
 HUNT = "event.action:exec"
+ANCHOR = "anchor: orjson + fixed alert fields"
 #: Goals from issue #15.
 GOAL_ALERTS_PER_S = 20_000
 GOAL_STARTUP_RATIO = 3.0
@@ -75,8 +76,18 @@ def _lines(path: Path) -> int:
         return sum(1 for _ in f)
 
 
-def hunt_rows(events: int, reps: int, credwatch: list[str]) -> list[dict[str, Any]]:
-    """Alerts/s of the broad hunt and of the anchor loop, on the same generated file."""
+def _with_source(src: str | None) -> dict[str, str] | None:
+    """The environment that makes ``credwatch`` import its code from ``src`` (a checkout's src/)."""
+    return None if src is None else dict(os.environ, PYTHONPATH=src)
+
+
+def hunt_rows(events: int, reps: int, credwatch: list[str],
+              baseline: str | None = None) -> list[dict[str, Any]]:
+    """Alerts/s of the broad hunt and of the anchor loop, on the same generated file.
+
+    ``baseline`` (another checkout's ``src``) adds the same hunt run from that
+    code, interleaved with the others, for a before/after in one run.
+    """
     sys.path.insert(0, str(HERE))
     import gen_ecs
 
@@ -86,35 +97,37 @@ def hunt_rows(events: int, reps: int, credwatch: list[str]) -> list[dict[str, An
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=DATA) as tmp:
         out = Path(tmp) / "alerts.ndjson"
-        contenders = {
-            "credwatch broad hunt": [*credwatch, "scan", "--query", HUNT, "--no-store", "-q",
-                                     "--format", "ndjson", "--output", str(out), str(path)],
-            "anchor: orjson + fixed alert fields": [sys.executable, __file__, "--anchor",
-                                                    str(path), str(out)],
+        hunt = [*credwatch, "scan", "--query", HUNT, "--no-store", "-q", "--format", "ndjson",
+                "--output", str(out), str(path)]
+        contenders: dict[str, tuple[list[str], dict[str, str] | None]] = {
+            "credwatch broad hunt": (hunt, None),
+            ANCHOR: ([sys.executable, __file__, "--anchor", str(path), str(out)], None),
         }
-        for name, cmd in contenders.items():
-            cpus: list[float] = []
-            walls: list[float] = []
-            alerts = 0
-            for _ in range(reps):
-                wall, cpu, code = _child(cmd)
+        if baseline:
+            contenders["credwatch broad hunt (baseline)"] = (hunt, _with_source(baseline))
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+        alerts: dict[str, int] = {}
+        for _ in range(reps):  # interleaved: a load change hits every contender alike
+            for name, (cmd, env) in contenders.items():
+                wall, cpu, code = _child(cmd, env)
                 if code not in (0, 1):
                     raise RuntimeError(f"{name} exited {code}")
-                walls.append(wall)
-                cpus.append(cpu)
-                alerts = _lines(out)
-            cpu = statistics.median(cpus)
-            rows.append({"name": name, "events": events, "alerts": alerts,
-                         "cpu_s": cpu, "wall_s": statistics.median(walls),
-                         "alerts_per_cpu_s": alerts / cpu if cpu else None})
-    base = rows[1]["cpu_s"]
+                samples[name].append((wall, cpu))
+                alerts[name] = _lines(out)
+        for name, runs in samples.items():
+            cpu = statistics.median(c for _, c in runs)
+            rows.append({"name": name, "events": events, "alerts": alerts[name],
+                         "cpu_s": cpu, "wall_s": statistics.median(w for w, _ in runs),
+                         "alerts_per_cpu_s": alerts[name] / cpu if cpu else None})
+    base = next(r["cpu_s"] for r in rows if r["name"] == ANCHOR)
     for row in rows:
         row["x_anchor"] = row["cpu_s"] / base if base else None
     rows[0]["goal"] = f">= {GOAL_ALERTS_PER_S:,} alerts/s"
     return rows
 
 
-def startup_rows(reps: int, credwatch: list[str]) -> list[dict[str, Any]]:
+def startup_rows(reps: int, credwatch: list[str],
+                 baseline: str | None = None) -> list[dict[str, Any]]:
     """Wall time of a one-event scan with no cache, against ``python3 -c pass`` (best of ``reps``)."""
     event = {"@timestamp": "2026-12-01T00:00:00Z", "event": {"action": "exec", "category": ["process"],
              "type": ["start"]}, "host": {"os": {"type": "linux"}},
@@ -124,17 +137,22 @@ def startup_rows(reps: int, credwatch: list[str]) -> list[dict[str, Any]]:
         one = Path(tmp) / "one.ndjson"
         one.write_bytes(orjson.dumps(event) + b"\n")
         py = SYS_PY if os.path.exists(SYS_PY) else sys.executable
-        cases = {"python3 -c pass": [py, "-c", "pass"],
-                 "credwatch scan (1 event)": [*credwatch, "scan", "--no-store", "-q",
-                                              "--format", "ndjson", str(one)]}
-        for name, cmd in cases.items():
-            walls = []
-            for i in range(reps):
-                env = dict(os.environ, XDG_CACHE_HOME=str(Path(tmp) / f"cache-{name[:6]}-{i}"))
-                walls.append(_child(cmd, env)[0])
-            rows.append({"name": name, "wall_s": min(walls)})
-    rows[1]["x_python"] = rows[1]["wall_s"] / rows[0]["wall_s"]
-    rows[1]["goal"] = f"<= {GOAL_STARTUP_RATIO:.0f}x python3 -c pass"
+        scan = [*credwatch, "scan", "--no-store", "-q", "--format", "ndjson", str(one)]
+        cases: dict[str, tuple[list[str], str | None]] = {
+            "python3 -c pass": ([py, "-c", "pass"], None),
+            "credwatch scan (1 event)": (scan, None)}
+        if baseline:
+            cases["credwatch scan (1 event, baseline)"] = (scan, baseline)
+        walls: dict[str, list[float]] = {name: [] for name in cases}
+        for i in range(reps):  # interleaved, best of reps
+            for n, (name, (cmd, src)) in enumerate(cases.items()):
+                env = dict(_with_source(src) or os.environ,
+                           XDG_CACHE_HOME=str(Path(tmp) / f"cache-{n}-{i}"))
+                walls[name].append(_child(cmd, env)[0])
+        rows = [{"name": name, "wall_s": min(w)} for name, w in walls.items()]
+    for row in rows[1:]:
+        row["x_python"] = row["wall_s"] / rows[0]["wall_s"]
+        row["goal"] = f"<= {GOAL_STARTUP_RATIO:.0f}x python3 -c pass"
     return rows
 
 
@@ -151,10 +169,11 @@ def describe(hunt: list[dict[str, Any]], start: list[dict[str, Any]]) -> list[st
     return out
 
 
-def run(events: int, reps: int, credwatch: list[str]) -> dict[str, Any]:
-    """Both row groups, as the report's ``alerts`` section."""
+def run(events: int, reps: int, credwatch: list[str], baseline: str | None = None) -> dict[str, Any]:
+    """Both row groups, as the report's ``alerts`` section (``baseline``: see :func:`hunt_rows`)."""
     DATA.mkdir(parents=True, exist_ok=True)
-    return {"hunt": hunt_rows(events, reps, credwatch), "startup": startup_rows(max(reps, 5), credwatch)}
+    return {"hunt": hunt_rows(events, reps, credwatch, baseline),
+            "startup": startup_rows(max(reps, 5), credwatch, baseline)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,13 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--baseline", metavar="SRC",
+                   help="also run the hunt and the start-up from another checkout's src/ "
+                        "(e.g. git archive <commit> src | tar -x -C /tmp/base), interleaved")
     p.add_argument("--anchor", nargs=2, metavar=("SRC", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.anchor:
         anchor(*args.anchor)
         return 0
     cw = [str(Path(sys.executable).parent / "credwatch")]
-    res = run(args.events, args.reps, cw)
+    res = run(args.events, args.reps, cw, args.baseline)
     for line in describe(res["hunt"], res["startup"]):
         print(line)
     return 0
