@@ -127,7 +127,14 @@ def _leaves(name: str, value: Any, out: dict[str, list[Any]], flags: list[bool])
                 _store(full, sub, out, flags)
     elif isinstance(value, list):
         for item in value:
-            if isinstance(item, (dict, list)):
+            kind = type(item)
+            if kind is str or kind is int or kind is bool:
+                found = out.get(name)
+                if found is None:
+                    out[name] = [item]
+                else:
+                    found.append(item)
+            elif isinstance(item, (dict, list)):
                 _leaves(name, item, out, flags)
             elif item is not None:
                 _store(name, item, out, flags)
