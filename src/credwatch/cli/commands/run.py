@@ -193,6 +193,16 @@ def _describe(e: Execution, source: EventSource | None = None) -> str:
     return line
 
 
+def _summary(args: argparse.Namespace, env: Env, source: EventSource, line: str) -> None:
+    """The end of a run on stderr: input samples, the counts, the engine's read report."""
+    for sample in source.diagnostics.samples[:20]:
+        env.stderr.write(f"credwatch: {terminal_text(sample)}\n")
+    env.stderr.write(f"credwatch: {line}\n")
+    total = getattr(source, "total_report", None)
+    if total is not None:
+        env.stderr.write(f"credwatch: {args.engine}, all executions: {terminal_text(total.text())}\n")
+
+
 def run(args: argparse.Namespace, env: Env) -> int:
     """Run the schedule; exit 0 when alerts were created, 1 when none, 3 if an input failed."""
     now = parse_timestamp(args.now, "--now", env.clock()) if args.now else None
@@ -238,16 +248,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
         scheduler = Scheduler(runners, source, store, runs, clock, on_execution=report)
         executions = len(scheduler.run_once()) if args.once else scheduler.run(until=until)
         if not args.quiet:
-            diag = source.diagnostics
-            for sample in diag.samples[:20]:
-                env.stderr.write(f"credwatch: {terminal_text(sample)}\n")
-            env.stderr.write(f"credwatch: {executions} execution(s) of {len(runners)} rule(s); "
-                             f"{source.lines_read} line(s) read; {created} new alert(s), "
-                             f"{stored} already stored\n")
-            total = getattr(source, "total_report", None)
-            if total is not None:
-                env.stderr.write(f"credwatch: {args.engine}, all executions: "
-                                 f"{terminal_text(total.text())}\n")
+            _summary(args, env, source, f"{executions} execution(s) of {len(runners)} rule(s); "
+                     f"{source.lines_read} line(s) read; {created} new alert(s), "
+                     f"{stored} already stored")
     finally:
         if source is not None:
             source.close()
