@@ -181,3 +181,17 @@ def test_run_says_how_many_alerts_were_new_and_how_many_already_stored(tmp_path:
     assert "3 new alert(s), 0 already stored" in first.err.splitlines()[-1]
     second = run_cli(*argv)
     assert "0 new alert(s), 3 already stored" in second.err.splitlines()[-1]
+
+
+def test_alerts_list_counts_in_the_store_and_lists_the_newest_events_first(
+        spread: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "a.db")
+    assert run_cli("scan", "--db", db, "--format", "ndjson", str(spread)).code == 0
+    listed = run_cli("alerts", "--db", db, "list", "--limit", "1", "--since", "20m", "--format",
+                     "table")
+    assert "1 of 2 alert(s)" in listed.out
+    newest = run_cli("alerts", "--db", db, "list", "--limit", "1", "--format", "ndjson").alerts()
+    assert [a["kibana.alert.original_time"] for a in newest] == ["2026-12-01T11:53:14.643Z"]
+    by_host = run_cli("alerts", "--db", db, "list", "--host", "node-b", "--host", "node-a",
+                      "--severity", "critical", "--format", "ndjson")
+    assert by_host.code == 0 and by_host.out == ""  # the seed rule's alerts are high

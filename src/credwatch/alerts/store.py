@@ -45,6 +45,7 @@ import orjson
 from credwatch.errors import ConfigError
 from credwatch.normalize.flatten import get_values
 from credwatch.privatefile import create_private_file, make_private_dirs
+from credwatch.timemath import format_ms
 
 SCHEMA_VERSION = 1
 COMPONENT = "alerts"
@@ -388,6 +389,44 @@ class AlertStore:
             sql += " LIMIT ?"
             args.append(limit)
         return [self._doc(r) for r in self.conn.execute(sql, args)]
+
+    def select(self, *, rule: str | None = None, status: str | None = None,
+               hosts: Sequence[str] | None = None, severities: Sequence[str] | None = None,
+               event_since_ms: int | None = None, event_until_ms: int | None = None,
+               limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Alerts by the time of their *event* (newest first), and how many match in all.
+
+        ``event_since_ms``/``event_until_ms`` bound ``kibana.alert.original_time``
+        (the alert's creation time when an alert has none), inclusive; ``hosts``
+        and ``severities`` are any-of. The filtering and the count happen in SQLite,
+        so listing the newest few of a large store reads only those documents.
+        """
+        where = " WHERE 1=1"
+        args: list[Any] = []
+        if rule:
+            where += " AND (rule_id=? OR rule_name=?)"
+            args += [rule, rule]
+        if status:
+            where += " AND workflow_status=?"
+            args.append(status)
+        for column, values in (("host", hosts), ("severity", severities)):
+            if values is not None:
+                where += f" AND {column} IN ({','.join('?' * len(values))})"
+                args += list(values)
+        # original_time is always written by format_ms (fixed width, UTC), so text order is time order.
+        when = "COALESCE(event_time, alert_time)"
+        if event_since_ms is not None:
+            where += f" AND {when}>=?"
+            args.append(format_ms(event_since_ms))
+        if event_until_ms is not None:
+            where += f" AND {when}<=?"
+            args.append(format_ms(event_until_ms))
+        total = int(self.conn.execute("SELECT COUNT(*) FROM alerts" + where, args).fetchone()[0])
+        sql = f"SELECT doc, workflow_status FROM alerts{where} ORDER BY {when} DESC, uuid"
+        if limit:
+            sql += " LIMIT ?"
+            args = [*args, limit]
+        return [self._doc(r) for r in self.conn.execute(sql, args)], total
 
     def count(self) -> int:
         """Number of stored alerts."""

@@ -107,6 +107,14 @@ class AlertFilter:
             return False
         return self.until_ms is None or when <= self.until_ms
 
+    def store_args(self) -> dict[str, Any]:
+        """These filters as :meth:`AlertStore.select <credwatch.alerts.store.AlertStore.select>`
+        arguments, so the store filters and counts before any document is read."""
+        return {"hosts": sorted(self.hosts) if self.hosts is not None else None,
+                "severities": (list(SEVERITIES[self.min_severity:])
+                               if self.min_severity is not None else None),
+                "event_since_ms": self.since_ms, "event_until_ms": self.until_ms}
+
     def apply(self, alerts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """The alerts this filter keeps, in order."""
         return [dict(a) for a in alerts if self.keeps(a)]

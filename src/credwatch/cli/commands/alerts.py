@@ -9,6 +9,7 @@ stays exact (JSON-escaped).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import IO, Any
 
 import orjson
@@ -88,7 +89,7 @@ def _first(doc: Any, field: str) -> str:
     return str(vals[0]) if vals else ""
 
 
-def _event_time(alert: dict[str, Any]) -> str:
+def _event_time(alert: Mapping[str, Any]) -> str:
     return _first(alert, "kibana.alert.original_time") or _first(alert, "@timestamp")
 
 
@@ -96,11 +97,8 @@ def run_list(args: argparse.Namespace, env: Env) -> int:
     """List stored alerts matching the filters, newest event first; "N of M" when cut."""
     alert_filter = AlertFilter.from_args(args, env.clock())
     with open_store(args, env) as store:
-        found = store.query(rule=args.rule, status=args.status)
-    alerts = sorted(alert_filter.apply(found), key=_event_time, reverse=True)
-    total = len(alerts)
-    if args.limit:
-        alerts = alerts[: args.limit]
+        alerts, total = store.select(rule=args.rule, status=args.status, limit=args.limit or None,
+                                     **alert_filter.store_args())
     fmt = args.format or ("table" if env.stdout_isatty and args.fields is None else "ndjson")
     if fmt != "table":
         sink = format_sink(fmt, env.stdout, env, owns=False, to_terminal=False, fields=args.fields)

@@ -72,8 +72,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
         source = "stdin" if args.input == "-" else args.input
     else:
         with open_store(args, env) as store:
-            alerts = alert_filter.apply(store.query(**filters))
-            alerts = alerts[: args.limit] if args.limit else alerts
+            alerts, _total = store.select(limit=args.limit or None, **filters,
+                                          **alert_filter.store_args())
             source = str(store.path)
     page = render_report(alerts, title=args.title, generated=env.clock(), source=source)
     if args.output == "-":
