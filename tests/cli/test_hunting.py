@@ -195,3 +195,14 @@ def test_alerts_list_counts_in_the_store_and_lists_the_newest_events_first(
     by_host = run_cli("alerts", "--db", db, "list", "--host", "node-b", "--host", "node-a",
                       "--severity", "critical", "--format", "ndjson")
     assert by_host.code == 0 and by_host.out == ""  # the seed rule's alerts are high
+
+
+def test_alerts_takes_db_before_or_after_the_action(tmp_path: Path) -> None:
+    db = str(tmp_path / "a.db")
+    run_cli("scan", "--db", db, "--format", "ndjson", str(EXAMPLES / "auditd" / "audit.log"))
+    before = run_cli("alerts", "--db", db, "list", "--format", "ndjson")
+    after = run_cli("alerts", "list", "--db", db, "--format", "ndjson")
+    assert after.code == 0, after.err
+    assert after.out == before.out and len(after.alerts()) == 3
+    shown = run_cli("alerts", "show", "33d4d7e69ce7", "--db", db)
+    assert shown.code == 0 and "/root/.aws/credentials" in shown.out

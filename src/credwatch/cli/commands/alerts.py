@@ -76,6 +76,10 @@ def register(sub: Any) -> None:
     ap.add_argument("--status", choices=WORKFLOW_STATUSES, default="acknowledged",
                     help="new workflow status (default acknowledged)")
     ap.set_defaults(func=run_ack)
+    for action in (lp, sp, ap):
+        # also accepted after the action (as `exceptions` does); SUPPRESS keeps one given before
+        action.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS,
+                            help="alert store (default in $XDG_DATA_HOME)")
 
 
 def _limit(text: str) -> int:
