@@ -50,3 +50,13 @@ def test_an_alert_id_prefix_shorter_than_8_characters_says_so(argv: tuple[str, .
     res = run_cli(argv[0], "--db", db, argv[1], "9426f9", *extra)
     assert res.code == 2
     assert "alert id prefix '9426f9' is 6 character(s) long; give at least 8" in res.err
+
+
+def test_exceptions_list_shows_names_from_a_file_escaped(tmp_path: Path) -> None:
+    export = tmp_path / "evil.ndjson"
+    export.write_text('{"list_id":"evil\\u001b[2Jlist","name":"n\\u001b]0;x\\u0007",'
+                      '"type":"detection","namespace_type":"single"}\n')
+    res = run_cli("exceptions", "list", str(export))
+    assert res.code == 0, res.err
+    assert "\x1b" not in res.out and "\x07" not in res.out
+    assert "evil\\x1b[2Jlist" in res.out

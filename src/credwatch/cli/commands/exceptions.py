@@ -6,6 +6,7 @@ import argparse
 import os
 from typing import Any
 
+from credwatch.alerts.display import terminal_text
 from credwatch.cli.common import alert_id, human_out, open_store
 from credwatch.cli.env import Env, ExitStatus
 from credwatch.engine.exceptions import (
@@ -118,19 +119,20 @@ def run_add(args: argparse.Namespace, env: Env) -> int:
 
 
 def _show(lists: list[ExceptionList], env: Env) -> None:
+    # Names, ids and values come from export files (Kibana's or anyone's): escaped for the terminal.
     out = human_out(env)
     if not lists:
         out.write("no exception lists\n")
     for lst in lists:
-        out.write(f"{lst.list_id} ({lst.namespace_type}, {lst.type}): {lst.name} "
-                         f"- {len(lst.items)} item(s)\n")
+        out.write(terminal_text(f"{lst.list_id} ({lst.namespace_type}, {lst.type}): {lst.name} "
+                                f"- {len(lst.items)} item(s)") + "\n")
         for item in lst.items:
             extra = f" [os: {', '.join(item.os_types)}]" if item.os_types else ""
             if item.expire_time:
                 extra += f" [expires {item.expire_time.isoformat()}]"
-            out.write(f"  {item.item_id}: {item.name}{extra}\n")
+            out.write(terminal_text(f"  {item.item_id}: {item.name}{extra}") + "\n")
             for e in item.entries:
-                out.write(f"    {e.describe()}\n")
+                out.write(terminal_text(f"    {e.describe()}") + "\n")
     out.flush()
 
 
