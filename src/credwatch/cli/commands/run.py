@@ -92,8 +92,8 @@ def register(sub: Any) -> None:
     p.add_argument("--glob", metavar="PATTERN", help="only files whose name matches, in folders")
     p.add_argument("--engine", choices=("python", "duckdb", "spark"), default="python",
                    help="where each execution's window is evaluated: python (default), duckdb "
-                   "(NDJSON and Parquet files) or spark (Parquet; local files or s3a:// gs:// "
-                   "hdfs:// URLs); the time range and the rules' filter are pushed into the engine, "
+                   "(NDJSON and Parquet files) or spark (NDJSON and Parquet; local files or "
+                   "s3a:// gs:// hdfs:// URLs); the time range and the rules' filter are pushed into the engine, "
                    "day=YYYY-MM-DD partitions and row groups outside the window are not read "
                    "(see docs/engines.md)")
     p.add_argument("--spark-master", metavar="URL", default=None,

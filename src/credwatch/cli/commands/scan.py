@@ -81,8 +81,9 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                    help="processes for prefiltered large files (default: one per CPU)")
     p.add_argument("--engine", choices=("python", "duckdb", "spark"), default="python",
-                   help="where the rules are evaluated: python (default), duckdb (NDJSON and "
-                        "Parquet files) or spark (Parquet; see docs/engines.md)")
+                   help="where the rules are evaluated: python (default; also reads Parquet), "
+                        "duckdb (NDJSON and Parquet files) or spark (NDJSON and Parquet, local "
+                        "files or s3a:// gs:// hdfs:// URLs); see docs/engines.md")
     p.add_argument("--spark-master", metavar="URL", default=None,
                    help="--engine spark: the cluster (default: spark-submit's, else local[*])")
     add_rule_args(p)
