@@ -11,6 +11,9 @@ import pytest
 from rich.cells import cell_len
 from rich.text import Text
 
+from credwatch.cli.common import human_out, say
+from credwatch.cli.env import Env
+
 from ..triage.helpers import defend
 from .helpers import run_cli
 
@@ -109,3 +112,18 @@ def test_limit_says_n_of_m(tmp_path: Path) -> None:
     run_cli("scan", "--db", db, "--format", "ndjson", str(AUDIT_LOG))
     listed = run_cli("alerts", "--db", db, "list", "--limit", "2", "--format", "table")
     assert "2 of 3 alert(s)" in listed.out
+
+
+def test_messages_and_text_fold_to_the_terminal_width() -> None:
+    err, out = io.StringIO(), io.StringIO()
+    env = Env(stdin=io.BytesIO(), stdout=out, stderr=err, environ={"COLUMNS": "40"},
+              stdout_isatty=True, stderr_isatty=True)
+    say(env, "225 events read from 4 input(s) (19 ruled out by the literal prefilter); 98 alert(s)")
+    assert all(len(line) <= 40 for line in err.getvalue().splitlines())
+    assert err.getvalue().startswith("credwatch: 225 events") and "\n  " in err.getvalue()
+    text = human_out(env)
+    text.write("  reason:    process event with process cat, by root on k8s-node-1 created\n")
+    text.flush()
+    lines = out.getvalue().splitlines()
+    assert all(len(line) <= 40 for line in lines)
+    assert lines[1].startswith(" " * 13)  # continued under the value, not the label
