@@ -19,7 +19,6 @@ from credwatch.alerts.display import terminal_lines
 from credwatch.alerts.store import AlertStore, default_db_path
 from credwatch.cli.env import Env
 from credwatch.errors import ConfigError
-from credwatch.kql.lint import HINT, lint
 from credwatch.privatefile import open_private_text, refuse_inputs_as_outputs
 from credwatch.rules.loader import default_rule, load_folder, resolve_rules
 from credwatch.rules.model import Rule
@@ -105,6 +104,8 @@ def warn_lint(query: str, env: Env) -> None:
 
     A query that does not parse is reported once, when the rule is compiled.
     """
+    from credwatch.kql.lint import HINT, lint  # the linter loads lark: only for ad-hoc queries
+
     for finding in lint(query):
         if finding.code != "KQL000" and finding.severity != HINT:
             env.stderr.write(f"credwatch: {terminal_lines(finding.render('--query'))}\n")

@@ -29,7 +29,7 @@ from typing import Any
 
 from credwatch.errors import ConfigError
 from credwatch.rules.model import SEVERITIES
-from credwatch.sinks.output.table import first_value
+from credwatch.sinks.output.rows import first_value
 from credwatch.timemath import DateMathError, datetime_to_ms, parse_date_math, parse_instant
 
 _DURATION = re.compile(r"([0-9]{1,9})([smhdw])")

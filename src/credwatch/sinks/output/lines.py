@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import IO, Any
 
-from rich.cells import cell_len, set_cell_size
-
 from credwatch.alerts.display import terminal_text
-from credwatch.sinks.output.table import Row
+from credwatch.sinks.output.rows import Row
 
 #: Column widths (in terminal cells) of the fixed columns; the last two share the rest.
 _FIXED = (("time", 8), ("prio", 4), ("host", 14), ("user", 8), ("process", 10))
@@ -24,6 +22,8 @@ DEFAULT_WIDTH = 120
 
 def _fit(text: str, width: int) -> str:
     """``text`` padded or cut to exactly ``width`` cells (cut text ends with '…')."""
+    from rich.cells import cell_len, set_cell_size  # only when lines are drawn (start-up)
+
     if cell_len(text) <= width:
         return set_cell_size(text, width)
     return set_cell_size(text, max(width - 1, 0)) + "…" if width else ""
@@ -44,8 +44,7 @@ class LineSink:
         rest = max(self.width - used, 2)
         matched_w = rest // 2
         parts.append(_fit(terminal_text(cells[5]), matched_w))
-        last = terminal_text(cells[6])
-        parts.append(_fit(last, rest - matched_w - 1) if cell_len(last) > rest - matched_w - 1 else last)
+        parts.append(_fit(terminal_text(cells[6]), rest - matched_w - 1).rstrip())
         return " ".join(parts).rstrip()
 
     def write(self, alert: Mapping[str, Any]) -> None:

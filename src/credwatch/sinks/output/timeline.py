@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from credwatch.normalize.flatten import get_values
 from credwatch.sinks.output.fields import csv_cell
-from credwatch.sinks.output.table import Row, first_value
+from credwatch.sinks.output.rows import Row, first_value
 from credwatch.timemath import parse_instant
 
 COLUMNS = ("datetime", "timestamp", "timestamp_desc", "message", "host", "user", "process",
