@@ -45,16 +45,16 @@ ODD_NDJSON = (b'\n{"broken": \n[{"process": {"args": ["cat", "/root/.aws/credent
 
 
 def _watcher(path: Path, db: Path, clock: FakeClock, fmt: str, prefilter: bool,
-             alerts: list[dict[str, Any]]) -> Watcher:
+             alerts: list[dict[str, Any]], quiet_records: int = 50) -> Watcher:
     scanner = Scanner(compile_rules([default_rule()]), diagnostics=Diagnostics(), clock=lambda: WHEN)
     return Watcher(str(path), scanner, AlertStore(db), [], input_format=fmt,  # type: ignore[arg-type]
-                   start="beginning", idle_seconds=2.0, quiet_records=50, clock=clock,
+                   start="beginning", idle_seconds=2.0, quiet_records=quiet_records, clock=clock,
                    prefilter=prefilter, max_poll_bytes=1 << 14, status_every=3600.0,
                    on_alert=lambda a: alerts.append(dict(a)))
 
 
-def follow_both(tmp: Path, data: bytes, fmt: str, cuts: list[int],
-                moves: list[float]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Watcher]:
+def follow_both(tmp: Path, data: bytes, fmt: str, cuts: list[int], moves: list[float],
+                quiet_records: int = 50) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Watcher]:
     """Write ``data`` in pieces to two files, each followed with and without the prefilter."""
     clock = FakeClock()
     results: list[list[dict[str, Any]]] = [[], []]
@@ -63,7 +63,8 @@ def follow_both(tmp: Path, data: bytes, fmt: str, cuts: list[int],
         log = tmp / f"{i}" / "input.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(b"")
-        watchers.append((log, _watcher(log, tmp / f"{i}" / "a.db", clock, fmt, prefilter, results[i])))
+        watchers.append((log, _watcher(log, tmp / f"{i}" / "a.db", clock, fmt, prefilter, results[i],
+                                       quiet_records)))
     bounds = [0, *sorted(set(cuts)), len(data)]
     for k, (lo, hi) in enumerate(pairwise(bounds)):
         for log, w in watchers:
@@ -89,7 +90,7 @@ def _cuts(size: int) -> st.SearchStrategy[list[int]]:
 
 # No shrinking: a failing example is already small enough to read, and shrinking
 # examples that follow whole files would take minutes.
-_SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
+_SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
                      phases=[Phase.explicit, Phase.reuse, Phase.generate],
                      suppress_health_check=[HealthCheck.function_scoped_fixture,
                                             HealthCheck.too_slow])
@@ -137,3 +138,51 @@ def test_ndjson_prefilter_on_generated_escapes_and_decoys(tmp_path: Path) -> Non
     assert on == off and len(on) > 40
     assert w.stats.prefiltered > 3000
     assert w.stats.events == 4000
+
+
+def _records(serial: int, positive: bool, eoe: bool) -> list[bytes]:
+    """One exec event's records as auditd writes them (a credential read when ``positive``)."""
+    stamp = b"audit(1796124800.%03d:%d)" % (serial % 1000, serial)
+    target = b"/root/.aws/credentials" if positive else b"/etc/hostname"
+    recs = [b"type=SYSCALL msg=" + stamp + b": arch=c000003e syscall=59 success=yes exit=0 items=2 "
+            b'ppid=1 pid=%d auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=1 '
+            b'comm="cat" exe="/usr/bin/cat" key="exec"' % (100 + serial),
+            b"type=EXECVE msg=" + stamp + b': argc=2 a0="cat" a1="' + target + b'"',
+            b"type=CWD msg=" + stamp + b': cwd="/root"',
+            b"type=PATH msg=" + stamp + b': item=0 name="/usr/bin/cat" inode=1 dev=fe:00 mode=0100755',
+            b"type=PROCTITLE msg=" + stamp + b": proctitle=" + b"cat\0".hex().upper().encode()
+            + target.hex().upper().encode()]
+    if eoe:
+        recs.append(b"type=EOE msg=" + stamp + b": ")
+    return recs
+
+
+@st.composite
+def _interleaved(draw: st.DrawFn) -> bytes:
+    """Records of a few events shuffled (some far apart), with EOEs, late copies, a syslog prefix."""
+    lines: list[bytes] = []
+    for serial in range(draw(st.integers(2, 8))):
+        recs = _records(serial + 1, draw(st.booleans()), draw(st.booleans()))
+        if draw(st.booleans()):  # a header that is not plain: parsed in full, never kept aside
+            i = draw(st.integers(0, len(recs) - 1))
+            recs[i] = b"Dec  4 12:00:00 node1 audispd: " + recs[i]
+        lines.extend(recs)
+    order = draw(st.permutations(range(len(lines))))
+    out = [lines[i] for i in order]
+    for _ in range(draw(st.integers(0, 3))):  # late copies of some records
+        out.append(draw(st.sampled_from(lines)))
+    if draw(st.booleans()):
+        out.insert(draw(st.integers(0, len(out))), b"garbage that is no record")
+    return b"\n".join(out) + b"\n"
+
+
+@_SETTINGS
+@given(data=_interleaved(), quiet=st.integers(1, 12), cuts=st.lists(st.integers(0, 4000), max_size=6),
+       moves=st.lists(st.sampled_from([0.0, 0.5, 2.5]), max_size=4))
+def test_audit_events_kept_aside_close_as_in_the_full_path(
+        tmp_path_factory: Any, data: bytes, quiet: int, cuts: list[int], moves: list[float]) -> None:
+    """Quiet-record closes, EOE, idle closes, late records and promotions of kept-aside events."""
+    tmp = tmp_path_factory.mktemp("aside")
+    cuts = [c for c in cuts if c < len(data)]
+    on, off, _w = follow_both(tmp, data, "auditd", cuts, moves, quiet_records=quiet)
+    assert on == off

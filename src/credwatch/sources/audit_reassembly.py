@@ -102,6 +102,22 @@ class Reassembler:
                     pend.event.records.append(rec)
                 pend.last_seq, pend.last_time = self._seq, now
                 self._pending.move_to_end(key)
+        self._expire(out)
+        return out
+
+    def skip(self, n: int) -> list[AuditEvent]:
+        """Count ``n`` records read but kept elsewhere; return the events that closes.
+
+        They age the pending events as fed records would (``quiet_records``):
+        a live follower keeps the records of events that cannot matter out of
+        the buffer, yet closes the others exactly when the full reading would.
+        """
+        self._seq += n
+        out: list[AuditEvent] = []
+        self._expire(out)
+        return out
+
+    def _expire(self, out: list[AuditEvent]) -> None:
         # The dict is ordered by last activity, so expired events are at the front.
         while self._pending:
             k, p = next(iter(self._pending.items()))
@@ -112,7 +128,6 @@ class Reassembler:
                                       f"buffer full ({self.max_pending} events)")
             del self._pending[k]
             out.append(self._close(k, p))
-        return out
 
     def flush_idle(self, now: float | None = None) -> list[AuditEvent]:
         """Close events with no record for ``idle_seconds`` (no-op when that is None)."""

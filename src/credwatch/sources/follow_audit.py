@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from credwatch.sources.auditd import (
+    DEFAULT_MAX_RECORDS_PER_EVENT,
     DEFAULT_QUIET_RECORDS,
     AuditEvent,
     AuditRecord,
@@ -48,13 +50,84 @@ _NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 def _light(line: bytes, path: str, lineno: int) -> AuditRecord | None:
     """The header of a plain record line, keeping the line for later; None if not plain."""
     m = _LIGHT.match(line)
-    if m is None:
-        return None
+    return None if m is None else _record(m, line, path, lineno)
+
+
+def _record(m: re.Match[bytes], line: bytes, path: str, lineno: int) -> AuditRecord:
     node, rtype, stamp, serial = m.groups()
-    # Positional: this runs for most lines of a busy log.
+    # Positional: this runs for many lines of a busy log.
     return AuditRecord(rtype.decode("ascii"), node.decode("utf-8", errors="replace") if node else None,
                        stamp.decode("ascii"), int(serial), _NO_TIME, [(_RAW, line)], {}, "", path,
                        lineno)
+
+
+@dataclass(slots=True)
+class _Aside:
+    """The plain lines of an event with no candidate yet: ``(line, line number, path)``."""
+
+    lines: list[tuple[bytes, int, str]]
+    last_seq: int
+    last_time: float
+    execve: bool
+
+
+class _LightEvents:
+    """Events kept aside by key, in order of last activity, closed by the reassembler's rules."""
+
+    def __init__(self, quiet_records: int, max_pending: int, clock: Callable[[], float]) -> None:
+        self.quiet_records = quiet_records
+        self.max_pending = max_pending
+        self.clock = clock
+        self.events: OrderedDict[EventKey, _Aside] = OrderedDict()
+        self.closed: set[EventKey] = set()
+        self._closed_order: deque[EventKey] = deque()
+
+    def add(self, key: EventKey, rtype: str, line: bytes, lineno: int, path: str, seq: int,
+            ) -> list[tuple[EventKey, _Aside]]:
+        """One plain record (the ``seq``-th read); returns the events that closes."""
+        out: list[tuple[EventKey, _Aside]] = []
+        events = self.events
+        if key in self.closed:
+            pass  # a late record of an event already dropped (or its EOE): it only ages the others
+        elif rtype == "EOE":
+            ev = events.pop(key, None)
+            if ev is not None:
+                out.append(self._close(key, ev))
+        elif (ev := events.get(key)) is None:
+            events[key] = _Aside([(line, lineno, path)], seq, self.clock(), rtype == "EXECVE")
+        else:
+            if len(ev.lines) < DEFAULT_MAX_RECORDS_PER_EVENT:
+                ev.lines.append((line, lineno, path))
+            ev.last_seq, ev.last_time = seq, self.clock()
+            ev.execve = ev.execve or rtype == "EXECVE"
+            events.move_to_end(key)
+        out += self.expire(seq)
+        return out
+
+    def expire(self, seq: int) -> list[tuple[EventKey, _Aside]]:
+        """Close the events quiet for ``quiet_records`` records once ``seq`` have been read."""
+        out: list[tuple[EventKey, _Aside]] = []
+        events = self.events
+        while events:
+            k, e = next(iter(events.items()))
+            if seq - e.last_seq < self.quiet_records and len(events) <= self.max_pending:
+                break
+            del events[k]
+            out.append(self._close(k, e))
+        return out
+
+    def idle(self, seconds: float | None) -> list[tuple[EventKey, _Aside]]:
+        """Close the events quiet for ``seconds`` (all of them with ``None``)."""
+        now = self.clock()
+        keys = [k for k, e in self.events.items() if seconds is None or now - e.last_time >= seconds]
+        return [self._close(k, self.events.pop(k)) for k in keys]
+
+    def _close(self, key: EventKey, ev: _Aside) -> tuple[EventKey, _Aside]:
+        self.closed.add(key)
+        self._closed_order.append(key)
+        while len(self._closed_order) > max(self.max_pending, 1024):
+            self.closed.discard(self._closed_order.popleft())
+        return key, ev
 
 
 class AuditStream:
@@ -76,6 +149,10 @@ class AuditStream:
         self.dropped = 0
         #: Of those, exec events (with an ``EXECVE`` record).
         self.dropped_exec = 0
+        self._idle_seconds = idle_seconds
+        self._aside = _LightEvents(quiet_records, max_pending, clock)
+        self._seq = 0  # records read (fed to the reassembler or kept aside)
+        self._unfed = 0  # of those, kept aside and not yet counted by the reassembler
 
     def feed(self, item: FollowedLine, candidate: bool = True) -> list[ClosedEvent]:
         """Parse one followed line; return the events it closes.
@@ -91,19 +168,9 @@ class AuditStream:
         diag = self.diagnostics
         diag.lines += 1
         path = file.path
-        rec: AuditRecord | str | None = None
-        if not candidate and self.prefilter:
-            rec = _light(line, path, lineno)
-            if rec is not None:  # the common case of a busy log, kept short
-                diag.records += 1
-                diag.record_types[rec.type] += 1
-                closed = self.reassembler.feed(rec)
-                light: EventKey = (rec.node, rec.stamp, rec.serial)
-                if light not in self._first and self.reassembler.is_pending(light):
-                    self._first[light] = LineRef(file, lineno, start)
-                return self._forget(closed) if closed else []
-        if rec is None:
-            rec = parse_line(line, path=path, lineno=lineno)
+        if not candidate and self.prefilter and (m := _LIGHT.match(line)) is not None:
+            return self._plain(m, line, file, lineno, start)
+        rec = parse_line(line, path=path, lineno=lineno)
         if isinstance(rec, str):
             if rec not in ("blank", "separator"):
                 excerpt = line[:80].decode("utf-8", errors="replace").rstrip("\r\n")
@@ -114,13 +181,79 @@ class AuditStream:
         if rec.truncated:
             diag.warn("truncated-record", path, lineno, "line ends inside a quoted value")
         key: EventKey = (rec.node, rec.stamp, rec.serial)
-        closed = self.reassembler.feed(rec)
+        if not self.prefilter:
+            closed = self.reassembler.feed(rec)
+        elif key in self._aside.closed:
+            self._seq += 1  # late: its event was dropped, as the reassembler would say
+            self._unfed += 1
+            self._age()
+            if rec.type != "EOE":
+                diag.skip("late-record", path, lineno,
+                          f"{rec.type} for audit({rec.stamp}:{rec.serial}) after its event closed")
+            return []
+        else:
+            closed = self._bring(key)
+            self._seq += 1
+            closed += self.reassembler.feed(rec)
+            self._age()
         if self.reassembler.is_pending(key):
             if key not in self._first:
                 self._first[key] = LineRef(file, lineno, start)
             if candidate and self.prefilter:
                 self._kept.add(key)
         return self._forget(closed)
+
+    def _plain(self, m: re.Match[bytes], line: bytes, file: FileRef, lineno: int,
+               start: int) -> list[ClosedEvent]:
+        """A plain line that is no candidate: reassembled if its event is, else kept aside."""
+        node, rtype_b, stamp, serial = m.groups()
+        rtype = rtype_b.decode("ascii")
+        self.diagnostics.records += 1
+        self.diagnostics.record_types[rtype] += 1
+        key: EventKey = (node.decode("utf-8", errors="replace") if node else None,
+                         stamp.decode("ascii"), int(serial))
+        self._seq += 1
+        if self.reassembler.is_pending(key):
+            closed = self._sync()
+            closed += self.reassembler.feed(_record(m, line, file.path, lineno))
+            self._age()
+            return self._forget(closed)
+        self._unfed += 1
+        if key not in self._first and rtype != "EOE" and key not in self._aside.closed:
+            self._first[key] = LineRef(file, lineno, start)
+        for dropped, aside in self._aside.add(key, rtype, line, lineno, file.path, self._seq):
+            self._drop(dropped, aside)
+        return []
+
+    def _sync(self) -> list[AuditEvent]:
+        """Let the reassembler count the records kept aside since it last did."""
+        if not self._unfed:
+            return []
+        unfed, self._unfed = self._unfed, 0
+        return self.reassembler.skip(unfed)
+
+    def _bring(self, key: EventKey) -> list[AuditEvent]:
+        """Before a record of ``key`` is reassembled: its lines kept aside are fed first."""
+        aside = self._aside.events.pop(key, None)
+        if aside is None:
+            return self._sync()
+        self._unfed -= len(aside.lines)  # counted once: now by the reassembler
+        closed = self._sync()
+        for line, lineno, path in aside.lines:
+            rec = _light(line, path, lineno)
+            assert rec is not None, "kept aside because its header is plain"
+            closed += self.reassembler.feed(rec)
+        return closed
+
+    def _age(self) -> None:
+        """A record went elsewhere: the events kept aside age by it too."""
+        for key, aside in self._aside.expire(self._seq):
+            self._drop(key, aside)
+
+    def _drop(self, key: EventKey, aside: _Aside) -> None:
+        self._first.pop(key, None)
+        self.dropped += 1
+        self.dropped_exec += aside.execve
 
     def _forget(self, events: list[AuditEvent]) -> list[ClosedEvent]:
         out: list[ClosedEvent] = []
@@ -153,11 +286,18 @@ class AuditStream:
 
     def flush_idle(self) -> list[ClosedEvent]:
         """Close the events that have been quiet for ``idle_seconds``."""
-        return self._forget(self.reassembler.flush_idle())
+        closed = self._sync()
+        if self._idle_seconds is not None:
+            for key, aside in self._aside.idle(self._idle_seconds):
+                self._drop(key, aside)
+        return self._forget(closed + self.reassembler.flush_idle())
 
     def flush(self) -> list[ClosedEvent]:
         """Close every pending event."""
-        return self._forget(self.reassembler.flush())
+        closed = self._sync()
+        for key, aside in self._aside.idle(None):
+            self._drop(key, aside)
+        return self._forget(closed + self.reassembler.flush())
 
     def oldest_pending(self) -> LineRef | None:
         """Where the first record of the oldest event still pending was read, if any."""
