@@ -92,7 +92,12 @@ def rows(ndjson: Path, parquet: Path, reps: int, cw: list[str], spark: bool = Tr
             wall, stdout = _child(cmd)
             walls[name].append(wall)
             if not name.startswith("grep"):
-                alerts[name] = _uuids(stdout)
+                got = _uuids(stdout)
+                if name in alerts and got != alerts[name]:
+                    # The tree changed under the benchmark, or a row is not deterministic.
+                    raise RuntimeError(f"{name}: round {rnd + 1} gave {len(got)} alerts, "
+                                       f"round 1 gave {len(alerts[name])}")
+                alerts[name] = got
             print(f"  round {rnd + 1}: {name}: {wall:.2f}s", file=sys.stderr)
     out: list[dict[str, Any]] = []
     for name, _cmd, _n in contenders:
