@@ -83,26 +83,31 @@ class _LightEvents:
         self._closed_order: deque[EventKey] = deque()
 
     def add(self, key: EventKey, rtype: str, line: bytes, lineno: int, path: str, seq: int,
-            ) -> list[tuple[EventKey, _Aside]]:
-        """One plain record (the ``seq``-th read); returns the events that closes."""
-        out: list[tuple[EventKey, _Aside]] = []
+            ) -> tuple[bool, list[tuple[EventKey, _Aside]]]:
+        """One plain record (the ``seq``-th read): whether it began an event, and the events closed."""
         events = self.events
+        began = False
+        closed: list[tuple[EventKey, _Aside]] = []
         if key in self.closed:
             pass  # a late record of an event already dropped (or its EOE): it only ages the others
         elif rtype == "EOE":
             ev = events.pop(key, None)
             if ev is not None:
-                out.append(self._close(key, ev))
+                closed.append(self._close(key, ev))
         elif (ev := events.get(key)) is None:
             events[key] = _Aside([(line, lineno, path)], seq, self.clock(), rtype == "EXECVE")
+            began = True
         else:
             if len(ev.lines) < DEFAULT_MAX_RECORDS_PER_EVENT:
                 ev.lines.append((line, lineno, path))
             ev.last_seq, ev.last_time = seq, self.clock()
             ev.execve = ev.execve or rtype == "EXECVE"
             events.move_to_end(key)
-        out += self.expire(seq)
-        return out
+        oldest = next(iter(events.values()), None)  # the usual case: nothing to expire
+        if oldest is not None and (seq - oldest.last_seq >= self.quiet_records
+                                   or len(events) > self.max_pending):
+            closed += self.expire(seq)
+        return began, closed
 
     def expire(self, seq: int) -> list[tuple[EventKey, _Aside]]:
         """Close the events quiet for ``quiet_records`` records once ``seq`` have been read."""
@@ -208,8 +213,9 @@ class AuditStream:
         """A plain line that is no candidate: reassembled if its event is, else kept aside."""
         node, rtype_b, stamp, serial = m.groups()
         rtype = rtype_b.decode("ascii")
-        self.diagnostics.records += 1
-        self.diagnostics.record_types[rtype] += 1
+        diag = self.diagnostics
+        diag.records += 1
+        diag.record_types[rtype] += 1
         key: EventKey = (node.decode("utf-8", errors="replace") if node else None,
                          stamp.decode("ascii"), int(serial))
         self._seq += 1
@@ -219,10 +225,11 @@ class AuditStream:
             self._age()
             return self._forget(closed)
         self._unfed += 1
-        if key not in self._first and rtype != "EOE" and key not in self._aside.closed:
+        began, dropped = self._aside.add(key, rtype, line, lineno, file.path, self._seq)
+        if began and key not in self._first:
             self._first[key] = LineRef(file, lineno, start)
-        for dropped, aside in self._aside.add(key, rtype, line, lineno, file.path, self._seq):
-            self._drop(dropped, aside)
+        for done, aside in dropped:
+            self._drop(done, aside)
         return []
 
     def _sync(self) -> list[AuditEvent]:
