@@ -32,7 +32,8 @@ from ..cli.helpers import FIXED_NOW
 from .helpers import defend, example, run_triage
 
 BREAKOUT = "</script><script>document.title='pwned'</script><!--"
-TIMEOUT = 30.0
+#: A deadline per DevTools round trip, not a pause: generous because a loaded 2-core CI box once needed more than 30 s.
+TIMEOUT = 120.0
 
 
 def _chromium() -> str | None:
