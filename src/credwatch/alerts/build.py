@@ -30,7 +30,7 @@ import copy
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -61,13 +61,17 @@ class EventOrigin:
     line: int | None = None
 
 
-@functools.lru_cache(maxsize=4096)
 def iso_ms(t: datetime) -> str:
-    """JavaScript ``toISOString``: UTC, millisecond precision, ``Z`` suffix.
+    """JavaScript ``toISOString``: UTC, millisecond precision, ``Z`` suffix."""
+    if t.tzinfo is UTC:
+        # datetime's own formatting (in C) for the usual case: four-digit zero-padded
+        # years, and milliseconds cut, not rounded, as datetime_to_ms() floors them.
+        return t.isoformat(timespec="milliseconds")[:-6] + "Z"
+    return _iso_ms(t)
 
-    Remembered for recent instants: an alert formats its event's time, and
-    the triage the same window edges, again and again.
-    """
+
+@functools.lru_cache(maxsize=4096)
+def _iso_ms(t: datetime) -> str:
     # Not strftime: its %Y drops the zero padding of years before 1000 on glibc.
     return format_ms(datetime_to_ms(t))
 
