@@ -69,8 +69,13 @@ def ensure_parquet(ndjson: Path, cw: list[str]) -> tuple[Path, float | None]:
     return out, time.perf_counter() - t0
 
 
-def rows(ndjson: Path, parquet: Path, reps: int, cw: list[str], spark: bool = True) -> list[dict[str, Any]]:
-    """Time every row (see the module docstring); ratios are added by :func:`describe`."""
+def rows(ndjson: Path, parquet: Path, reps: int, cw: list[str], spark: bool = True,
+         more: bool = False) -> list[dict[str, Any]]:
+    """Time every row (see the module docstring); ratios are added by :func:`describe`.
+
+    ``more`` adds the other engine/format pairs (in-process Parquet, Spark NDJSON): the
+    same-alerts check of issue #14's acceptance on every engine and format.
+    """
     scan = [*cw, "scan", "--no-store", "--format", "ndjson", "--quiet"]
     contenders: list[tuple[str, list[str], int]] = [
         ("grep -cF (1 literal)", ["grep", "-cF", LITERAL, str(ndjson)], reps),
@@ -78,6 +83,11 @@ def rows(ndjson: Path, parquet: Path, reps: int, cw: list[str], spark: bool = Tr
         ("DuckDB NDJSON", [*scan, "--engine", "duckdb", str(ndjson)], reps),
         ("DuckDB Parquet", [*scan, "--engine", "duckdb", str(parquet)], reps),
     ]
+    if more:
+        contenders.append(("in-process Parquet", [*scan, str(parquet)], reps))
+    if spark and more:
+        contenders.append(("Spark local NDJSON", [*scan, "--engine", "spark", "--spark-master", "local[*]",
+                                                  str(ndjson)], max(1, reps - 1)))
     if spark:
         contenders.append(("Spark local Parquet", [*scan, "--engine", "spark", "--spark-master", "local[*]",
                                                    str(parquet)], max(1, reps - 1)))
@@ -127,14 +137,15 @@ def describe(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def run(events: int, reps: int, cw: list[str], seed: int = 7, spark: bool = True) -> dict[str, Any]:
+def run(events: int, reps: int, cw: list[str], seed: int = 7, spark: bool = True,
+        more: bool = False) -> dict[str, Any]:
     """Generate/convert as needed, time the rows, return them (uuids dropped) with the conversion time."""
     sys.path.insert(0, str(HERE))
     import run as bench_run  # the generator and its cache live there
 
     ndjson, _truth = bench_run.ensure_ecs(events, seed)
     parquet, convert_s = ensure_parquet(ndjson, cw)
-    res = rows(ndjson, parquet, reps, cw, spark)
+    res = rows(ndjson, parquet, reps, cw, spark, more)
     for line in describe(res):
         print(line)
     same = all(r["uuids"] == res[1]["uuids"] for r in res if "uuids" in r)
@@ -151,10 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-spark", action="store_true", help="skip the Spark row")
+    p.add_argument("--more", action="store_true",
+                   help="also in-process over Parquet and Spark over NDJSON (same-alerts check on every pair)")
     p.add_argument("--credwatch", default=None, help="credwatch command (default: the venv's)")
     args = p.parse_args(argv)
     cw = args.credwatch.split() if args.credwatch else [str(Path(sys.executable).parent / "credwatch")]
-    report = run(args.events, args.reps, cw, args.seed, not args.no_spark)
+    report = run(args.events, args.reps, cw, args.seed, not args.no_spark, args.more)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-engines-{args.events}.json"
     (RESULTS / name).write_text(json.dumps(report, indent=2))
