@@ -147,3 +147,39 @@ def test_watch_says_it_fell_behind_and_runs_watch_shows_the_status(tmp_path: Pat
     assert status["max_lag_seconds"] >= 599 and status["lines"] == sample.count(b"\n") * copies
     code, out, _ = _cli("runs", "--watch", "--db", db)
     assert code == 0 and out.startswith(f"{log}: stopped (pid ") and "lag 0 bytes, 0.0 s" in out
+
+
+def test_an_idle_watch_writes_its_status_only_as_a_heartbeat(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(CAPTURE.read_bytes()[:4000].rsplit(b"\n", 1)[0] + b"\n")
+    clock, wall = FakeClock(), [1.8e9]
+    db = tmp_path / "a.db"
+    scanner = Scanner(compile_rules([default_rule()]), diagnostics=Diagnostics())
+    w = Watcher(str(log), scanner, AlertStore(db), [], start="beginning", clock=clock,
+                wall=lambda: wall[0], status_every=1.0)
+    reader = RunStore(AlertStore(db))
+
+    def updated() -> float:
+        return reader.watch_statuses(str(log))[0].updated_at.timestamp()
+
+    w.step()
+    first = updated()
+    for _ in range(25):  # 50 s without new data: nothing to write
+        clock.now += 2
+        wall[0] += 2
+        w.step()
+    assert updated() == first
+    with open(log, "ab") as fh:  # something changes: written at the next step
+        fh.write(CAPTURE.read_bytes().splitlines(keepends=True)[100])
+    clock.now += 2
+    wall[0] += 2
+    w.step()
+    changed = updated()
+    assert changed > first
+    for _ in range(31):  # 62 s idle: one heartbeat
+        clock.now += 2
+        wall[0] += 2
+        w.step()
+    assert updated() > changed
+    w.follower.close()
+    w.store.close()

@@ -48,7 +48,9 @@ it is at least ``lag_warn_seconds`` a ``path: falling behind ...`` note is
 reported at most every ``lag_report_every`` seconds, and ``caught up`` once
 it is back to zero. The status (counts and lag) is written to the store's
 ``watch_status`` table (:class:`~credwatch.engine.runs.WatchStatus`) at most
-every ``status_every`` seconds and when the watch stops.
+every ``status_every`` seconds while anything in it changes, every
+``STATUS_HEARTBEAT`` seconds otherwise (an idle watch does not write to the
+store every second), and when the watch stops.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ from credwatch.sources.record import Record
 
 __all__ = ["WatchStats", "Watcher"]
 
+#: An unchanged status is written again after this many seconds (so a reader can tell it is alive).
+STATUS_HEARTBEAT = 60.0
 #: Longest exception text repeated in a report.
 _REASON_CHARS = 200
 
@@ -176,6 +180,7 @@ class Watcher:
         self.runs = RunStore(store)
         self.status_every = status_every
         self._status_saved: float | None = None
+        self._status_seen: tuple[int, ...] = ()
         self._wall = wall
         self._started_at = datetime.fromtimestamp(wall(), UTC)
         self.audit_diag = self.audit.diagnostics
@@ -368,8 +373,11 @@ class Watcher:
         elif lag.bytes == 0 and self._lag_reported is not None:
             self._lag_reported = None
             self._report(SourceError("caught up: every byte written has been read", self.path))
-        if final or self._status_saved is None or now - self._status_saved >= self.status_every:
-            self._status_saved = now
+        seen = (self.stats.lines, self.stats.alerts, self.stats.failed, lag.bytes, lag.offset)
+        since = None if self._status_saved is None else now - self._status_saved
+        if (final or since is None or (since >= self.status_every and seen != self._status_seen)
+                or since >= STATUS_HEARTBEAT):
+            self._status_saved, self._status_seen = now, seen
             self.save_status(running=not final)
 
     def status(self, running: bool = True) -> WatchStatus:
