@@ -154,3 +154,15 @@ def test_events_the_memo_cannot_key_take_the_reference_path() -> None:
 @given(ms=st.integers(DATETIME_MIN_MS, DATETIME_MAX_MS))
 def test_the_window_edges_are_written_as_format_ms_writes_them(ms: int) -> None:
     assert verdict._iso(ms) == format_ms(ms)
+
+
+def test_huge_distinct_inputs_are_answered_but_not_remembered() -> None:
+    memo.clear()
+    events = [defend(["cat", "/root/.aws/credentials", "x" * 4000 + str(i)],
+                     host=f"h{i}-" + "y" * 2000) for i in range(20)]
+    pairs = _alerts([default_rule()], events)
+    assert _assert_same(pairs) == len(pairs)
+    # Each cache's memory is bounded by its entries times MAX_KEY_BYTES, whatever the input.
+    for cache in (memo._COMMANDS, memo._WORKLOADS, memo._VERDICTS, memo._FILLED):
+        assert len(cache) == 0
+    assert memo.MAX_KEY_BYTES <= 4096

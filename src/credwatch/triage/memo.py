@@ -92,8 +92,10 @@ AUTOMATION_FIELDS = (*(f"{r}.{k}" for r in _ROLES for k in ("name", "executable"
 #: Keys a correlator writes; an alert holding one is re-scored by the reference path.
 _CORRELATED = tuple(PREFIX + k for k in ("correlation", "related", "followup_exfil",
                                          "followup_categories"))
-#: Entries per cache; a full cache starts again (hunts repeat a few thousand inputs).
-MAX_ENTRIES = 8192
+#: Inputs with a longer key are answered without being remembered. An entry holds text
+#: derived from its key, so entries x this bounds each cache's memory: distinct huge
+#: command lines (hostile or not) cannot grow it.
+MAX_KEY_BYTES = 1024
 
 _V = TypeVar("_V")
 
@@ -101,21 +103,30 @@ _V = TypeVar("_V")
 class _Cache(dict[Any, Any]):
     """A bounded dictionary: emptied when full, so memory stays flat on unique inputs."""
 
-    def remember(self, key: Any, make: Callable[[], _V]) -> _V:
+    def __init__(self, entries: int) -> None:
+        super().__init__()
+        self.entries = entries
+
+    def remember(self, key: Any, size: int, make: Callable[[], _V]) -> _V:
+        """The value for ``key``, made (and kept if ``size`` allows) when absent."""
         found = self.get(key)
         if found is None:
-            if len(self) >= MAX_ENTRIES:
-                self.clear()
-            found = self[key] = make()
+            found = make()
+            if size <= MAX_KEY_BYTES:
+                if len(self) >= self.entries:
+                    self.clear()
+                self[key] = found
         return found
 
 
-_COMMANDS = _Cache()
-_WORKLOADS = _Cache()
-_USERS = _Cache()
-_AUTOMATION = _Cache()
-_VERDICTS = _Cache()
-_FILLED = _Cache()
+# Sizes: a hunt's distinct command lines run to thousands, workloads, users and ancestors to
+# hundreds; filled credential steps are the largest values (a few KB per credential).
+_COMMANDS = _Cache(4096)
+_WORKLOADS = _Cache(1024)
+_USERS = _Cache(1024)
+_AUTOMATION = _Cache(1024)
+_VERDICTS = _Cache(2048)
+_FILLED = _Cache(256)
 
 
 def clear() -> None:
@@ -203,21 +214,22 @@ def _keys(index: FieldIndex, explain: list[Any],
 def _write(alert: dict[str, Any], event: Mapping[str, Any], index: FieldIndex,
            keys: tuple[bytes, bytes, bytes, bytes], benign: Mapping[str, str] | None) -> None:
     ckey, wkey, ukey, akey = keys
-    cmd = _COMMANDS.remember(ckey, lambda: _command(alert, event))
+    cmd = _COMMANDS.remember(ckey, len(ckey), lambda: _command(alert, event))
     scopes = cmd["scopes"]
-    work = _WORKLOADS.remember((wkey, *scopes), lambda: _workload(event, scopes))
-    user = _USERS.remember(ukey, lambda: _user(event))
+    work = _WORKLOADS.remember((wkey, *scopes), len(wkey), lambda: _workload(event, scopes))
+    user = _USERS.remember(ukey, len(ukey), lambda: _user(event))
     reasons: tuple[str, ...] = _AUTOMATION.remember(
-        akey, lambda: tuple(benign_automation(event, benign)))
+        akey, len(akey), lambda: tuple(benign_automation(event, benign)))
     scratch = scratch_executable(event)
     verdict_: Verdict = _VERDICTS.remember(
-        (ckey, work["location"], reasons, scratch),
+        (ckey, work["location"], reasons, scratch), len(ckey) + len(akey) + len(scratch or ""),
         lambda: verdict(reasons, [c.as_dict() for c in cmd["creds"]], work["location"],
                         cmd["exfil"], cmd["staging"], False, set(), scratch))
     fill = {"user": user["fill"], "host": work["host"], "pod": work["pod"],
             "namespace": work["namespace"]}
     creds_json, cred_steps = (b"[]", ()) if not cmd["creds"] else _FILLED.remember(
-        (ckey, *fill.values()), lambda: _filled(cmd["creds"], fill))
+        (ckey, *fill.values()), len(ckey) + len(wkey) + len(ukey),
+        lambda: _filled(cmd["creds"], fill))
     chain = parent_chain(event)
     process = {k: v for k, v in (("name", text(event, "process.name")),
                                  ("pid", text(event, "process.pid")),
