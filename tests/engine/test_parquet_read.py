@@ -67,3 +67,14 @@ def test_corrupt_parquet_is_one_failed_input(tmp_path: Path) -> None:
     res = scan(str(bad), str(good))
     assert res.code == 3 and len(res.alerts()) == 1
     assert f"{bad}: not a readable Parquet file" in res.err and "Traceback" not in res.err
+
+
+def test_run_in_process_refuses_parquet_naming_the_engines(tmp_path: Path) -> None:
+    """`run`'s in-process reader works on lines: a Parquet input is an error, not lines of garbage."""
+    lake = tmp_path / "lake"
+    assert run_cli("convert", str(EXAMPLES / "ecs"), "--to", "parquet", "--partition-by", "day",
+                   str(lake)).code == 0
+    res = run_cli("run", "--once", "--db", str(tmp_path / "a.db"), str(lake))
+    assert res.code == 2 and "Traceback" not in res.err
+    assert "does not read Parquet; use --engine duckdb or --engine spark" in res.err
+    assert "invalid-utf8" not in res.err

@@ -18,15 +18,17 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from credwatch.engine.convert import record_from_row, require_pyarrow
+from credwatch.errors import UnsupportedError
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.documents import check_types
+from credwatch.sources.inputs import expand_inputs
 from credwatch.sources.record import Record
 
-__all__ = ["BATCH_ROWS", "PARQUET_MAGIC", "is_parquet", "parquet_records"]
+__all__ = ["BATCH_ROWS", "PARQUET_MAGIC", "is_parquet", "parquet_records", "refuse_parquet"]
 
 PARQUET_MAGIC = b"PAR1"
 BATCH_ROWS = 10_000
@@ -83,3 +85,15 @@ def parquet_records(path: str, source: str, diag: Diagnostics,
     except (pyarrow.ArrowException, OSError, ValueError) as exc:
         text = str(exc).strip().splitlines()
         diag.fail(source, f"not a readable Parquet file: {text[0] if text else type(exc).__name__}")
+
+
+def refuse_parquet(paths: Sequence[str], glob: str | None, command: str) -> None:
+    """Raise :class:`UnsupportedError` naming the first Parquet file behind ``paths``.
+
+    For ``run --engine python``, whose readers work on text lines (a Parquet file would
+    be read as lines of garbage): the engines that read Parquet are named instead.
+    """
+    for inp in expand_inputs([p for p in paths if p != "-"], Diagnostics(), glob):
+        if inp.regular and is_parquet(inp.path):
+            raise UnsupportedError(f"{inp.path}: {command} --engine python does not read Parquet; "
+                                   "use --engine duckdb or --engine spark")

@@ -24,6 +24,7 @@ from credwatch.cli.filters import parse_time
 from credwatch.cli.sinkopts import add_sink_args, finish_delivery, start_delivery
 from credwatch.engine.exceptions import ExceptionStore
 from credwatch.engine.lake_plan import require_engine
+from credwatch.engine.parquet_read import refuse_parquet
 from credwatch.engine.runs import RunStore
 from credwatch.engine.scan import compile_rules
 from credwatch.engine.schedule import (
@@ -159,6 +160,7 @@ def lake_source(args: argparse.Namespace, runners: list[RuleRunner]) -> EventSou
 def make_source(args: argparse.Namespace, env: Env, runners: list[RuleRunner]) -> EventSource:
     """The inputs of ``run``: read in-process, or by the ``--engine`` asked for."""
     if args.engine == "python":
+        refuse_parquet(args.paths, args.glob, "run")
         return EventSource(args.paths, input_format=args.input_format, glob=args.glob,
                            stdin=env.stdin)
     return lake_source(args, runners)
