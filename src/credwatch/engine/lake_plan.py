@@ -99,6 +99,9 @@ class ReadReport:
     row_groups_read: int = 0
     row_groups_total: int = 0
     rows: int = 0
+    #: Rows the engine had to look at (DuckDB: the rows of the row groups it read, or
+    #: every row of an NDJSON file; 0 when the engine does not say, as Spark).
+    rows_scanned: int = 0
 
     def add(self, other: ReadReport) -> None:
         """Add ``other``'s counts to these."""
@@ -111,6 +114,8 @@ class ReadReport:
                f"{self.partitions_read} day partition(s) read, {self.partitions_skipped} skipped")
         if self.row_groups_total:
             out += f"; {self.row_groups_read} of {self.row_groups_total} row group(s) read"
+        if self.rows_scanned:
+            out += f"; {self.rows_scanned} row(s) scanned"
         return out + f"; {self.rows} row(s) in the windows"
 
 

@@ -204,6 +204,9 @@ class DuckDbEngine(Engine):
             # Integers with Parquet statistics: row groups outside the span are never read.
             time_sql = f'"_cw_t1" >= {int(span.lo)} AND "_cw_t0" <= {int(span.hi)}'
             self._row_groups(path, span, report)
+        else:
+            count = self.con.execute(f"SELECT count(*) FROM {src}").fetchone()  # the footer's count
+            report.rows_scanned += int(count[0]) if count else 0
         own = "_cw_event" in relation.columns
         cols = ", ".join(META_COLS) if own else "* EXCLUDE (file_row_number)"
         cur = self.con.execute(
@@ -221,12 +224,13 @@ class DuckDbEngine(Engine):
         """Count the row groups whose ``_cw_t0``/``_cw_t1`` statistics overlap ``span``."""
         groups = self.con.execute(
             "SELECT row_group_id, max(CASE WHEN path_in_schema = '_cw_t0' THEN stats_min_value END), "
-            "max(CASE WHEN path_in_schema = '_cw_t1' THEN stats_max_value END) "
+            "max(CASE WHEN path_in_schema = '_cw_t1' THEN stats_max_value END), max(row_group_num_rows) "
             f"FROM parquet_metadata({_quote(path)}) GROUP BY row_group_id").fetchall()
         report.row_groups_total += len(groups)
-        for _gid, t0, t1 in groups:
+        for _gid, t0, t1, rows in groups:
             if t0 is None or t1 is None or (int(t1) >= span.lo and int(t0) <= span.hi):
                 report.row_groups_read += 1
+                report.rows_scanned += int(rows or 0)
 
     def _ndjson(self, path: str, fields: TimeFields, span: Span, report: ReadReport,
                 diag: Diagnostics) -> Iterator[tuple[Record, bool]]:
@@ -250,6 +254,7 @@ class DuckDbEngine(Engine):
                     wanted[row] = bool(hit)
                 row += 1
         report.rows += len(wanted)
+        report.rows_scanned += row
         for rec, row in _decode_rows(path, sorted(wanted), diag):
             yield rec, wanted[row]
 
