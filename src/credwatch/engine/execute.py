@@ -268,7 +268,7 @@ def execute(runner: RuleRunner, source: EventSource, store: AlertStore, runs: Ru
         alerts_updated=len(suppressor.updated) if suppressor else 0,
         suppressed=suppressor.suppressed_events if suppressor else 0,
         gap_ms=max(int(plan.gap / _MS), 0),
-        duration_ms=elapsed_ms)
+        duration_ms=elapsed_ms, read=source.read_report())
     return Execution(
         record=record, plan=plan, created=creator.created,
         updated=list(suppressor.updated.values()) if suppressor else [],

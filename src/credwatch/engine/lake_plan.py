@@ -21,6 +21,7 @@ from credwatch.backends.spark import require_pyspark
 from credwatch.engine.convert import SPAN_FILE, day_name
 from credwatch.engine.eventtime import TimeFields
 from credwatch.engine.readpos import Span
+from credwatch.engine.readreport import ReadReport
 from credwatch.engine.scan import CompiledRule
 from credwatch.errors import ConfigError, UnsupportedError
 from credwatch.kql.ast import And, Literal, Node, Or, Range
@@ -86,37 +87,6 @@ _DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2}|unknown)$")
 _DERIVED = "credwatch.normalized."
 MARGIN_MS = 86_400_000
 META_COLS = ("_cw_event", "_cw_source", "_cw_line", "_cw_index", "_cw_id", "_cw_version")
-
-
-@dataclass
-class ReadReport:
-    """How much an execution (or a whole run) read."""
-
-    partitions_read: int = 0
-    partitions_skipped: int = 0
-    files_read: int = 0
-    files_skipped: int = 0
-    row_groups_read: int = 0
-    row_groups_total: int = 0
-    rows: int = 0
-    #: Rows the engine had to look at (DuckDB: the rows of the row groups it read, or
-    #: every row of an NDJSON file; 0 when the engine does not say, as Spark).
-    rows_scanned: int = 0
-
-    def add(self, other: ReadReport) -> None:
-        """Add ``other``'s counts to these."""
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    def text(self) -> str:
-        """One line for the run summary."""
-        out = (f"{self.files_read} file(s) read, {self.files_skipped} skipped; "
-               f"{self.partitions_read} day partition(s) read, {self.partitions_skipped} skipped")
-        if self.row_groups_total:
-            out += f"; {self.row_groups_read} of {self.row_groups_total} row group(s) read"
-        if self.rows_scanned:
-            out += f"; {self.rows_scanned} row(s) scanned"
-        return out + f"; {self.rows} row(s) in the windows"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +175,8 @@ class Engine:
     """What an engine does for one execution: the rows of one batch of files in a span."""
 
     name = "engine"
+    #: Whether the engine says how many row groups and rows it scanned (Spark does not).
+    reports_scans = True
 
     def rows(self, files: Sequence[LakeFile], fields: TimeFields, span: Span,
              report: ReadReport, diag: Diagnostics) -> Iterator[tuple[Record, bool]]:

@@ -57,7 +57,6 @@ from credwatch.engine.lake_plan import (
     Engine,
     LakeFile,
     PartitionSummary,
-    ReadReport,
     check_rules,
     day_of_path,
     keeps,
@@ -66,6 +65,7 @@ from credwatch.engine.lake_plan import (
     time_query,
 )
 from credwatch.engine.readpos import Span
+from credwatch.engine.readreport import ReadReport
 from credwatch.engine.scan import CompiledRule
 from credwatch.engine.window import EventSource
 from credwatch.engine.window_reader import Yielded
@@ -127,7 +127,8 @@ class LakeEventSource(EventSource):
         """Every event with a time in ``span`` the engine returns, with the rules' verdict."""
         assert self.engine is not None
         self.failures = list(self._missing)
-        report = ReadReport()
+        report = ReadReport.start(self.engine_name, reports_scans=self.engine.reports_scans)
+        self.last_report = report  # this execution's, even if reading stops half-way
         kept = [f for f in self._files if keeps(f, fields, span)]
         report.files_read, report.files_skipped = len(kept), len(self._files) - len(kept)
         days_all = {os.path.dirname(f.path) for f in self._files if f.day}
@@ -147,8 +148,12 @@ class LakeEventSource(EventSource):
             self.failures.extend(diag.failed)
             diag.failed.clear()
             self.diagnostics.merge(diag)
-            self.last_report = report
+            self.total_report.engine = report.engine
             self.total_report.add(report)
+
+    def read_report(self) -> ReadReport | None:
+        """What the last execution read (see :meth:`EventSource.read_report`)."""
+        return ReadReport(**vars(self.last_report))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -206,7 +211,7 @@ class DuckDbEngine(Engine):
             self._row_groups(path, span, report)
         else:
             count = self.con.execute(f"SELECT count(*) FROM {src}").fetchone()  # the footer's count
-            report.rows_scanned += int(count[0]) if count else 0
+            report.scanned(int(count[0]) if count else 0)
         own = "_cw_event" in relation.columns
         cols = ", ".join(META_COLS) if own else "* EXCLUDE (file_row_number)"
         cur = self.con.execute(
@@ -226,11 +231,9 @@ class DuckDbEngine(Engine):
             "SELECT row_group_id, max(CASE WHEN path_in_schema = '_cw_t0' THEN stats_min_value END), "
             "max(CASE WHEN path_in_schema = '_cw_t1' THEN stats_max_value END), max(row_group_num_rows) "
             f"FROM parquet_metadata({_quote(path)}) GROUP BY row_group_id").fetchall()
-        report.row_groups_total += len(groups)
         for _gid, t0, t1, rows in groups:
-            if t0 is None or t1 is None or (int(t1) >= span.lo and int(t0) <= span.hi):
-                report.row_groups_read += 1
-                report.rows_scanned += int(rows or 0)
+            read = t0 is None or t1 is None or (int(t1) >= span.lo and int(t0) <= span.hi)
+            report.row_group(read=read, rows=int(rows or 0))
 
     def _ndjson(self, path: str, fields: TimeFields, span: Span, report: ReadReport,
                 diag: Diagnostics) -> Iterator[tuple[Record, bool]]:
@@ -254,7 +257,7 @@ class DuckDbEngine(Engine):
                     wanted[row] = bool(hit)
                 row += 1
         report.rows += len(wanted)
-        report.rows_scanned += row
+        report.scanned(row)
         for rec, row in _decode_rows(path, sorted(wanted), diag):
             yield rec, wanted[row]
 

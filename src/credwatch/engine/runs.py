@@ -13,7 +13,11 @@ Tables (``CREATE TABLE IF NOT EXISTS``; version in ``credwatch_schema``):
 
 * ``rule_runs``: one row per execution: rule, start/end, windows, status
   (``succeeded`` / ``partial failure`` / ``failed``), message, warnings,
-  errors, events searched/matched/excluded, alerts created/updated, gap, duration;
+  errors, events searched/matched/excluded, alerts created/updated, gap, duration,
+  and, for ``run --engine duckdb|spark``, what the engine read
+  (:class:`~credwatch.engine.readreport.ReadReport`: the ``read_*`` columns, NULL
+  for in-process executions, for executions recorded before schema 4, and for
+  the figures an engine does not report);
 * ``rule_schedule_state``: per rule, the last execution start and the
   suppression bucket history;
 * ``suppression_instances``: suppressed alerts by ``kibana.alert.instance.id``,
@@ -44,13 +48,14 @@ from typing import Any
 from credwatch.alerts.build import iso_ms, parse_event_time
 from credwatch.alerts.store import AlertStore
 from credwatch.engine.readpos import InputState
+from credwatch.engine.readreport import COUNTS, ReadReport
 from credwatch.errors import ConfigError
 
 __all__ = ["SCHEMA_VERSION", "STATUSES", "RuleState", "RunRecord", "RunStore", "WatchStatus"]
 
 COMPONENT = "runs"
-#: 2 added ``run_inputs``; 3 added ``watch_status``.
-SCHEMA_VERSION = 3
+#: 2 added ``run_inputs``; 3 added ``watch_status``; 4 added the ``read_*`` columns of ``rule_runs``.
+SCHEMA_VERSION = 4
 STATUSES = ("succeeded", "partial failure", "failed")
 
 _SCHEMA = """
@@ -129,7 +134,15 @@ CREATE TABLE IF NOT EXISTS watch_status (
     lag_seconds     REAL NOT NULL,
     max_lag_seconds REAL NOT NULL
 );
-"""
+""" + "".join(
+    # Schema 4. ensure_schema runs all of this in one immediate transaction, once per store
+    # (new, or older than 4), so the columns are added exactly once and old rows keep NULLs.
+    f"ALTER TABLE rule_runs ADD COLUMN read_{name} {'TEXT' if name == 'engine' else 'INTEGER'};\n"
+    for name in ("engine", *COUNTS))
+_RUN_COLUMNS = ("execution_uuid, rule_uuid, rule_id, rule_name, started_at, finished_at, windows, status,"
+                " message, warnings, errors, events_searched, events_matched, events_excluded,"
+                " alerts_created, alerts_updated, suppressed, gap_ms, duration_ms, "
+                + ", ".join(f"read_{name}" for name in ("engine", *COUNTS)))
 _WATCH_COLUMNS = ("path, pid, input_format, started_at, updated_at, running, lines, events, prefiltered,"
                   " alerts, failed, read_offset, file_size, lag_bytes, lag_seconds, max_lag_seconds")
 
@@ -157,6 +170,8 @@ class RunRecord:
     suppressed: int = 0
     gap_ms: int = 0
     duration_ms: int = 0
+    #: What ``run --engine duckdb|spark`` read; None for an in-process execution.
+    read: ReadReport | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON form (``credwatch runs --format json``)."""
@@ -170,6 +185,7 @@ class RunRecord:
             "events_excluded": self.events_excluded, "alerts_created": self.alerts_created,
             "alerts_updated": self.alerts_updated, "suppressed": self.suppressed,
             "gap_ms": self.gap_ms, "duration_ms": self.duration_ms,
+            "read": self.read.to_json() if self.read is not None else None,
         }
 
 
@@ -288,19 +304,11 @@ class RunStore:
                 [(uuid, iid, record.rule_uuid, when, record.execution_uuid)
                  for iid, uuid, when in instances])
             # Another process may have recorded this very execution (same id) meanwhile.
+            values = _run_values(record)
             conn.execute(
-                "INSERT OR IGNORE INTO rule_runs (execution_uuid, rule_uuid, rule_id, rule_name, started_at,"
-                " finished_at, windows, status, message, warnings, errors, events_searched,"
-                " events_matched, events_excluded, alerts_created, alerts_updated, suppressed,"
-                " gap_ms, duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                f"INSERT OR IGNORE INTO rule_runs ({_RUN_COLUMNS}) VALUES ({','.join('?' * len(values))})"
                 # Another process may have committed this same (deterministic) execution.
-                " ON CONFLICT(execution_uuid) DO NOTHING",
-                (record.execution_uuid, record.rule_uuid, record.rule_id, record.rule_name,
-                 iso_ms(record.started_at), iso_ms(record.finished_at),
-                 json.dumps(record.windows), record.status, record.message,
-                 json.dumps(record.warnings), json.dumps(record.errors), record.events_searched,
-                 record.events_matched, record.events_excluded, record.alerts_created,
-                 record.alerts_updated, record.suppressed, record.gap_ms, record.duration_ms))
+                " ON CONFLICT(execution_uuid) DO NOTHING", values)
             conn.execute(
                 "INSERT INTO rule_schedule_state VALUES (?, ?, ?, ?, ?) ON CONFLICT(rule_uuid) "
                 "DO UPDATE SET rule_id=excluded.rule_id, last_started_at=excluded.last_started_at,"
@@ -352,10 +360,7 @@ class RunStore:
                 since: str | None = None, limit: int | None = None,
                 newest_first: bool = True) -> list[RunRecord]:
         """Recorded executions, filtered by rule (uuid, rule_id or name), status and start."""
-        sql = ("SELECT execution_uuid, rule_uuid, rule_id, rule_name, started_at, finished_at,"
-               " windows, status, message, warnings, errors, events_searched, events_matched,"
-               " events_excluded, alerts_created, alerts_updated, suppressed, gap_ms, duration_ms"
-               " FROM rule_runs WHERE 1=1")
+        sql = f"SELECT {_RUN_COLUMNS} FROM rule_runs WHERE 1=1"
         args: list[Any] = []
         if rule:
             sql += " AND (rule_uuid=? OR rule_id=? OR rule_name=?)"
@@ -381,4 +386,24 @@ class RunStore:
                 status=r[7], message=r[8], warnings=json.loads(r[9]), errors=json.loads(r[10]),
                 events_searched=r[11], events_matched=r[12], events_excluded=r[13],
                 alerts_created=r[14], alerts_updated=r[15], suppressed=r[16], gap_ms=r[17],
-                duration_ms=r[18])
+                duration_ms=r[18], read=_read_report(r[19:]))
+
+
+def _run_values(record: RunRecord) -> tuple[Any, ...]:
+    """The ``rule_runs`` row of ``record``, in :data:`_RUN_COLUMNS` order."""
+    read = record.read
+    figures = ((read.engine, *(getattr(read, name) for name in COUNTS)) if read is not None
+               else (None,) * (1 + len(COUNTS)))
+    return (record.execution_uuid, record.rule_uuid, record.rule_id, record.rule_name,
+            iso_ms(record.started_at), iso_ms(record.finished_at),
+            json.dumps(record.windows), record.status, record.message,
+            json.dumps(record.warnings), json.dumps(record.errors), record.events_searched,
+            record.events_matched, record.events_excluded, record.alerts_created,
+            record.alerts_updated, record.suppressed, record.gap_ms, record.duration_ms, *figures)
+
+
+def _read_report(cols: Sequence[Any]) -> ReadReport | None:
+    """The stored ``read_*`` columns as a report (None: no engine read for that execution)."""
+    if cols[0] is None:
+        return None
+    return ReadReport(str(cols[0]), **dict(zip(COUNTS, cols[1:], strict=True)))

@@ -211,6 +211,9 @@ class SparkRunEngine(Engine):
     """
 
     name = "spark"
+    #: Spark does not say which row groups its Parquet reader skipped nor how many rows it
+    #: looked at: those figures are stored as unknown (null), not as zero.
+    reports_scans = False
 
     def __init__(self, rules: Sequence[CompiledRule], master: str | None = None) -> None:
         check_rules(rules, self.name)

@@ -66,6 +66,7 @@ from credwatch.engine.readpos import (
     remove_spool,
     spool,
 )
+from credwatch.engine.readreport import ReadReport
 from credwatch.engine.window_reader import (
     BISECT_MIN_BYTES,
     MAX_STDIN_BYTES,
@@ -144,6 +145,10 @@ class EventSource:
         changed = stamps != self._stamps
         self._inputs, self._missing, self._stamps = inputs, missing, stamps
         return changed
+
+    def read_report(self) -> ReadReport | None:
+        """What the engine read for the last :meth:`events` (None: read in-process, no engine)."""
+        return None
 
     def close(self) -> None:
         """Remove the copy of standard input, if one was made."""

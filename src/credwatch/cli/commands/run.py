@@ -179,7 +179,7 @@ def already_stored(e: Execution) -> int:
     return dropped + len(e.new_flags) - sum(e.new_flags)
 
 
-def _describe(e: Execution, source: EventSource | None = None) -> str:
+def _describe(e: Execution) -> str:
     r = e.record
     line = (f"{r.rule_name}: execution at {iso_ms(r.started_at)}: {r.status}; "
             f"{len(r.windows)} window(s), {r.events_searched} event(s) searched, "
@@ -189,9 +189,8 @@ def _describe(e: Execution, source: EventSource | None = None) -> str:
         line += f", {r.alerts_updated} updated"
     if r.status != "succeeded":
         line += f": {r.message}"
-    report = getattr(source, "last_report", None)  # what --engine duckdb|spark read
-    if report is not None:
-        line += f" ({getattr(source, 'engine_name', 'engine')}: {report.text()})"
+    if r.read is not None:  # what --engine duckdb|spark read, as stored with the execution
+        line += f" ({r.read.engine}: {r.read.text()})"
     return line
 
 
@@ -244,7 +243,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
                     failed[problem] = None
                     env.stderr.write(f"credwatch: {terminal_text(problem)}\n")
             if not args.quiet:
-                env.stderr.write(f"credwatch: {terminal_text(_describe(e, source))}\n")
+                env.stderr.write(f"credwatch: {terminal_text(_describe(e))}\n")
                 env.stderr.flush()
 
         scheduler = Scheduler(runners, source, store, runs, clock, on_execution=report)

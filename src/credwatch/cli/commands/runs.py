@@ -26,7 +26,8 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "runs", help="list the history of scheduled executions (credwatch run)",
         description="List rule executions recorded by `credwatch run`: start, windows, status "
-        "(succeeded / partial failure / failed), events searched, alerts created, warnings.",
+        "(succeeded / partial failure / failed), events searched, alerts created, warnings, "
+        "and what --engine duckdb|spark read (files, partitions, row groups, rows).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rule", help="rule_id, rule name or rule uuid")
     p.add_argument("--status", choices=STATUSES, help="only executions with this status")
@@ -93,6 +94,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
             f"{iso_ms(r.started_at):24} {r.status:15} {len(r.windows):>3} {r.events_searched:>8} "
             f"{r.events_matched:>7} {r.events_excluded:>4} {r.alerts_created:>6} "
             f"{r.duration_ms:>5}  {terminal_text(r.rule_name)}\n")
+        if r.read is not None:
+            env.stdout.write(f"{'':24} read ({r.read.engine}): {terminal_text(r.read.text())}\n")
         for w in r.warnings:
             env.stdout.write(f"{'':24} warning: {terminal_text(w)}\n")
         for e in r.errors:
