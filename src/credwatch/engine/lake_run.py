@@ -36,6 +36,7 @@ code as in-process, and the execution counts, sorts and caps them as always.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -153,7 +154,7 @@ class LakeEventSource(EventSource):
 
     def read_report(self) -> ReadReport | None:
         """What the last execution read (see :meth:`EventSource.read_report`)."""
-        return ReadReport(**vars(self.last_report))
+        return dataclasses.replace(self.last_report)  # a copy: the next execution starts its own
 
 
 def _first_line(exc: BaseException) -> str:
