@@ -41,8 +41,17 @@ def test_every_code_point_of_the_unsafe_categories_is_escaped() -> None:
         # unassigned code points inside the invisible-operator and tag blocks.
         safe = "".join(c for c in chars if not _unsafe(c))
         lost = set(safe) - set(terminal_text(safe))
-        assert all(unicodedata.category(c) == "Cn" and (0x2060 <= ord(c) <= 0x206F
-                   or 0xE0000 <= ord(c) <= 0xE007F) for c in lost)
+        assert all(_unassigned_in_an_escaped_block(c) for c in lost)
+
+
+def _unassigned_in_an_escaped_block(c: str) -> bool:
+    """Unassigned code points of the invisible-operator and tag blocks: escaped on purpose.
+
+    A later Unicode may assign them as more invisible format characters, so the
+    whole block is escaped, not only what this Python's Unicode data calls Cf.
+    """
+    return unicodedata.category(c) == "Cn" and (0x2060 <= ord(c) <= 0x206F
+                                                or 0xE0000 <= ord(c) <= 0xE007F)
 
 
 @fuzz
@@ -51,7 +60,9 @@ def test_terminal_text(text: str) -> None:
     shown = terminal_text(text)
     assert _unsafe(shown) == []
     shown.encode("utf-8")  # printable on a UTF-8 terminal (no lone surrogates)
-    if not _unsafe(text):
+    # Everything else is shown as itself (the 100k-case run found U+E0000, an unassigned
+    # tag code point, which the invariant had wrongly required to survive).
+    if not _unsafe(text) and not any(map(_unassigned_in_an_escaped_block, text)):
         assert shown == text
 
 
@@ -118,5 +129,6 @@ def test_corpus_replays() -> None:
     for data in corpus("outputs"):
         text = data.decode("utf-8", "surrogateescape")
         assert _unsafe(terminal_text(text)) == []
+        assert not any(map(_unassigned_in_an_escaped_block, terminal_text(text)))
         render_report([_alert(text, [text], text)])
         _render_file(data)
