@@ -436,7 +436,19 @@ def build_alert(
         "kibana.alert.severity": severity,
         "kibana.alert.risk_score": risk,
     }
-    tail: dict[str, Any] = {
+    tail = _alert_tail(name, timestamp, alert_uuid, explain, ident, origin, execution_uuid)
+    doc.update(copies)
+    doc.update({k: v for k, v in head.items() if v is not None})
+    doc.update(_set_rule_fields(rule, indices))
+    doc.update({k: v for k, v in tail.items() if v is not None})
+    return doc
+
+
+def _alert_tail(name: str, timestamp: str, alert_uuid: str, explain: list[dict[str, Any]],
+                ident: EventIdentity, origin: EventOrigin | None,
+                execution_uuid: str | None) -> dict[str, Any]:
+    """The fields after the rule block: execution, times, the uuid, the explanation, the origin."""
+    return {
         "kibana.alert.rule.name": name,
         "kibana.alert.rule.execution.uuid": execution_uuid,
         "kibana.alert.rule.execution.type": "scheduled",
@@ -454,8 +466,3 @@ def build_alert(
         "credwatch.source.id": ident.id,
         "credwatch.source.id_derived": ident.derived,
     }
-    doc.update(copies)
-    doc.update({k: v for k, v in head.items() if v is not None})
-    doc.update(_set_rule_fields(rule, indices))
-    doc.update({k: v for k, v in tail.items() if v is not None})
-    return doc
