@@ -4,8 +4,9 @@
 # package must not import the others (start-up of the command line).
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from credwatch.lazyexports import lazy_getattr
 
 if TYPE_CHECKING:
     from credwatch.alerts.build import EventOrigin, build_alert
@@ -31,10 +32,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

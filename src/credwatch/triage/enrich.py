@@ -51,7 +51,9 @@ from credwatch.triage.correlate import Correlator
 from credwatch.triage.memo import enrich_memoized
 from credwatch.triage.paths import credential_matches
 from credwatch.triage.verdict import (
-    PRIORITY_THRESHOLDS,  # noqa: F401 (re-exported: the thresholds are part of the API)
+    PRIORITY_THRESHOLDS as PRIORITY_THRESHOLDS,  # re-exported: the thresholds are part of the API
+)
+from credwatch.triage.verdict import (
     STAGING,
     TRIAGE_VERSION,
     chain_text,
