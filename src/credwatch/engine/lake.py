@@ -169,26 +169,10 @@ class LakeScan:
 
     def _lines(self, path: str, wanted: list[int], diag: Diagnostics) -> Iterator[Record]:
         """Decode only the ``wanted`` non-blank lines (DuckDB's row numbers) with the Python decoder."""
-        if not wanted:
-            return
-        stream = open_binary(path)
-        try:
-            pos, row = 0, -1
-            for lineno, raw in iter_lines(stream):
-                if raw is None or not raw.strip():
-                    continue
-                row += 1
-                if row != wanted[pos]:
-                    continue
-                for rec in line_records_checked(raw, path, lineno, diag):
-                    checked = self._checked(rec, diag)
-                    if checked is not None:
-                        yield checked
-                pos += 1
-                if pos == len(wanted):
-                    return
-        finally:
-            stream.close()
+        for rec, _row in decode_rows(path, wanted, diag):
+            checked = self._checked(rec, diag)
+            if checked is not None:
+                yield checked
 
     def _parquet(self, path: str, diag: Diagnostics) -> Iterator[Record]:
         source = (f"read_parquet({_quote(path)}, file_row_number=true, hive_partitioning=false, "
@@ -284,3 +268,29 @@ def plan_scan(args: Any, scanner: Scanner) -> LakePlan:
         paths = spark_paths(args.paths, scanner.diagnostics, args.glob, args.input_format)
         return LakePlan(None, [], SparkScan(scanner, paths, getattr(args, "spark_master", None)))
     return LakePlan(LakeScan(scanner), plan_inputs(args.paths, scanner.diagnostics, args.glob))
+
+
+def decode_rows(path: str, wanted: list[int], diag: Diagnostics) -> Iterator[tuple[Record, int]]:
+    """The records of the ``wanted`` non-blank lines (sorted DuckDB row numbers), with their row.
+
+    Decoded by the Python reader's line decoder, so an event found by DuckDB is
+    the same record, with the same ``file:line`` and type checks, as scanning finds.
+    """
+    if not wanted:
+        return
+    stream = open_binary(path)
+    try:
+        pos, row = 0, -1
+        for lineno, raw in iter_lines(stream):
+            if raw is None or not raw.strip():
+                continue
+            row += 1
+            if row != wanted[pos]:
+                continue
+            for rec in line_records_checked(raw, path, lineno, diag):
+                yield rec, row
+            pos += 1
+            if pos == len(wanted):
+                return
+    finally:
+        stream.close()

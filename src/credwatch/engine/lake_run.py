@@ -52,7 +52,7 @@ from credwatch.engine.convert import (
     record_from_row,
 )
 from credwatch.engine.eventtime import TimedEvent, TimeFields, event_times
-from credwatch.engine.lake import FETCH_ROWS, _is_empty, _quote, classify
+from credwatch.engine.lake import FETCH_ROWS, _is_empty, _quote, classify, decode_rows
 from credwatch.engine.lake_plan import (
     META_COLS,
     Engine,
@@ -72,9 +72,7 @@ from credwatch.engine.window import EventSource
 from credwatch.engine.window_reader import Yielded
 from credwatch.errors import SourceError, UnsupportedError
 from credwatch.sources.diagnostics import Diagnostics
-from credwatch.sources.documents import line_records_checked
-from credwatch.sources.inputs import READ_ERRORS, Input, describe, expand_inputs, iter_lines
-from credwatch.sources.read import open_binary
+from credwatch.sources.inputs import READ_ERRORS, Input, describe, expand_inputs
 from credwatch.sources.record import Record
 
 __all__ = ["DuckDbEngine", "LakeEventSource", "ReadReport"]
@@ -259,30 +257,8 @@ class DuckDbEngine(Engine):
                 row += 1
         report.rows += len(wanted)
         report.scanned(row)
-        for rec, row in _decode_rows(path, sorted(wanted), diag):
+        for rec, row in decode_rows(path, sorted(wanted), diag):
             yield rec, wanted[row]
-
-
-def _decode_rows(path: str, wanted: list[int], diag: Diagnostics) -> Iterator[tuple[Record, int]]:
-    """The records of the ``wanted`` non-blank lines (DuckDB's row numbers), by the Python decoder."""
-    if not wanted:
-        return
-    stream = open_binary(path)
-    try:
-        pos, row = 0, -1
-        for lineno, raw in iter_lines(stream):
-            if raw is None or not raw.strip():
-                continue
-            row += 1
-            if row != wanted[pos]:
-                continue
-            for rec in line_records_checked(raw, path, lineno, diag):
-                yield rec, row
-            pos += 1
-            if pos == len(wanted):
-                return
-    finally:
-        stream.close()
 
 
 def _kind(path: str) -> str:
