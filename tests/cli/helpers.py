@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -39,3 +40,9 @@ def stable(alert: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in alert.items()
             if not k.startswith("credwatch.source.") and k not in ("credwatch.explain",
                                                                   "credwatch.explanation")}
+
+
+def write_ndjson(path: Path, docs: list[Any]) -> Path:
+    """Write ``docs`` to ``path`` as NDJSON (orjson, one per line) and return the path."""
+    path.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in docs))
+    return path

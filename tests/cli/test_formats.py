@@ -6,7 +6,6 @@ import csv
 import io
 from pathlib import Path
 
-import orjson
 import pytest
 from rich.cells import cell_len
 from rich.text import Text
@@ -15,21 +14,16 @@ from credwatch.cli.common import human_out, say
 from credwatch.cli.env import Env
 
 from ..triage.helpers import defend
-from .helpers import run_cli
+from .helpers import run_cli, write_ndjson
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "credwatch" / "examples"
 AUDIT_LOG = EXAMPLES / "auditd" / "audit.log"
 
 
-def write(path: Path, events: list[dict[str, object]]) -> Path:
-    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    return path
-
-
 @pytest.fixture
 def hostile(tmp_path: Path) -> Path:
     """Three matching execs, written out of time order, with formula-looking values."""
-    return write(tmp_path / "events.ndjson", [
+    return write_ndjson(tmp_path / "events.ndjson", [
         defend(["cat", "=HYPERLINK(\"http://evil\")/.aws/credentials"], t=30, host="@SUM(1+1)",
                **{"user.name": "+cmd|' /C calc'!A0"}),
         defend(["cat", "/root/.aws/credentials"], t=10, host="node-a", pid=5001),

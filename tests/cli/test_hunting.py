@@ -7,11 +7,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from ..triage.helpers import defend
-from .helpers import run_cli
+from .helpers import run_cli, write_ndjson
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "src" / "credwatch" / "examples"
@@ -19,15 +18,10 @@ ROTATION = ROOT / "tests" / "fixtures" / "auditd" / "rotation"
 EXPORT = ROOT / "tests" / "fixtures" / "exceptions" / "kibana_export.ndjson"
 
 
-def write(path: Path, events: list[dict[str, Any]]) -> Path:
-    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    return path
-
-
 @pytest.fixture
 def spread(tmp_path: Path) -> Path:
     """Matching execs at 11:33:14, 11:43:14 and 11:53:14 (the CLI's clock says 12:00) on two hosts."""
-    return write(tmp_path / "spread.ndjson", [
+    return write_ndjson(tmp_path / "spread.ndjson", [
         defend(["cat", "/root/.aws/credentials"], t=0, host="node-a", pid=5001),
         defend(["cat", "/root/.kube/config"], t=600, host="node-b", pid=5002),
         defend(["cat", "/root/.ssh/id_rsa"], t=1200, host="node-a", pid=5003),
@@ -109,7 +103,7 @@ def test_a_time_that_does_not_parse_is_a_usage_error(spread: Path, tmp_path: Pat
 
 
 def test_scan_exceptions_file_excludes_matching_events(tmp_path: Path) -> None:
-    events = write(tmp_path / "ci.ndjson", [
+    events = write_ndjson(tmp_path / "ci.ndjson", [
         defend(["cat", "/root/.kube/config"], pid=5001, **{"user.name": "ci",
                "process.parent.executable": "/opt/ci/bin/runner"}),
         defend(["cat", "/root/.kube/config"], pid=5002, **{"user.name": "mallory",
@@ -125,7 +119,7 @@ def test_scan_exceptions_file_excludes_matching_events(tmp_path: Path) -> None:
 def test_an_imported_list_no_rule_references_is_reported_unused(tmp_path: Path) -> None:
     db = str(tmp_path / "a.db")
     assert run_cli("exceptions", "--db", db, "import", str(EXPORT)).code == 0
-    events = write(tmp_path / "ci.ndjson", [defend(
+    events = write_ndjson(tmp_path / "ci.ndjson", [defend(
         ["cat", "/root/.kube/config"], **{"user.name": "ci",
                                           "process.parent.executable": "/opt/ci/bin/runner"})])
     res = run_cli("scan", "--db", db, "--format", "ndjson", str(events))

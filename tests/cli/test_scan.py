@@ -15,7 +15,7 @@ import pytest
 
 from credwatch.normalize.flatten import flatten, get_values
 
-from .helpers import run_cli, stable
+from .helpers import run_cli, stable, write_ndjson
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "credwatch" / "examples"
 AUDITBEAT = EXAMPLES / "ecs" / "auditbeat.ndjson"
@@ -31,11 +31,6 @@ def events(path: Path) -> list[dict[str, Any]]:
 
 def flat_form(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v if len(v) > 1 else v[0] for k, v in flatten(event).items()}
-
-
-def write_ndjson(path: Path, docs: list[Any]) -> Path:
-    path.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in docs))
-    return path
 
 
 def scan(*args: str, **kw: Any) -> Any:
