@@ -184,3 +184,13 @@ def test_only_matching_rows_reach_python(tmp_path: Path) -> None:
     assert dk.alerts() == py.alerts() and len(dk.alerts()) == 1
     assert "1 skipped" in _summary(py)
     assert "2 events read" in _summary(dk) and "0 skipped" in _summary(dk)
+
+
+def test_input_failure_is_one_line_even_for_an_empty_duckdb_message() -> None:
+    import duckdb
+
+    from credwatch.engine.lake import input_failure
+
+    # An empty message once raised IndexError in the except clause, which lost the whole scan.
+    assert input_failure(duckdb.Error("")) == "DuckDB could not read it: Error"
+    assert input_failure(duckdb.IOException("first\nsecond")) == "DuckDB could not read it: first"

@@ -141,12 +141,8 @@ class LakeScan:
                     yield rec
                 # The scanner counts the records it is given; the rest were read by DuckDB.
                 diag.events += max(self._rows - yielded, 0)
-            except duckdb.Error as exc:
-                diag.fail(inp.path, f"DuckDB could not read it: {str(exc).splitlines()[0]}")
-            except SourceError as exc:
-                diag.fail(inp.path, exc.message)
-            except READ_ERRORS as exc:
-                diag.fail(inp.path, describe(exc))
+            except INPUT_ERRORS as exc:
+                diag.fail(inp.path, input_failure(exc))
 
     def _checked(self, rec: Record, diag: Diagnostics) -> Record | None:
         if any(c.matcher.matches(rec.event) for c in self.scanner.rules):
@@ -294,3 +290,19 @@ def decode_rows(path: str, wanted: list[int], diag: Diagnostics) -> Iterator[tup
                 return
     finally:
         stream.close()
+
+
+#: What reading one input with DuckDB may raise that costs only that input (``path: reason``).
+INPUT_ERRORS: tuple[type[BaseException], ...] = (duckdb.Error, SourceError, *READ_ERRORS)
+
+
+def input_failure(exc: BaseException) -> str:
+    """The ``path: reason`` reason for an input an engine could not read (one line)."""
+    if isinstance(exc, duckdb.Error):
+        text = str(exc)
+        return f"DuckDB could not read it: {text.splitlines()[0] if text else type(exc).__name__}"
+    if isinstance(exc, SourceError):
+        return exc.message
+    if isinstance(exc, READ_ERRORS):
+        return describe(exc)
+    return str(exc)

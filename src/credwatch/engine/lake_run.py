@@ -42,8 +42,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
-
 from credwatch.backends.duckdb import compile_duckdb, connect, read_sql, schema_of
 from credwatch.backends.sqlschema import SType
 from credwatch.engine.convert import (
@@ -52,7 +50,15 @@ from credwatch.engine.convert import (
     record_from_row,
 )
 from credwatch.engine.eventtime import TimedEvent, TimeFields, event_times
-from credwatch.engine.lake import FETCH_ROWS, _is_empty, _quote, classify, decode_rows
+from credwatch.engine.lake import (
+    FETCH_ROWS,
+    INPUT_ERRORS,
+    _is_empty,
+    _quote,
+    classify,
+    decode_rows,
+    input_failure,
+)
 from credwatch.engine.lake_plan import (
     META_COLS,
     Engine,
@@ -70,12 +76,15 @@ from credwatch.engine.readreport import ReadReport
 from credwatch.engine.scan import CompiledRule
 from credwatch.engine.window import EventSource
 from credwatch.engine.window_reader import Yielded
-from credwatch.errors import SourceError, UnsupportedError
+from credwatch.errors import UnsupportedError
 from credwatch.sources.diagnostics import Diagnostics
-from credwatch.sources.inputs import READ_ERRORS, Input, describe, expand_inputs
+from credwatch.sources.inputs import Input, expand_inputs
 from credwatch.sources.record import Record
 
 __all__ = ["DuckDbEngine", "LakeEventSource", "ReadReport"]
+
+# A file in a run may also hold a column type the SQL plan cannot use: that input alone is lost.
+_RUN_INPUT_ERRORS: tuple[type[BaseException], ...] = (*INPUT_ERRORS, UnsupportedError)
 
 @dataclass
 class LakeEventSource(EventSource):
@@ -155,11 +164,6 @@ class LakeEventSource(EventSource):
         return dataclasses.replace(self.last_report)  # a copy: the next execution starts its own
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class DuckDbEngine(Engine):
     """The DuckDB side of :class:`LakeEventSource` (its own threads, one in-memory connection)."""
 
@@ -182,14 +186,8 @@ class DuckDbEngine(Engine):
                 kind = _kind(f.path)
                 reader = self._parquet if kind == "parquet" else self._ndjson
                 yield from reader(f.path, fields, span, report, diag)
-            except duckdb.Error as exc:
-                diag.fail(f.path, f"DuckDB could not read it: {_first_line(exc)}")
-            except SourceError as exc:
-                diag.fail(f.path, exc.message)
-            except UnsupportedError as exc:
-                diag.fail(f.path, str(exc))
-            except READ_ERRORS as exc:
-                diag.fail(f.path, describe(exc))
+            except _RUN_INPUT_ERRORS as exc:
+                diag.fail(f.path, input_failure(exc))
 
     def _wheres(self, schema: dict[str, SType], fields: TimeFields, span: Span) -> tuple[str, str]:
         types = dict.fromkeys(time_names(fields), "date")
