@@ -166,3 +166,27 @@ def test_huge_distinct_inputs_are_answered_but_not_remembered() -> None:
     for cache in (memo._COMMANDS, memo._WORKLOADS, memo._VERDICTS, memo._FILLED):
         assert len(cache) == 0
     assert memo.MAX_KEY_BYTES <= 4096
+
+
+def test_remembered_entries_hold_their_own_size_not_orjsons_buffer() -> None:
+    """Caches full of unique positives stay small: a few KB per input, as their contents weigh."""
+    import gc
+    import tracemalloc
+
+    memo.clear()
+    events = [defend(["cat", "/root/.aws/credentials", f"--marker={i}"]) for i in range(400)]
+    pairs = _alerts([default_rule()], events)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for alert, event in pairs:
+            assert memo.enrich_memoized(copy.deepcopy(alert), event, None)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(memo._COMMANDS) == len(pairs)
+    # orjson's output object keeps its 4 KB working buffer: six of them per input (keys and
+    # JSON values) came to ~25 KB per remembered input before they were copied to size.
+    assert kept / len(pairs) < 8_000
