@@ -45,6 +45,10 @@ def index_names(index: str) -> list[str]:
     return [index, m.group("stream")] if m else [index]
 
 
+_MEMO_NAME = 255  # Elasticsearch's limit on an index name, in bytes
+_MEMO_ENTRIES = 1024
+
+
 class IndexSelector:
     """Kibana's index patterns (``*`` wildcards, ``-`` exclusions, comma lists)."""
 
@@ -62,9 +66,22 @@ class IndexSelector:
                 target.append(wildcard_matcher(pat.lstrip("-").split("*")))
         self.include = include
         self.exclude = exclude
+        # Every record asks, and an input holds few distinct indices: answers are kept,
+        # for names up to _MEMO_NAME chars, at most _MEMO_ENTRIES of them (then forgotten).
+        self._answers: dict[str, bool] = {}
 
     def selects(self, index: str) -> bool:
         """True if ``index`` (or its data stream) is selected by the patterns."""
+        answer = self._answers.get(index)
+        if answer is None:
+            answer = self._selects(index)
+            if len(index) <= _MEMO_NAME:
+                if len(self._answers) >= _MEMO_ENTRIES:
+                    self._answers.clear()
+                self._answers[index] = answer
+        return answer
+
+    def _selects(self, index: str) -> bool:
         names = index_names(index)
         if not self.include:
             return True
