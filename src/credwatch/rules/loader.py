@@ -16,36 +16,31 @@ its reason.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 
-from credwatch.errors import KqlSyntaxError, RuleLoadError
+from credwatch.errors import RuleLoadError
+from credwatch.rules.builtin import DEFAULT_RULE_ID, builtin_rules, default_rule
+from credwatch.rules.checks import check_query, check_schedule, check_supported, validate
 from credwatch.rules.limits import DepthError, check_json_depth
-from credwatch.rules.model import (
-    KNOWN_UNSUPPORTED_TYPES,
-    SUPPORTED_LANGUAGES,
-    SUPPORTED_TYPES,
-    Rule,
-)
+from credwatch.rules.model import Rule
 from credwatch.rules.ndjson_format import loads_ndjson, parse_ndjson, rule_from_export_object
-from credwatch.rules.schedule_math import DateMathError, parse_date_math, parse_duration
 from credwatch.rules.toml_format import loads_toml
+
+__all__ = [
+    "DEFAULT_RULE_ID", "RULE_EXTENSIONS", "LoadResult", "SkippedFile", "adhoc_rule",
+    "builtin_rules", "check_query", "check_schedule", "check_supported", "default_rule",
+    "load_file", "load_folder", "load_paths", "load_rule", "read_rules", "resolve_rules",
+    "validate",
+]
 
 #: File extensions that hold rules.
 RULE_EXTENSIONS: tuple[str, ...] = (".toml", ".ndjson", ".jsonl", ".json")
-
-#: The rule used when none is named.
-DEFAULT_RULE_ID = "5f0fff18-f340-444b-9a98-c49ade766ff4"
-
-_REFERENCE_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,71 +57,6 @@ class LoadResult:
 
     rules: list[Rule] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
-
-
-def _field(rule: Rule, name: str) -> str:
-    # detection-rules files nest the API fields under [rule]
-    return f"rule.{name}" if (rule.source or "").endswith(".toml") else name
-
-
-def _path_of(rule: Rule) -> str | None:
-    return rule.source
-
-
-def check_supported(rule: Rule) -> None:
-    """Raise :class:`RuleLoadError` unless credwatch can run ``rule`` (type and language)."""
-    if rule.type not in SUPPORTED_TYPES:
-        kind = "unsupported" if rule.type in KNOWN_UNSUPPORTED_TYPES else "unknown"
-        raise RuleLoadError(
-            f"{kind} rule type {rule.type!r} (rule {rule.name!r}): credwatch runs custom query "
-            "rules (type 'query') only",
-            path=_path_of(rule), field=_field(rule, "type"))
-    if rule.language not in SUPPORTED_LANGUAGES:
-        raise RuleLoadError(
-            f"unsupported query language {rule.language!r} (rule {rule.name!r}): credwatch "
-            "evaluates KQL (language 'kuery') only",
-            path=_path_of(rule), field=_field(rule, "language"))
-
-
-def check_schedule(rule: Rule) -> None:
-    """Raise :class:`RuleLoadError` unless interval, from and to parse and from < to."""
-    try:
-        parse_duration(rule.interval)
-    except DateMathError as exc:
-        raise RuleLoadError(str(exc), path=_path_of(rule), field=_field(rule, "interval")) from None
-    try:
-        start = parse_date_math(rule.from_).resolve(_REFERENCE_NOW)
-    except DateMathError as exc:
-        raise RuleLoadError(str(exc), path=_path_of(rule), field=_field(rule, "from")) from None
-    try:
-        end = parse_date_math(rule.to).resolve(_REFERENCE_NOW)
-    except DateMathError as exc:
-        raise RuleLoadError(str(exc), path=_path_of(rule), field=_field(rule, "to")) from None
-    if start >= end:
-        raise RuleLoadError(f"'from' ({rule.from_}) must be earlier than 'to' ({rule.to})",
-                            path=_path_of(rule), field=_field(rule, "from"))
-
-
-def check_query(rule: Rule) -> None:
-    """Raise :class:`RuleLoadError` (with line, column and caret) if the query does not parse."""
-    from credwatch.kql import parse  # imported late: the parser builds its grammar on import
-
-    if not rule.query.strip():
-        raise RuleLoadError("query is empty", path=_path_of(rule), field=_field(rule, "query"))
-    try:
-        parse(rule.query)
-    except KqlSyntaxError as exc:
-        raise RuleLoadError(
-            f"invalid KQL at query line {exc.line}, column {exc.column}: {exc.message}",
-            path=_path_of(rule), field=_field(rule, "query"), detail=exc.excerpt) from None
-
-
-def validate(rule: Rule) -> Rule:
-    """Run every load-time check on ``rule`` and return it."""
-    check_supported(rule)
-    check_schedule(rule)
-    check_query(rule)
-    return rule
 
 
 def _load_json_file(text: str, path: str) -> list[Rule]:
@@ -258,28 +188,6 @@ def load_paths(paths: Iterable[str | os.PathLike[str]]) -> LoadResult:
             result.rules.extend(load_file(path))
     _check_duplicates(result)
     return result
-
-
-@functools.cache
-def _builtin_rules() -> tuple[Rule, ...]:
-    out = []
-    folder = resources.files("credwatch.rules") / "builtin"
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".toml"):
-            out.append(validate(loads_toml(entry.read_text(encoding="utf-8"), str(entry))))
-    return tuple(out)
-
-
-def builtin_rules() -> list[Rule]:
-    """The rules shipped with credwatch (the seed rule first)."""
-    rules = list(_builtin_rules())
-    rules.sort(key=lambda r: r.rule_id != DEFAULT_RULE_ID)
-    return rules
-
-
-def default_rule() -> Rule:
-    """The rule used when none is named: Elastic's credential-path rule, v1."""
-    return builtin_rules()[0]
 
 
 def resolve_rules(ref: str) -> list[Rule]:
