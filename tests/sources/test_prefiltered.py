@@ -224,7 +224,8 @@ def test_finders_agree() -> None:
     ends = [e for e, _k in hs]
     flagged = {buf[: e - 1].rsplit(b"\n", 1)[-1] for e in ends}
     # The blank line (2) is no candidate: it holds no event (millions of them must stay cheap).
-    assert flagged == {lines[i] for i in (0, 3, 4, 6, 7, 8)}
+    # Nor is the escaped slash (3) that spells no literal.
+    assert flagged == {lines[i] for i in (0, 4, 6, 7, 8)}
 
 
 def test_split_ranges_start_at_line_starts(tmp_path: Path) -> None:

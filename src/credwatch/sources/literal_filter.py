@@ -15,6 +15,43 @@ from dataclasses import dataclass, field
 HITS_NEEDLE = '"hits"'
 _JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+#: ``/`` as a JSON string may spell it in raw bytes (a regex): itself, ``\/`` or ``\u002f``.
+#: Encoders escape slashes often (PHP, Java, Go's HTML-safe mode), so literals are looked
+#: for in every spelling of their slashes rather than by decoding each such line.
+SLASH_SPELLINGS = rb"(?:/|\\/|\\u002[fF])"
+_SURROGATE_ESCAPE = rb"u[dD][89a-fA-F][0-9a-fA-F]{2}"
+
+
+def spelled_literal(literal: str) -> bytes:
+    """A regex over raw bytes matching ``literal`` with each ``/`` in any JSON spelling."""
+    return SLASH_SPELLINGS.join(re.escape(part.encode("utf-8")) for part in literal.split("/"))
+
+
+def _hex_escape(char: str) -> bytes:
+    """``\\uXXXX`` for ``char`` (a regex, either case of each hex digit), after the backslash."""
+    code = ord(char)
+    if code > 0xFFFF or 0xD800 <= code <= 0xDFFF:
+        return _SURROGATE_ESCAPE  # any surrogate escape: the pair may decode to ``char``
+    digits = b"%04x" % code
+    return b"u" + b"".join(b"[%c%c]" % (d, d - 32) if d >= 0x61 else bytes([d]) for d in digits)
+
+
+def hiding_escape(literals: frozenset[str]) -> bytes:
+    """A regex matching each JSON escape that can spell a character of ``literals`` other than ``/``.
+
+    A line whose escapes all decode to characters no literal holds (``\\"``, ``\\n``,
+    ``\\u00e9``...) holds a literal in its decoded text only where the raw bytes spell it
+    without an escape; ``/``'s escapes are part of :func:`spelled_literal`. So only the
+    lines this matches need their escapes decoded. ``"hits"`` counts by its letters only:
+    its quotes are those of a JSON key, which are never escaped.
+    """
+    chars = sorted((set("".join(literals)) | set(HITS_NEEDLE.strip('"'))) - {"/"})
+    alternatives = {_hex_escape(c) for c in chars}
+    for char in chars:
+        short = next((k for k, v in _SIMPLE_ESCAPES.items() if v == char and k != "/"), None)
+        if short is not None:
+            alternatives.add(re.escape(short.encode()))
+    return rb"\\(?:" + b"|".join(sorted(alternatives)) + b")"
 
 
 def json_unescape(line: bytes) -> str | None:

@@ -6,14 +6,17 @@ raw bytes in large blocks for those literals (hyperscan when installed, else
 Python's ``re``) and decodes only the lines that can matter. The others are
 counted as events without being decoded.
 
-A line is decoded (a *candidate*) when it holds a literal, or when it could
+A line is decoded (a *candidate*) when it holds a literal (its slashes spelled
+``/``, ``\\/`` or ``\\u002f``: encoders escape slashes often), or when it could
 hide one or could be malformed:
 
-* it contains a backslash: a JSON escape (``\\/``, ``\\u002f``) can spell a
-  literal without its bytes. Such a line gets a second chance: its escapes are
-  decoded textually (a JSON text has no backslash outside strings, so decoding
-  the whole line decodes every string) and it is a candidate only if the
-  decoded text holds a literal;
+* it holds another JSON escape that can spell one of the literals' characters
+  (``\\u0065`` for ``e``; ``\\"``, ``\\n`` or ``\\u00e9`` only when a literal holds
+  that character: an escape of a character no literal holds cannot be part of a
+  literal in the decoded text, so a literal there is spelled in raw bytes, escape
+  free). Such a line gets a second chance: its escapes are decoded textually (a
+  JSON text has no backslash outside strings, so decoding the whole line decodes
+  every string) and it is a candidate only if the decoded text holds a literal;
 * it does not start with ``{`` or end with ``}`` (blank, truncated, not JSON,
   a JSON array), or holds a control byte (binary);
 * it holds ``"hits"`` (a ``_search`` response: one line, many events).
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Protocol, cast
 
 from credwatch.sources import inputs
-from credwatch.sources.literal_filter import HITS_NEEDLE
+from credwatch.sources.literal_filter import HITS_NEEDLE, hiding_escape, spelled_literal
 from credwatch.sources.literal_filter import json_unescape as json_unescape
 
 if TYPE_CHECKING:
@@ -60,12 +63,16 @@ class _Finder(Protocol):
         ...
 
 
+def _spelled_needles(literals: frozenset[str]) -> list[bytes]:
+    """The literals and ``"hits"``, each a regex matching every JSON spelling of its slashes."""
+    return [spelled_literal(lit) for lit in sorted(literals | {_HITS})]
+
+
 def _line_patterns(literals: frozenset[str]) -> list[tuple[bytes, int]]:
     """Patterns that report once per line, at the end of the line (just past its newline)."""
-    lits = sorted({lit.encode("utf-8") for lit in literals} | {_HITS.encode()})
-    alternation = b"|".join(re.escape(lit) for lit in lits)
+    alternation = b"|".join(_spelled_needles(literals))
     tail = rb"[^\n]*\n"
-    return [(b"(?:" + alternation + b")" + tail, _LITERAL), (rb"\\" + tail, _ESCAPE)]
+    return [(b"(?:" + alternation + b")" + tail, _LITERAL), (hiding_escape(literals) + tail, _ESCAPE)]
 
 
 #: Patterns for lines that are not one plain JSON object: a line that does not
@@ -120,38 +127,42 @@ def scan_in_place(db: hyperscan.Database, buf: bytes, lo: int, hi: int,
 
 
 class _HyperscanFinder:
-    """Two hyperscan databases: literal and escape lines, and badly shaped lines."""
+    """One hyperscan database, one pass: literals, hiding escapes, badly shaped and blank lines.
+
+    Matches are reported where they end, several per line at times; each is mapped to
+    the end of its line (the last line found is remembered, as matches come in order).
+    """
 
     def __init__(self, literals: frozenset[str]) -> None:
-        pats = _line_patterns(literals)
-        self.kinds = [kind for _p, kind in pats]
-        self.lines_db = hyperscan_database([p for p, _k in pats])
+        needles = _spelled_needles(literals)
+        # No ``[^\n]*\n`` tails (hyperscan scans this set about 1.5x faster without): a
+        # line with several matches is reported several times (linear in the matches).
+        patterns = [*needles, hiding_escape(literals), *_SHAPE_PATTERNS, _BLANK_LINE]
+        self.kinds = [_LITERAL] * len(needles) + [_ESCAPE] + [_SHAPE] * len(_SHAPE_PATTERNS) + [0]
         # The last pattern only tells whether the part has a blank line (its first match).
-        self.blank_id = len(_SHAPE_PATTERNS)
-        self.shape_db = hyperscan_database([*_SHAPE_PATTERNS, _BLANK_LINE], single=(self.blank_id,))
+        self.blank_id = len(patterns) - 1
+        self.db = hyperscan_database(patterns, single=(self.blank_id,))
         self.blank = False
 
     def scan(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, int]]:
         hits: dict[int, int] = {}
         kinds = self.kinds
-        shapes: list[int] = []
         blank_id = self.blank_id
         self.blank = False
+        line = [hi, hi]  # [start, end) of the line of the last match
 
-        def on_line(pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
-            hits[lo + end] = hits.get(lo + end, 0) | kinds[pid]
-
-        def on_shape(pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+        def on_match(pid: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
             if pid == blank_id:
                 self.blank = True
-            else:
-                shapes.append(lo + end)
+                return
+            at = lo + end - 1  # the match's last byte
+            if not line[0] <= at < line[1]:
+                before = buf.rfind(b"\n", lo, at)
+                line[0] = before + 1 if before >= 0 else lo
+                line[1] = buf.find(b"\n", at) + 1
+            hits[line[1]] = hits.get(line[1], 0) | kinds[pid]
 
-        scan_in_place(self.lines_db, buf, lo, hi, on_line)
-        scan_in_place(self.shape_db, buf, lo, hi, on_shape)
-        for end in shapes:
-            end_of_line = line_end(buf, end)
-            hits[end_of_line] = hits.get(end_of_line, 0) | _SHAPE
+        scan_in_place(self.db, buf, lo, hi, on_match)
         return sorted(hits.items())
 
 
