@@ -11,19 +11,16 @@ import argparse
 import hashlib
 import os
 import re
-import textwrap
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from credwatch.alerts.display import terminal_lines
-from credwatch.alerts.store import AlertStore, default_db_path
 from credwatch.cli.env import Env
 from credwatch.errors import ConfigError
 from credwatch.privatefile import open_private_text, refuse_inputs_as_outputs
-from credwatch.rules.loader import default_rule, load_folder, resolve_rules
+from credwatch.rules.builtin import default_rule
 from credwatch.rules.model import Rule
 from credwatch.sinks.output.base import Sink
-from credwatch.sinks.output.bulk import BulkSink
 from credwatch.sinks.output.fields import (
     DEFAULT_CSV_FIELDS,
     CsvSink,
@@ -31,11 +28,11 @@ from credwatch.sinks.output.fields import (
     ProjectedSink,
     add_fields_args,
 )
-from credwatch.sinks.output.lines import LineSink
 from credwatch.sinks.output.ndjson import JsonArraySink, NdjsonSink
-from credwatch.sinks.output.table import TableSink
-from credwatch.sinks.output.timeline import TimelineSink
 from credwatch.sources.read import INPUT_FORMATS
+
+if TYPE_CHECKING:
+    from credwatch.alerts.store import AlertStore
 
 #: The output formats of every command that prints alerts (scan, run, watch, alerts list).
 OUTPUT_FORMATS = ("table", "ndjson", "json", "csv", "timeline")
@@ -114,6 +111,9 @@ def warn_lint(query: str, env: Env) -> None:
 def select_rules(args: argparse.Namespace, env: Env) -> list[Rule]:
     """Resolve the rule arguments; the built-in seed rule when none is given."""
     rules: list[Rule] = []
+    if args.rule or args.rules:
+        # Rule files only when named: the built-in rules need neither tomllib nor the loader.
+        from credwatch.rules.loader import load_folder, resolve_rules
     for ref in args.rule:
         rules.extend(resolve_rules(ref))
     for folder in args.rules:
@@ -156,6 +156,9 @@ def open_store(args: argparse.Namespace, env: Env) -> AlertStore:
     in a folder that does not exist is an error. A ``--db`` that is one of the
     command's inputs is refused before SQLite touches it.
     """
+    # sqlite3 only when a store is used (``--no-store`` scans never load it).
+    from credwatch.alerts.store import AlertStore, default_db_path
+
     if args.db:
         refuse_inputs_as_outputs([("--db", args.db)], input_paths(args))
         return AlertStore(args.db)
@@ -208,6 +211,8 @@ def fold_line(line: str, width: int) -> list[str]:
     m = _LABEL.match(line)
     lead = len(line) - len(line.lstrip())
     hang = m.end() if m and m.end() <= width // 2 else min(lead + 4, width // 2)
+    import textwrap  # only for a line to fold (start-up)
+
     return textwrap.wrap(line, width, subsequent_indent=" " * hang, break_long_words=True,
                          break_on_hyphens=False) or [line]
 
@@ -255,6 +260,8 @@ def say(env: Env, text: str) -> None:
         except (OSError, ValueError, AttributeError):
             width = 80
     if width >= 20 and len(line) > width:
+        import textwrap  # only for a line to wrap (start-up)
+
         line = textwrap.fill(line, width=width, subsequent_indent="  ", break_long_words=True,
                              break_on_hyphens=False)
     env.stderr.write(line + "\n")
@@ -271,9 +278,14 @@ def format_sink(fmt: str, stream: IO[str], env: Env, *, owns: bool, to_terminal:
         raise ConfigError(f"--fields applies to ndjson, json and csv output, not to --format {fmt} "
                           "(add --format ndjson or --format csv)")
     width = terminal_width(env) if to_terminal else None
+    # The table, line and timeline sinks are imported for their format only (start-up).
     if fmt == "table" and streaming:
+        from credwatch.sinks.output.lines import LineSink
+
         return LineSink(stream, width=width, owns=owns)
     if fmt == "table":
+        from credwatch.sinks.output.table import TableSink
+
         return TableSink(stream, color=to_terminal, width=width, limit=limit)
     if fmt == "json":
         sink: Sink = JsonArraySink(stream, owns=owns)
@@ -281,6 +293,8 @@ def format_sink(fmt: str, stream: IO[str], env: Env, *, owns: bool, to_terminal:
     if fmt == "csv":
         return CsvSink(stream, fields or DEFAULT_CSV_FIELDS, owns=owns)
     if fmt == "timeline":
+        from credwatch.sinks.output.timeline import TimelineSink
+
         return TimelineSink(stream, owns=owns)
     if fields is not None:
         return FieldsNdjsonSink(stream, fields, owns=owns)
@@ -311,6 +325,8 @@ def output_sinks(args: argparse.Namespace, env: Env, *, streaming: bool = False)
                                      fields=fields, limit=getattr(args, "limit", None),
                                      streaming=streaming)]
     if args.bulk:
+        from credwatch.sinks.output.bulk import BulkSink  # json: only for --bulk
+
         try:
             sinks.append(BulkSink(str(args.bulk)))
         except ConfigError:

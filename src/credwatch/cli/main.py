@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import pkgutil
 import re
 import sys
@@ -34,6 +35,14 @@ class _Parser(argparse.ArgumentParser):
             sys.stderr.write(message)  # redirected to env.stderr by program()
         raise _ParserExit(status)
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # Commands ask for argparse's raw formatter; ours replaces it anyway (_fit_help), and
+        # argparse's own reads the width through shutil (with bz2, lzma: ~2 ms of every start-up).
+        cls = self.formatter_class
+        if cls is argparse.RawDescriptionHelpFormatter:
+            cls = HelpFormatter
+        return cls(prog=self.prog)
+
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Help that fits the terminal.
@@ -44,6 +53,11 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     continues on the next line after a `` \\`` (still copy-pasteable), and
     table rows continue under their text.
     """
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _columns() - 2 if width is None else width)
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         import textwrap  # only when help is printed (start-up: argparse imports it lazily too)
@@ -59,6 +73,20 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
                 out.append("\n".join(folded for line in lines
                                      for folded in _fold(indent + line if line else line, width)))
         return "\n\n".join(out)
+
+
+def _columns() -> int:
+    """The terminal's width as :func:`shutil.get_terminal_size` gives it (``$COLUMNS`` first)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 _COMMAND = re.compile(r"^(sudo )?(credwatch|zcat|curl|spark-submit) ")
@@ -117,12 +145,13 @@ EPILOG = """exit status (like grep):
 """
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None, *, commands_needed: bool = True) -> argparse.ArgumentParser:
     """Build the argument parser, discovering every command module.
 
     With ``only`` naming a command, just that command's module is imported:
     the heavy imports of the others (DuckDB SQL, HTML reports, Markdown) would
-    otherwise cost a scan several hundred milliseconds of start-up.
+    otherwise cost a scan several hundred milliseconds of start-up. Without
+    ``commands_needed`` (``credwatch --version``) none is.
     """
     parser = _Parser(
         prog="credwatch",
@@ -139,6 +168,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                    if not m.name.startswith("_"))
     if only in names:
         names = [only]
+    elif not commands_needed:
+        names = []
     for name in names:
         module = importlib.import_module(f"{commands.__name__}.{name}")
         module.register(sub)
@@ -153,7 +184,9 @@ def program(argv: Sequence[str], env: Env | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     first = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(first)
+    # `credwatch --version` prints and exits while parsing: no command module is needed.
+    version_only = first is None and "--version" in argv and not {"-h", "--help"} & set(argv)
+    parser = build_parser(first, commands_needed=not version_only)
     try:
         # argparse prints --help and usage errors to sys.stdout/sys.stderr.
         with contextlib.redirect_stdout(env.stdout), contextlib.redirect_stderr(env.stderr):

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import decimal
+import numbers
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from credwatch.engine.convert import record_from_row, require_pyarrow
 from credwatch.errors import UnsupportedError
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.documents import check_types
@@ -57,8 +56,9 @@ def _jsonable(value: Any) -> Any:
             return value.decode("utf-8")
         except UnicodeDecodeError:
             return base64.b64encode(value).decode("ascii")
-    if isinstance(value, decimal.Decimal):
-        return float(value)
+    if isinstance(value, numbers.Number) and not isinstance(value, (bool, int, float)):
+        # decimal.Decimal (a Number, not a Real), without importing decimal for every scan.
+        return float(value)  # type: ignore[arg-type]
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     return value
@@ -67,6 +67,9 @@ def _jsonable(value: Any) -> Any:
 def parquet_records(path: str, source: str, diag: Diagnostics,
                     batch_rows: int = BATCH_ROWS) -> Iterator[Record]:
     """Every row of the Parquet file ``path`` as a :class:`Record` (see the module docstring)."""
+    # Only for Parquet inputs: every scan imports this module (is_parquet), few read Parquet.
+    from credwatch.engine.convert import record_from_row, require_pyarrow
+
     require_pyarrow()
     import pyarrow
     import pyarrow.parquet as pq

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from credwatch.alerts.display import terminal_text
 from credwatch.cli.common import (
@@ -19,16 +19,16 @@ from credwatch.cli.common import (
     write_all,
 )
 from credwatch.cli.env import Env, ExitStatus
-from credwatch.cli.exceptionsets import rule_exceptions
+from credwatch.cli.exceptionsets import exceptions_apply, rule_exceptions
 from credwatch.cli.filters import AlertFilter, add_filter_args
-from credwatch.engine.exceptions import ExceptionFilter, ExceptionStore
-from credwatch.engine.lake_plan import require_engine
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.workers import AUTO_MIN_BYTES, PREFILTER_MODES, read_records
-from credwatch.sinks.output.store import StoreSink
-from credwatch.sinks.output.table import TableSink
 from credwatch.sources.diagnostics import Diagnostics
-from credwatch.sources.record import Record
+
+if TYPE_CHECKING:
+    from credwatch.engine.exceptions import ExceptionFilter
+    from credwatch.sinks.output.base import Sink
+    from credwatch.sources.record import Record
 
 DESCRIPTION = """\
 Scan telemetry once with one or more rules (default: Elastic's "Kubernetes and
@@ -210,13 +210,26 @@ def _id_key(uuid: object) -> int | str:
 
 
 def _hunt(args: argparse.Namespace, env: Env, scanner: Scanner, store: Any) -> Hunt:
-    stored = ExceptionStore(store.conn).lists() if store is not None else []
+    stored = []
+    if store is not None:
+        from credwatch.engine.exceptions import ExceptionStore  # with a store only (start-up)
+
+        stored = ExceptionStore(store.conn).lists()
+    now = env.clock()
+    if not exceptions_apply(scanner.rules, stored=stored, files=args.exceptions,
+                            value_lists=args.value_list):
+        return Hunt(scanner, {}, AlertFilter.from_args(args, now))
     filters = rule_exceptions(scanner.rules, stored=stored, files=args.exceptions,
                               value_lists=args.value_list, env=env, quiet=args.quiet)
-    now = env.clock()
     exceptions = {crule.rule.rule_id: flt.active(now)
                   for crule, flt in zip(scanner.rules, filters, strict=True) if len(flt)}
     return Hunt(scanner, exceptions, AlertFilter.from_args(args, now))
+
+
+def _prints_table(sink: Sink) -> bool:
+    from credwatch.sinks.output.table import TableSink  # only with --limit (start-up)
+
+    return isinstance(sink, TableSink)
 
 
 def run(args: argparse.Namespace, env: Env) -> int:
@@ -228,13 +241,20 @@ def run(args: argparse.Namespace, env: Env) -> int:
     AlertFilter.from_args(args, env.clock())  # a bad --since/--until fails before any output opens
     lake = None
     if args.engine != "python":
+        # The lake engines' modules (and DuckDB, Spark) are imported only when asked for.
+        from credwatch.engine.lake_plan import require_engine
+
         require_engine(args.engine)  # a missing duckdb/pyspark/Java: one line, exit 2
-        from credwatch.engine.lake import plan_scan  # DuckDB is imported only when asked for
+        from credwatch.engine.lake import plan_scan
 
         lake = plan_scan(args, scanner)  # unsupported inputs/options fail before outputs open
     sinks = output_sinks(args, env)
     store = None if args.no_store else open_store(args, env)
-    store_sink = StoreSink(store) if store else None
+    store_sink = None
+    if store:
+        from credwatch.sinks.output.store import StoreSink  # with a store only (start-up)
+
+        store_sink = StoreSink(store)
     alerts = 0
     try:
         hunt = _hunt(args, env, scanner, store)
@@ -242,9 +262,11 @@ def run(args: argparse.Namespace, env: Env) -> int:
         records = lake.records(diag) if lake else read_records(
             args.paths, diag, input_format=args.input_format, glob=args.glob, stdin=env.stdin, fast=fast)
         show_progress = bool(env.stderr_isatty) and not args.quiet
+        # The table sorts and cuts to --limit itself; other outputs stop printing at the limit.
+        print_all = args.limit is None or _prints_table(sinks[0])
         for alert in hunt.alerts(_with_progress(records, env, show_progress, diag)):
             alerts += 1
-            if args.limit is None or alerts <= args.limit or isinstance(sinks[0], TableSink):
+            if print_all or alerts <= args.limit:
                 write_all(sinks[:1], alert)
             write_all(sinks[1:], alert)
             if store_sink:
