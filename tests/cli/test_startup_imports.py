@@ -102,3 +102,11 @@ def test_version_imports_no_command(tmp_path: Path) -> None:
     assert (rc, out.split()[0]) == (0, "credwatch")
     assert not _loaded(modules, ("credwatch.cli.commands.scan", "credwatch.engine",
                                  "credwatch.sources", "credwatch.rules"))
+
+
+@pytest.mark.parametrize("command", ["run", "watch"])
+def test_run_and_watch_load_sink_delivery_only_with_a_sink(command: str) -> None:
+    # httpx (webhooks, Elasticsearch) and the TOML sink config: for --sink only.
+    loaded = _all_modules_after(f"from credwatch.cli.main import build_parser\nbuild_parser({command!r})")
+    assert not {name.split(".")[0] for name in loaded} & {"httpx", "tomllib", "lark", "duckdb"}
+    assert not _loaded(loaded, ("credwatch.sinks.deliver", "credwatch.engine.lake_plan"))

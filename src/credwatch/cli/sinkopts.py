@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from credwatch.alerts.display import terminal_text
-from credwatch.alerts.store import AlertStore
 from credwatch.cli.env import Env
 from credwatch.errors import ConfigError
-from credwatch.sinks.config import SinkConfig, default_config_path, load_config
-from credwatch.sinks.deliver import DeliveryThread
 from credwatch.sinks.output.base import Sink
 from credwatch.sinks.redact import redact_doc
+
+if TYPE_CHECKING:
+    from credwatch.alerts.store import AlertStore
+    from credwatch.sinks.config import SinkConfig
+    from credwatch.sinks.deliver import DeliveryThread
+
+# The sink config (tomllib) and delivery (httpx: ~50 ms) are imported only with --sink
+# (start-up of every run and watch).
 
 
 def add_sink_args(parser: argparse.ArgumentParser) -> None:
@@ -38,11 +43,15 @@ def add_sink_args(parser: argparse.ArgumentParser) -> None:
 
 def config_path(args: argparse.Namespace, env: Env) -> str:
     """The config file named by ``--config`` or the default one."""
+    from credwatch.sinks.config import default_config_path
+
     return str(args.config or default_config_path(env.environ))
 
 
 def select(args: argparse.Namespace, env: Env, names: Sequence[str]) -> list[SinkConfig]:
     """The configs of the sinks named (in order, each once); an unknown name is a ConfigError."""
+    from credwatch.sinks.config import load_config
+
     path = config_path(args, env)
     configs = load_config(path, env.environ)
     out: list[SinkConfig] = []
@@ -86,6 +95,8 @@ def start_delivery(args: argparse.Namespace, env: Env, store: AlertStore,
     def warn(message: str) -> None:
         env.stderr.write(f"credwatch: warning: {terminal_text(message)} (kept in the outbox)\n")
         env.stderr.flush()
+
+    from credwatch.sinks.deliver import DeliveryThread
 
     return DeliveryThread(store.path, configs, on_error=warn).start()
 

@@ -23,7 +23,6 @@ from credwatch.cli.exceptionsets import rule_exceptions
 from credwatch.cli.filters import parse_time
 from credwatch.cli.sinkopts import add_sink_args, finish_delivery, start_delivery
 from credwatch.engine.exceptions import ExceptionStore
-from credwatch.engine.lake_plan import require_engine
 from credwatch.engine.parquet_read import refuse_parquet
 from credwatch.engine.runs import RunStore
 from credwatch.engine.scan import compile_rules
@@ -146,6 +145,9 @@ def lake_source(args: argparse.Namespace, runners: list[RuleRunner]) -> EventSou
                                f"{args.engine} (NDJSON and Parquet only); run `credwatch convert` first")
     if "-" in args.paths:
         raise UnsupportedError(f"--engine {args.engine} reads files, not standard input")
+    # The lake engines' modules only when asked for (start-up of every run).
+    from credwatch.engine.lake_plan import require_engine
+
     require_engine(args.engine)  # one line naming the install command, before DuckDB is imported
     from credwatch.engine.lake_run import DuckDbEngine, LakeEventSource  # only when asked for
     from credwatch.engine.spark_lake import SparkRunEngine
