@@ -259,6 +259,8 @@ class Scanned:
     #: Where each candidate line starts in the scanned buffer (:meth:`RangeScanner.scan_block`
     #: only: a live follower needs the byte position of what it decodes).
     starts: list[int] = field(default_factory=list)
+    #: Lines whose escapes were decoded to look for a literal behind them.
+    unescaped: int = 0
 
 
 class RangeScanner:
@@ -288,7 +290,7 @@ class RangeScanner:
         """Scan the whole lines in ``buf[lo:hi]`` (``buf[hi - 1]`` is a newline)."""
         if self.finder is None:
             return self._every_line(buf, lo, hi)
-        lines = passed = 0
+        lines = passed = unescaped = 0
         candidates: list[tuple[int, bytes | None]] = []
         starts: list[int] = []
         while lo < hi:
@@ -298,8 +300,9 @@ class RangeScanner:
             starts.extend(part.starts)
             lines += part.lines
             passed += part.passed
+            unescaped += part.unescaped
             lo = cut
-        return Scanned(lines, passed, candidates, starts)
+        return Scanned(lines, passed, candidates, starts, unescaped)
 
     def _scan_part(self, buf: bytes, lo: int, hi: int) -> Scanned:
         assert self.finder is not None
@@ -314,7 +317,7 @@ class RangeScanner:
         starts: list[int] = []
         passed = -len(hits)  # plus the block's line count, below
         # Newlines are counted once: up to each candidate line, then the rest of the block.
-        lines_before = 0
+        lines_before = unescaped = 0
         counted_to = lo
         for end, kind in hits:
             start = line_start(buf, lo, end)
@@ -322,6 +325,7 @@ class RangeScanner:
             if not line.strip():
                 continue  # a blank line: no event
             if kind == _ESCAPE:
+                unescaped += 1
                 text = json_unescape(line)
                 if text is not None and self.needles.search(text) is None:
                     passed += 1
@@ -336,7 +340,7 @@ class RangeScanner:
         blank = 0
         if self.finder.blank:  # rare: the regex runs only where the finder met a blank line
             blank = sum(buf.count(b"\n", m.start(), m.end()) - 1 for m in _BLANK_RUN.finditer(buf, lo, hi))
-        return Scanned(lines, passed + lines - blank, candidates, starts)
+        return Scanned(lines, passed + lines - blank, candidates, starts, unescaped)
 
     def _every_line(self, buf: bytes, lo: int, hi: int) -> Scanned:
         """Every non-blank line is a candidate: the full path, split across workers."""
