@@ -19,15 +19,18 @@ alert; the rest come back as lines for the parent's reassembler.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import itertools
 import os
+import pickle
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 from credwatch.engine.parquet_read import is_parquet, parquet_records
 from credwatch.normalize.auditd import to_ecs
@@ -152,6 +155,75 @@ def ordered_results(pool: multiprocessing.pool.Pool, func: Callable[[_Job], _Res
         yield result
 
 
+def forked_results(func: Callable[[_Job], _Result], jobs: Sequence[_Job], workers: int
+                   ) -> Generator[_Result, None, None]:
+    """``func`` over ``jobs`` in ``workers`` forked processes, results in job order.
+
+    Job ``i`` runs in worker ``i % workers`` (the jobs are byte ranges of one size),
+    which sends its results in order through a pipe of its own. Unlike a
+    :class:`multiprocessing.pool.Pool`, the parent runs no helper threads: those
+    contend with it for the GIL while it builds alerts, and a job waits for one of
+    them to be dispatched. A worker runs ahead of a slow consumer only as far as its
+    pipe holds, so memory stays flat whatever the file size. A worker's exception (a
+    read error: :class:`OSError`) is raised here, in the parent.
+    """
+    procs: list[tuple[int, IO[bytes]]] = []
+    done = False
+    with contextlib.ExitStack() as pipes:
+        try:
+            for index in range(workers):
+                read_fd, write_fd = os.pipe()
+                pid = os.fork()
+                if pid == 0:  # the worker: never returns
+                    os.close(read_fd)
+                    _forked_worker(func, jobs[index::workers], write_fd, [fh.fileno() for _p, fh in procs])
+                os.close(write_fd)
+                procs.append((pid, pipes.enter_context(open(read_fd, "rb"))))
+            for index in range(len(jobs)):
+                yield _receive(procs[index % workers][1])
+            done = True
+        finally:
+            for pid, _fh in procs:
+                if not done:
+                    os.kill(pid, signal.SIGKILL)  # stopped early: the rest is not wanted
+                os.waitpid(pid, 0)
+
+
+def _forked_worker(func: Callable[[_Job], object], jobs: Sequence[_Job], write_fd: int,
+                   inherited: list[int]) -> NoReturn:
+    """Run ``jobs`` and send each result (or exception) to the parent; then exit."""
+    status = 1
+    try:
+        _quiet_worker()
+        for fd in inherited:  # the other workers' pipes: only the parent reads them
+            os.close(fd)
+        with open(write_fd, "wb") as out:
+            for job in jobs:
+                try:
+                    message: tuple[bool, object] = (True, func(job))
+                except Exception as exc:  # re-raised in the parent
+                    message = (False, exc)
+                data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+                out.write(len(data).to_bytes(8, "little"))
+                out.write(data)
+                out.flush()
+        status = 0
+    finally:
+        os._exit(status)  # no atexit handlers, no flushing of the parent's buffers
+
+
+def _receive(fh: IO[bytes]) -> Any:
+    """The next result a worker sent (its exception raised)."""
+    head = fh.read(8)
+    data = fh.read(int.from_bytes(head, "little")) if len(head) == 8 else b""
+    if not data:
+        raise OSError(errno.EIO, "a worker process ended before sending its result")
+    ok, value = pickle.loads(data)
+    if not ok:
+        raise value
+    return value
+
+
 def worker_count(fast: FastPath, path: str | None, size: int | None, unit: int | None = None) -> int:
     """Processes to scan a file with: one per CPU (or ``fast.workers``) and per range, 1 off Linux."""
     if path is None or size is None or not sys.platform.startswith("linux"):
@@ -266,9 +338,8 @@ def scan_results(stream: IO[bytes], path: str | None, size: int | None,
     global _NDJSON_WORKER
     _NDJSON_WORKER = judge  # inherited by the forked workers
     try:
-        with fork_pool(workers) as pool:
-            jobs = [(path, lo, hi) for lo, hi in split_ranges(path, size)]
-            yield from ordered_results(pool, _scan_range, jobs, workers)
+        jobs = [(path, lo, hi) for lo, hi in split_ranges(path, size)]
+        yield from forked_results(_scan_range, jobs, workers)
     finally:
         _NDJSON_WORKER = None
 

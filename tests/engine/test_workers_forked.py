@@ -1,0 +1,78 @@
+"""The NDJSON range workers: forked processes without a pool's helper threads.
+
+Results come back in job order whatever the number of workers; a worker's error
+is the parent's; a worker that dies is an input failure, not a hang; a consumer
+that stops early leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from credwatch.engine import workers as engine_workers
+from credwatch.engine.workers import forked_results
+from credwatch.rules.loader import default_rule
+from credwatch.sources import prefiltered
+from tests.sources.test_prefiltered import _lines, _run
+
+
+def _square(job: int) -> tuple[int, int, int]:
+    return job, job * job, os.getpid()
+
+
+def _no_children_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(("jobs", "workers"), [(1, 1), (7, 2), (10, 3), (2, 4)])
+def test_results_come_back_in_job_order_from_every_worker(jobs: int, workers: int) -> None:
+    got = list(forked_results(_square, list(range(jobs)), workers))
+    assert [(j, sq) for j, sq, _pid in got] == [(j, j * j) for j in range(jobs)]
+    pids = {pid for _j, _sq, pid in got}
+    assert os.getpid() not in pids
+    assert len(pids) == min(jobs, workers)
+    assert _no_children_left()
+
+
+def _fails_on_three(job: int) -> int:
+    if job == 3:
+        raise OSError(5, "Input/output error")
+    return job
+
+
+def test_a_worker_error_is_raised_in_the_parent_after_the_results_before_it() -> None:
+    results = forked_results(_fails_on_three, list(range(6)), 2)
+    assert [next(results) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(OSError, match="Input/output error"):
+        next(results)
+    assert _no_children_left()
+
+
+def test_a_consumer_that_stops_early_leaves_no_worker_behind() -> None:
+    results = forked_results(_square, list(range(1000)), 2)
+    assert next(results)[0] == 0
+    results.close()
+    assert _no_children_left()
+
+
+def _dies(job: tuple[str, int, int]) -> NoReturn:
+    os._exit(9)  # as if killed: no result, no exception
+
+
+def test_a_worker_that_dies_is_a_failed_input_not_a_hang(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prefiltered, "BLOCK_BYTES", 997)
+    monkeypatch.setattr(engine_workers, "RANGE_BYTES", 7919)
+    monkeypatch.setattr(engine_workers, "_scan_range", _dies)
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"\n".join(_lines(300, seed=2)) + b"\n")
+    _alerts, diag = _run(path, [default_rule()], "always", 2)
+    assert diag.failed == [f"{path}: a worker process ended before sending its result"]
+    assert _no_children_left()
