@@ -306,8 +306,9 @@ def _find_key(doc: Any, keys: tuple[str, ...]) -> Any:
 # suites
 
 
-def ecs_suite(path: Path, truth: dict[str, Any], reps: int, timeout: float, literal: str, cw: list[str], cw_reason: str) -> list[Result]:
-    """Time every ECS contender over ``path``."""
+def ecs_suite(path: Path, truth: dict[str, Any], reps: int, timeout: float, literal: str, cw: list[str], cw_reason: str,
+              baseline: str | None = None) -> list[Result]:
+    """Time every ECS contender over ``path`` (and the scan from another ``src/``, ``baseline``)."""
     n = truth["count"]
     want = truth["positive_ids"]
     ds = path.name
@@ -343,16 +344,20 @@ def ecs_suite(path: Path, truth: dict[str, Any], reps: int, timeout: float, lite
             r.check = "line count" if name == "lines" else compare_ids(doc.get("ids", []), want)
         out.append(r)
 
-    r = Result("credwatch scan", ds, n)
-    if cw_reason:
-        r.skipped = cw_reason
-    else:
-        run = repeat(r, [*cw, "scan", "--format", "ndjson", "--no-store", "--quiet", str(path)], reps, timeout)
-        if run:
-            got = alert_ids(run.stdout)
-            r.count = len(run.stdout.splitlines())
-            r.check = compare_ids(got, want)
-    out.append(r)
+    scans: list[tuple[str, list[str]]] = [("credwatch scan", [])]
+    if baseline:  # the same command with another checkout's code, for a before/after in one run
+        scans.append((f"credwatch scan, baseline {baseline}", ["env", f"PYTHONPATH={baseline}"]))
+    for label, prefix in scans:
+        r = Result(label, ds, n)
+        if cw_reason:
+            r.skipped = cw_reason
+        else:
+            run = repeat(r, [*prefix, *cw, "scan", "--format", "ndjson", "--no-store", "--quiet", str(path)], reps, timeout)
+            if run:
+                got = alert_ids(run.stdout)
+                r.count = len(run.stdout.splitlines())
+                r.check = compare_ids(got, want)
+        out.append(r)
     return out
 
 
@@ -621,6 +626,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--literal", default="/.aws/credentials", help="literal for the grep -cF anchor")
     p.add_argument("--credwatch", default=None, help="credwatch command (default: the venv's console script)")
     p.add_argument("--only", choices=("ecs", "audit"), default=None, help="run one suite only")
+    p.add_argument("--baseline", metavar="SRC", default=None,
+                   help="also time the ECS scan with another checkout's src/ on PYTHONPATH (before/after in one run)")
     p.add_argument("--no-scaling", action="store_true", help="skip the RSS-at-10x and 50-rules checks")
     p.add_argument("--no-differential", action="store_true",
                    help="skip the full-size differential tests (fast path == full path)")
@@ -654,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.only in (None, "ecs"):
         path, truth = ensure_ecs(args.events, args.seed)
-        res = ecs_suite(path, truth, args.reps, args.timeout, args.literal, cw, cw_reason)
+        res = ecs_suite(path, truth, args.reps, args.timeout, args.literal, cw, cw_reason, args.baseline)
         res.append(run_once_row(path, truth, args.reps, args.timeout, cw, cw_reason))
         by = {r.name: r.median for r in res}
         anchors = {"grep -cF": by.get("grep -cF (1 literal)"), "orjson": by.get("orjson loop + predicate")}
