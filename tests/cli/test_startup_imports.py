@@ -61,7 +61,7 @@ NOT_IN_A_PLAIN_SCAN = (
     "credwatch.engine.lake_plan", "credwatch.engine.convert", "credwatch.rules.loader",
     "credwatch.rules.toml_format", "credwatch.kql.larktree", "credwatch.kql.tables",
     "credwatch.sinks.output.table", "credwatch.sinks.output.bulk", "credwatch.sinks.output.store",
-    "credwatch.sinks.output.timeline", "shutil", "decimal", "textwrap",
+    "credwatch.sinks.output.timeline", "shutil", "decimal",
 )
 
 
