@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from credwatch.rules.loader import default_rule
-from credwatch.sources import prefiltered
-from credwatch.sources.literal_filter import hiding_escape
+from credwatch.sources import literal_filter, prefiltered
+from credwatch.sources.literal_filter import LiteralFilter, hiding_escape
 from credwatch.sources.prefiltered import _HyperscanFinder, _RegexFinder
 from tests.sources.test_prefiltered import _run
 
@@ -66,6 +66,36 @@ def test_an_escape_that_spells_no_literal_is_not_decoded(finder: type[Any], valu
     assert scanned.candidates == []
     assert scanned.unescaped == 0
     assert (scanned.lines, scanned.passed) == (3, 3)
+
+
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The pieces :class:`LiteralFilter` decodes (the real decoder runs)."""
+    seen: list[bytes] = []
+    real = literal_filter.json_unescape
+
+    def counting(raw: bytes) -> str | None:
+        seen.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(literal_filter, "json_unescape", counting)
+    return seen
+
+
+@pytest.mark.parametrize("value", [b'say \\"hi\\"', b"one\\ntwo", b"j\\u00fcrgen", b"\\/bin\\/ls", b"\\u002fbin"])
+def test_the_document_filter_decodes_no_escape_that_spells_no_literal(value: bytes, decoded: list[bytes]) -> None:
+    assert not LiteralFilter(LITERALS).may_match(_obj(value))
+    assert decoded == []
+
+
+def test_the_document_filter_finds_escaped_literals(decoded: list[bytes]) -> None:
+    filt = LiteralFilter(LITERALS)
+    assert filt.may_match(_obj(b"\\/etc\\u002Fshadow")) and decoded == []  # slashes: found as spelled
+    assert filt.may_match(_obj(b"/\\u0065tc/shadow")) and len(decoded) == 1  # a letter: decoded
+    assert not filt.may_match(_obj(b"/\\u0065tc/passwd")) and len(decoded) == 2
+    buf = b"[" + _obj(b"x") + b"," + _obj(b"\\/.kube\\/config") + b"]"
+    assert not filt.may_match_in(buf, 0, len(_obj(b"x")) + 1)
+    assert filt.may_match_in(buf, len(_obj(b"x")) + 2, len(buf) - 1)
 
 
 @pytest.mark.parametrize("finder", _finders())
@@ -179,6 +209,7 @@ def test_every_line_with_a_literal_behind_any_escape_is_a_candidate(values: list
             decoded = orjson.loads(line)
             if any(lit in s for s in _strings(decoded) for lit in LITERALS):
                 assert n in flagged, line
+                assert LiteralFilter(LITERALS).may_match(line), line
         assert scanned.lines == len(lines)
         assert scanned.passed == len(lines) - len(flagged)
 

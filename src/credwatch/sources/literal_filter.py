@@ -72,30 +72,35 @@ def json_unescape(line: bytes) -> str | None:
 
 @dataclass
 class LiteralFilter:
-    """``may_match(raw)``: False only when ``raw`` holds none of ``literals``, escaped or not."""
+    """``may_match(raw)``: False only when ``raw`` holds none of ``literals``, escaped or not.
+
+    The literals are looked for with their slashes in every JSON spelling; a piece
+    is decoded only when it holds an escape that can spell another character of
+    theirs (:func:`hiding_escape`).
+    """
 
     literals: frozenset[str]
     #: Pieces passed over (each counted as one event by the reader).
     passed_over: int = 0
     _bytes: re.Pattern[bytes] = field(init=False, repr=False)
+    _hiding: re.Pattern[bytes] = field(init=False, repr=False)
     _text: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         needles = sorted(self.literals | {HITS_NEEDLE})
         self._text = re.compile("|".join(re.escape(n) for n in needles))
-        self._bytes = re.compile(b"|".join(re.escape(n.encode("utf-8")) for n in needles))
+        self._bytes = re.compile(b"|".join(spelled_literal(n) for n in needles))
+        self._hiding = re.compile(hiding_escape(self.literals))
 
     def may_match_in(self, buf: bytes | bytearray, lo: int, hi: int) -> bool:
-        """:meth:`may_match` of ``buf[lo:hi]`` without copying it when it holds no escape."""
+        """:meth:`may_match` of ``buf[lo:hi]`` without copying it unless it must be decoded."""
         if self._bytes.search(buf, lo, hi) is not None:
             return True
-        return buf.find(b"\\", lo, hi) >= 0 and self.may_match(bytes(buf[lo:hi]))
+        if self._hiding.search(buf, lo, hi) is None:
+            return False
+        text = json_unescape(bytes(buf[lo:hi]))
+        return text is None or self._text.search(text) is not None
 
     def may_match(self, raw: bytes) -> bool:
         """True when ``raw`` must be decoded: it holds a literal, or may hide one in an escape."""
-        if self._bytes.search(raw) is not None:
-            return True
-        if b"\\" not in raw:
-            return False
-        text = json_unescape(raw)
-        return text is None or self._text.search(text) is not None
+        return self.may_match_in(raw, 0, len(raw))
