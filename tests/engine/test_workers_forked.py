@@ -7,16 +7,20 @@ that stops early leaves no process behind.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
 from credwatch.engine import workers as engine_workers
-from credwatch.engine.workers import forked_results
+from credwatch.engine.scan import Scanner, compile_rules
+from credwatch.engine.workers import LineJudge, forked_results
 from credwatch.rules.loader import default_rule
 from credwatch.sources import prefiltered
+from credwatch.sources.record import MatchedRecord, Record
 from tests.sources.test_prefiltered import _lines, _run
 
 
@@ -76,3 +80,27 @@ def test_a_worker_that_dies_is_a_failed_input_not_a_hang(tmp_path: Path, monkeyp
     _alerts, diag = _run(path, [default_rule()], "always", 2)
     assert diag.failed == [f"{path}: a worker process ended before sending its result"]
     assert _no_children_left()
+
+
+def test_a_matching_line_is_evaluated_once_not_tested_then_evaluated() -> None:
+    scanner = Scanner(compile_rules([default_rule()]), triage=False)
+    fast = scanner.fast_path("always")
+    assert fast is not None and fast.evaluate is not None
+    calls: list[str] = []
+
+    def keep(rec: Record) -> bool:
+        calls.append("keep")
+        return scanner.would_alert(rec)
+
+    def evaluate(rec: Record) -> Sequence[object]:
+        calls.append("evaluate")
+        return scanner.evaluate(rec)
+
+    judge = LineJudge(dataclasses.replace(fast, keep=keep, evaluate=evaluate))
+    positive = (b'{"host": {"os": {"type": "linux"}}, "event": {"category": "process", "action": "exec"},'
+                b' "process": {"name": "cat", "args": ["cat", "/etc/shadow"]}}')
+    events, records = judge.judge(positive)
+    assert events is None and records is not None and len(records) == 1
+    assert isinstance(records[0], MatchedRecord) and records[0].matches
+    assert judge.judge(positive.replace(b"linux", b"windows")) == (1, None)
+    assert calls == ["evaluate", "evaluate"]

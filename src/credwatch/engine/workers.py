@@ -83,7 +83,8 @@ class FastPath:
     #: Byte strings, one of which every audit event that may alert holds (``None``:
     #: audit logs are read in full).
     audit_needles: frozenset[bytes] | None = None
-    #: Which rules match a record and why (opaque here), run in the worker that found it.
+    #: Which rules match a record and why (opaque here), run in the worker that found it;
+    #: empty exactly when ``keep`` is False (workers use it in place of ``keep``).
     evaluate: Callable[[Record], Sequence[object]] | None = None
 
     def engages(self, size: int | None) -> bool:
@@ -297,17 +298,20 @@ class LineJudge:
 
         if self.check and not typed():
             return None, None
-        keep = self.fast.keep
-        if not any(keep(rec) for rec in records):
-            return len(records), None
         evaluate = self.fast.evaluate
         if evaluate is None or self.evaluated_left <= 0:
+            if not any(self.fast.keep(rec) for rec in records):
+                return len(records), None
             return None, None  # the reader decodes the line again, streaming
+        # ``evaluate`` is ``keep``'s test and the explanation: one pass over the rules, not two.
+        matches = [evaluate(rec) for rec in records]
+        if not any(matches):
+            return len(records), None
         if not self.check and not typed():
             return None, None
         self.evaluated_left -= len(records)
         return None, [MatchedRecord(rec.event, rec.source, rec.line, rec.index, rec.id, rec.version,
-                                    tuple(evaluate(rec))) for rec in records]
+                                    tuple(found)) for rec, found in zip(records, matches, strict=True)]
 
 
 _NDJSON_WORKER: LineJudge | None = None
