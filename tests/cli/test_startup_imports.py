@@ -110,3 +110,15 @@ def test_run_and_watch_load_sink_delivery_only_with_a_sink(command: str) -> None
     loaded = _all_modules_after(f"from credwatch.cli.main import build_parser\nbuild_parser({command!r})")
     assert not {name.split(".")[0] for name in loaded} & {"httpx", "tomllib", "lark", "duckdb"}
     assert not _loaded(loaded, ("credwatch.sinks.deliver", "credwatch.engine.lake_plan"))
+
+
+def test_a_scan_without_a_match_builds_no_alert_machinery(tmp_path: Path) -> None:
+    event = {"@timestamp": "2026-12-01T00:00:00Z", "event": {"action": "exec"},
+             "process": {"name": "ls", "args": ["ls", "/tmp"]}}
+    path = tmp_path / "one.ndjson"
+    path.write_bytes(orjson.dumps(event) + b"\n")
+    rc, out, modules = _modules_after_program(["scan", "--no-store", "-q", str(path)], tmp_path)
+    assert rc == 1 and out == ""  # evaluated, nothing matched
+    # The alert builder and the triage (~10 ms of imports) load at the first match only.
+    assert not _loaded(modules, ("credwatch.alerts.build", "credwatch.triage.enrich",
+                                 "credwatch.triage.memo"))

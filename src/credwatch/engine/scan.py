@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from credwatch.alerts.build import EventOrigin, build_alert
 from credwatch.alerts.ids import EventIdentity, data_stream_index, event_identity
 from credwatch.backends.deriving import alert_fields, deriving
 from credwatch.backends.prefilter import (
@@ -32,7 +32,9 @@ from credwatch.rules.model import Rule
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.prefiltered import literal_union
 from credwatch.sources.record import MatchedRecord, Record
-from credwatch.triage.enrich import enrich_alert
+
+if TYPE_CHECKING:
+    from credwatch.alerts.build import EventOrigin
 
 # `.ds-<data stream>-<yyyy.mm.dd>-<generation>` is what Elasticsearch returns in
 # `_index` for documents in a data stream; Kibana's patterns name the stream.
@@ -203,12 +205,15 @@ class Scanner:
     def alerts(self, rec: Record, matches: Sequence[RuleMatch]) -> list[dict[str, object]]:
         """The alert builder: one alert per match, with triage; the one place alerts are made."""
         out: list[dict[str, object]] = []
+        if not matches:
+            return out
+        build_alert, origin, enrich_alert = _alert_makers()
         for match in matches:
             crule = self.rules[match.rule]
             crule.matched += 1
             alert = build_alert(
                 rec.event, crule.rule, now=self.clock(), identity=record_identity(rec),
-                hits=match.hits, origin=EventOrigin(rec.source, rec.line),
+                hits=match.hits, origin=origin(rec.source, rec.line),
             )
             alert.update(alert_fields(crule.matcher, rec.event))
             if self.triage:
@@ -233,6 +238,26 @@ class Scanner:
             if alerts:
                 diag.matched += 1
                 yield from alerts
+
+
+_Makers = tuple[Callable[..., dict[str, Any]], "type[EventOrigin]", Callable[..., object]]
+_ALERT_MAKERS: _Makers | None = None
+
+
+def _alert_makers() -> _Makers:
+    """The alert builder and the triage, imported at the first match.
+
+    A scan that matches nothing (most runs of a narrow rule) never needs them,
+    and they are ~10 ms of start-up (issue #15); after the first match this is
+    one global read per record.
+    """
+    global _ALERT_MAKERS
+    if _ALERT_MAKERS is None:
+        from credwatch.alerts.build import EventOrigin, build_alert
+        from credwatch.triage.enrich import enrich_alert
+
+        _ALERT_MAKERS = (build_alert, EventOrigin, enrich_alert)
+    return _ALERT_MAKERS
 
 
 def compile_rules(rules: Iterable[Rule]) -> list[CompiledRule]:
