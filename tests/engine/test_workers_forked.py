@@ -17,9 +17,10 @@ import pytest
 
 from credwatch.engine import workers as engine_workers
 from credwatch.engine.scan import Scanner, compile_rules
-from credwatch.engine.workers import LineJudge, forked_results
+from credwatch.engine.workers import LineJudge, forked_results, read_records
 from credwatch.rules.loader import default_rule
 from credwatch.sources import prefiltered
+from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.record import MatchedRecord, Record
 from tests.sources.test_prefiltered import _lines, _run
 
@@ -119,7 +120,35 @@ def test_a_matching_line_is_evaluated_once_not_tested_then_evaluated() -> None:
     positive = (b'{"host": {"os": {"type": "linux"}}, "event": {"category": "process", "action": "exec"},'
                 b' "process": {"name": "cat", "args": ["cat", "/etc/shadow"]}}')
     events, records = judge.judge(positive)
-    assert events is None and records is not None and len(records) == 1
+    assert events is None and isinstance(records, list) and len(records) == 1
     assert isinstance(records[0], MatchedRecord) and records[0].matches
     assert judge.judge(positive.replace(b"linux", b"windows")) == (1, None)
     assert calls == ["evaluate", "evaluate"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_past_the_budget_matching_lines_come_back_evaluated_not_to_evaluate_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    monkeypatch.setattr(engine_workers, "EVALUATED_PER_BLOCK", 2)
+    monkeypatch.setattr(prefiltered, "BLOCK_BYTES", 4093)
+    monkeypatch.setattr(engine_workers, "RANGE_BYTES", 7919)
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"\n".join(_lines(400, seed=5)) + b"\n")
+    hunt = dataclasses.replace(default_rule(), query="event.action:exec", rule_id="hunt")
+    rules = [default_rule(), hunt]
+    scanner = Scanner(compile_rules(rules), triage=False)
+    fast = scanner.fast_path("always", workers)
+    assert fast is not None and fast.literals is not None  # "exec" and the seed rule's paths
+    diag = Diagnostics()
+    matched = list(read_records([str(path)], diag, fast=fast))
+    # Every record that reaches the engine was evaluated once, in the worker (old code:
+    # past 2 records per block the reader decoded the line and the engine evaluated it again).
+    assert len(matched) > 20
+    for rec in matched:
+        assert isinstance(rec, MatchedRecord)
+        assert list(rec.matches) == scanner.evaluate(Record(rec.event, rec.source, rec.line))
+    # ... and the alerts are the full path's, line for line.
+    full, full_diag = _run(path, rules, None)
+    fast_alerts, fast_diag = _run(path, rules, "always", workers)
+    assert fast_alerts == full
+    assert (fast_diag.events, fast_diag.skipped) == (full_diag.events, full_diag.skipped)

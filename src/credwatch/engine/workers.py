@@ -61,8 +61,9 @@ RANGE_BYTES = 8 << 20
 #: Bytes per audit work unit: each also reads ``WINDOW_BYTES`` of context on either
 #: side, so audit ranges are larger than NDJSON's.
 AUDIT_RANGE_BYTES = 128 << 20
-#: At most this many records per block are evaluated in a worker (the rest are decoded
-#: again by the reader): a rule matching most events must not fill memory with matches.
+#: At most this many records per block come back from a worker decoded; the block's other
+#: matching lines come back as bytes with their evaluation (:class:`Judged`): a rule matching
+#: most events must not fill memory with decoded events.
 EVALUATED_PER_BLOCK = 128
 
 
@@ -236,6 +237,24 @@ def worker_count(fast: FastPath, path: str | None, size: int | None, unit: int |
 
 # --- NDJSON: candidate lines decoded and evaluated -----------------------------------------
 
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A clean candidate line and its records' evaluation, past a block's budget of records.
+
+    The line goes back as bytes (not as decoded events, which weigh ten times
+    more); the reader decodes it once more, but nothing is evaluated or
+    type-checked twice: ``matches`` holds each record's answer, in order.
+    """
+
+    line: bytes
+    matches: tuple[tuple[object, ...], ...]
+
+
+#: What a range gives back for one kept line: bytes to read through the full path, the
+#: evaluated records, a judged line, or ``None`` for a line too long to hold.
+Kept = bytes | list[Record] | Judged | None
+
+
 @dataclass
 class RangeResult:
     """What one scanned byte range gives back: counts and the lines to decode."""
@@ -243,9 +262,8 @@ class RangeResult:
     lines: int
     #: Events passed over without an alert: never decoded, or decoded and dismissed.
     dismissed: int
-    #: ``(line number within the range, 1-based; line bytes)`` to read through the full
-    #: path (``None`` for a line too long to hold), or the line's evaluated records.
-    kept: list[tuple[int, bytes | list[Record] | None]]
+    #: ``(line number within the range, 1-based; what is kept of the line)``: see :data:`Kept`.
+    kept: list[tuple[int, Kept]]
 
 
 class LineJudge:
@@ -267,7 +285,7 @@ class LineJudge:
         """Evaluate the candidates of one block; count the dismissed ones as events."""
         self.evaluated_left = EVALUATED_PER_BLOCK
         dismissed = scanned.passed
-        kept: list[tuple[int, bytes | list[Record] | None]] = []
+        kept: list[tuple[int, Kept]] = []
         for n, line in scanned.candidates:
             if line is None:
                 kept.append((n, None))
@@ -279,7 +297,7 @@ class LineJudge:
                 kept.append((n, line if built is None else built))
         return RangeResult(scanned.lines, dismissed, kept)
 
-    def judge(self, line: bytes) -> tuple[int | None, list[Record] | None]:
+    def judge(self, line: bytes) -> tuple[int | None, list[Record] | Judged | None]:
         """``(events, None)`` if none of ``line``'s events would alert and it parses cleanly.
 
         Otherwise ``(None, records)`` with each record evaluated (a
@@ -299,16 +317,18 @@ class LineJudge:
         if self.check and not typed():
             return None, None
         evaluate = self.fast.evaluate
-        if evaluate is None or self.evaluated_left <= 0:
+        if evaluate is None:
             if not any(self.fast.keep(rec) for rec in records):
                 return len(records), None
-            return None, None  # the reader decodes the line again, streaming
+            return None, None  # the reader decodes and evaluates the line itself
         # ``evaluate`` is ``keep``'s test and the explanation: one pass over the rules, not two.
         matches = [evaluate(rec) for rec in records]
         if not any(matches):
             return len(records), None
         if not self.check and not typed():
             return None, None
+        if self.evaluated_left <= 0:  # past the budget: the answer without the decoded events
+            return None, Judged(line, tuple(tuple(found) for found in matches))
         self.evaluated_left -= len(records)
         return None, [MatchedRecord(rec.event, rec.source, rec.line, rec.index, rec.id, rec.version,
                                     tuple(found)) for rec, found in zip(records, matches, strict=True)]
@@ -321,7 +341,7 @@ def _scan_range(job: tuple[str, int, int]) -> RangeResult:
     path, lo, hi = job
     assert _NDJSON_WORKER is not None  # set before the pool forks
     lines = dismissed = 0
-    kept: list[tuple[int, bytes | list[Record] | None]] = []
+    kept: list[tuple[int, Kept]] = []
     with open(path, "rb", buffering=0) as fh:
         fh.seek(lo)
         for part in _NDJSON_WORKER.results(fh, hi - lo):
@@ -365,6 +385,12 @@ def ndjson_records(stream: IO[bytes], source: str, diag: Diagnostics, fast: Fast
                 for rec in line:  # evaluated in the worker: only the location is the reader's
                     rec.source, rec.line = source, base + n
                     yield rec
+            elif isinstance(line, Judged):
+                # Clean and evaluated in the worker: decoded once more, nothing else redone.
+                records = line_records(line.line, source, base + n, diag)
+                for rec, found in zip(records, line.matches, strict=True):
+                    yield MatchedRecord(rec.event, rec.source, rec.line, rec.index, rec.id,
+                                        rec.version, found)
             else:
                 yield from line_records_checked(line, source, base + n, diag)
         base += result.lines
