@@ -38,7 +38,7 @@ def test_kql_canonical() -> None:
 
 def test_prefilter_both_formats() -> None:
     res = run_cli("compile", "--target", "prefilter")
-    assert '"/etc/shadow"' in res.out.splitlines() and "'\\\\'" in res.out
+    assert '"/etc/shadow"' in res.out.splitlines() and "'\\u002f'" in res.out
     res = run_cli("compile", "--target", "prefilter", "--input-format", "audit")
     assert "'_len='" in res.out
     res = run_cli("compile", "--target", "prefilter", "--query", "not a:b")

@@ -122,13 +122,19 @@ def _prefilter(ast: Node, fmt: str) -> str:
     literals = derive_literals(ast, fields=fields)
     if literals is None:
         return "# no prefilter: every event must be evaluated"
-    pre = Prefilter(literals, "audit" if fmt == "audit" else "ndjson")
-    lines = [f"# {len(literals)} literals; an event can match only if its raw bytes hold one",
-             "# (lines holding " + ", ".join(repr(p.decode()) for p in
-                                              sorted(pre.patterns - {x.encode() for x in literals}
-                                                     - {x.encode().hex().upper().encode()
-                                                        for x in literals}))
-             + " always go to the full evaluator)"]
+    lines = [f"# {len(literals)} literals; an event can match only if its raw bytes hold one"]
+    if fmt == "audit":
+        pre = Prefilter(literals, "audit")
+        routed = sorted(pre.patterns - {x.encode() for x in literals}
+                        - {x.encode().hex().upper().encode() for x in literals})
+        lines += ["# (also as uppercase hex; lines holding "
+                  + ", ".join(repr(p.decode()) for p in routed) + " always go",
+                  "# to the full evaluator)"]
+    else:
+        # What sources/prefiltered finds: slashes in every JSON spelling, and the lines whose
+        # escapes could spell one of the literals' other characters, decoded and looked at again.
+        lines += ["# (a '/' also as '\\/' or '\\u002f'; a line with a JSON escape that can",
+                  "# spell another character of a literal is decoded and checked again)"]
     lines.extend(json.dumps(lit, ensure_ascii=False) for lit in sorted(literals))
     return "\n".join(lines)
 
