@@ -102,3 +102,16 @@ def test_without_hyperscan_the_regex_fallback_agrees(monkeypatch: pytest.MonkeyP
     full, fdiag = _scan(generated, None)
     fast, diag = _scan(generated, "always")
     assert fast == full and diag.events == fdiag.events
+
+
+def _dies(job: tuple[str, int, int, int]) -> object:
+    os._exit(9)  # as if killed: no result, no exception
+
+
+def test_an_audit_worker_that_dies_is_a_failed_input_not_a_hang(
+        generated: Path, block_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With multiprocessing's pool the parent waited for the lost result for ever.
+    monkeypatch.setattr(engine_workers, "_pick_range", _dies)
+    alerts, diag = _scan(generated, "always", workers=2)
+    assert alerts == []
+    assert diag.failed == [f"{generated}: a worker process ended before sending its result"]

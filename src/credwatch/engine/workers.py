@@ -1,4 +1,4 @@
-"""Parallel reading and evaluation of large inputs: the engine's worker pool.
+"""Parallel reading and evaluation of large inputs: the engine's forked workers.
 
 Readers only read. :mod:`credwatch.sources.prefiltered` finds the candidate
 lines of a byte range of NDJSON (the literal filter the engine hands it), and
@@ -22,15 +22,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
-import itertools
 import os
 import pickle
 import signal
 import sys
-from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
+from typing import IO, Any, Literal, NoReturn, TypeVar
 
 from credwatch.engine.parquet_read import is_parquet, parquet_records
 from credwatch.normalize.auditd import to_ecs
@@ -47,9 +45,6 @@ from credwatch.sources.inputs import OpenedInput
 from credwatch.sources.prefiltered import RangeScanner, Scanned
 from credwatch.sources.read import read_inputs, read_prepared
 from credwatch.sources.record import MatchedRecord, Record
-
-if TYPE_CHECKING:
-    import multiprocessing.pool
 
 #: ``auto`` engages the fast path for regular files at least this large.
 AUTO_MIN_BYTES = 32 << 20
@@ -99,7 +94,7 @@ class FastPath:
         return size is not None and size >= AUTO_MIN_BYTES
 
 
-# --- the pool ------------------------------------------------------------------------------
+# --- the workers -----------------------------------------------------------------------------
 
 def split_ranges(path: str, size: int, unit: int | None = None) -> list[tuple[int, int]]:
     """Byte ranges of about ``unit`` bytes covering ``path``, each starting at a line start."""
@@ -120,41 +115,13 @@ def split_ranges(path: str, size: int, unit: int | None = None) -> list[tuple[in
 
 
 def _quiet_worker() -> None:
-    # Ctrl-C reaches the whole process group: the reader stops the pool, and the
-    # workers must not print a traceback each.
+    # Ctrl-C reaches the whole process group: the reader stops the workers, and they
+    # must not print a traceback each.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def fork_pool(workers: int) -> multiprocessing.pool.Pool:
-    """A pool of ``workers`` forked processes that inherit the module state set just before."""
-    import multiprocessing
-
-    return multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker)
 
 
 _Job = TypeVar("_Job")
 _Result = TypeVar("_Result")
-
-
-def ordered_results(pool: multiprocessing.pool.Pool, func: Callable[[_Job], _Result],
-                    jobs: Sequence[_Job], workers: int) -> Iterator[_Result]:
-    """``func`` over ``jobs`` in the pool, results in job order, at most ``workers + 1`` ahead.
-
-    ``Pool.imap`` lets workers run arbitrarily far ahead of a slow consumer (one
-    writing many alerts), and every finished range waits in memory; this keeps
-    memory flat whatever the file size. A worker's read error (an :class:`OSError`)
-    propagates for the input layer to report as ``source: reason``.
-    """
-    pending: deque[multiprocessing.pool.AsyncResult[_Result]] = deque()
-    queue = iter(jobs)
-    for job in itertools.islice(queue, workers + 1):
-        pending.append(pool.apply_async(func, (job,)))
-    while pending:
-        result = pending.popleft().get()
-        nxt = next(queue, None)
-        if nxt is not None:
-            pending.append(pool.apply_async(func, (nxt,)))
-        yield result
 
 
 def forked_results(func: Callable[[_Job], _Result], jobs: Sequence[_Job], workers: int
@@ -339,7 +306,7 @@ _NDJSON_WORKER: LineJudge | None = None
 
 def _scan_range(job: tuple[str, int, int]) -> RangeResult:
     path, lo, hi = job
-    assert _NDJSON_WORKER is not None  # set before the pool forks
+    assert _NDJSON_WORKER is not None  # set before the workers fork
     lines = dismissed = 0
     kept: list[tuple[int, Kept]] = []
     with open(path, "rb", buffering=0) as fh:
@@ -412,7 +379,7 @@ _AUDIT_WORKER: tuple[AuditLineFilter, Callable[[Record], bool]] | None = None
 def _pick_range(job: tuple[str, int, int, int]) -> _RangeLines:
     """Pick the lines of ``[lo, hi)``, reading ``WINDOW_BYTES`` of context either side."""
     path, lo, hi, size = job
-    assert _AUDIT_WORKER is not None  # set before the pool forks
+    assert _AUDIT_WORKER is not None  # set before the workers fork
     template, keep = _AUDIT_WORKER
     picker = copy.copy(template)  # the compiled finders are shared; the counts are this range's
     picker.execve_lines = picker.fed_execve_lines = picker.own_lines = 0
@@ -489,15 +456,14 @@ def parallel_lines(picker: AuditLineFilter, keep: Callable[[Record], bool], path
     ranges = split_ranges(path, size, AUDIT_RANGE_BYTES)
     _AUDIT_WORKER = (picker, keep)  # inherited by the forked workers
     try:
-        with fork_pool(min(workers, len(ranges))) as pool:
-            base = 0
-            jobs = [(path, lo, hi, size) for lo, hi in ranges]
-            for part in ordered_results(pool, _pick_range, jobs, workers):
-                picker.execve_lines += part.execve_lines
-                picker.fed_execve_lines += part.fed_execve_lines
-                for n, line in part.picked:
-                    yield base + n, line
-                base += part.lines
+        base = 0
+        jobs = [(path, lo, hi, size) for lo, hi in ranges]
+        for part in forked_results(_pick_range, jobs, min(workers, len(ranges))):
+            picker.execve_lines += part.execve_lines
+            picker.fed_execve_lines += part.fed_execve_lines
+            for n, line in part.picked:
+                yield base + n, line
+            base += part.lines
     finally:
         _AUDIT_WORKER = None
 
