@@ -62,6 +62,9 @@ NOT_IN_A_PLAIN_SCAN = (
     "credwatch.rules.toml_format", "credwatch.kql.larktree", "credwatch.kql.tables",
     "credwatch.sinks.output.table", "credwatch.sinks.output.bulk", "credwatch.sinks.output.store",
     "credwatch.sinks.output.timeline", "shutil", "decimal",
+    # the other input formats' readers: audit parsing, reassembly and ECS mapping, JSON documents
+    "credwatch.engine.audit_workers", "credwatch.sources.audit_records", "credwatch.sources.auditd",
+    "credwatch.normalize.auditd", "credwatch.sources.jsondoc",
 )
 
 

@@ -16,8 +16,9 @@ from typing import NoReturn
 import pytest
 
 from credwatch.engine import workers as engine_workers
+from credwatch.engine.forked import forked_results
 from credwatch.engine.scan import Scanner, compile_rules
-from credwatch.engine.workers import LineJudge, forked_results, read_records
+from credwatch.engine.workers import LineJudge, read_records
 from credwatch.rules.loader import default_rule
 from credwatch.sources import prefiltered
 from credwatch.sources.diagnostics import Diagnostics

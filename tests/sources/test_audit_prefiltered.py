@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from credwatch.engine import workers as engine_workers
+from credwatch.engine import audit_workers
 from credwatch.engine.scan import Scanner, compile_rules
 from credwatch.engine.workers import read_records
 from credwatch.rules.loader import default_rule
@@ -43,7 +43,7 @@ def block_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     """Small blocks, and a join window that still spans the generator's interleaving."""
     monkeypatch.setattr(prefiltered, "BLOCK_BYTES", request.param)
     monkeypatch.setattr(audit_prefiltered, "WINDOW_BYTES", 128 << 10)
-    monkeypatch.setattr(engine_workers, "AUDIT_RANGE_BYTES", 200_003)  # several ranges per file
+    monkeypatch.setattr(audit_workers, "RANGE_BYTES", 200_003)  # several ranges per file
     return int(request.param)
 
 
@@ -65,7 +65,7 @@ def test_differential_generated_log(generated: Path, block_bytes: int, workers: 
     full, fdiag = _scan(generated, None)
     fast, diag = _scan(generated, "always", workers)
     assert len(full) > 100
-    assert generated.stat().st_size > 3 * engine_workers.AUDIT_RANGE_BYTES  # several ranges
+    assert generated.stat().st_size > 3 * audit_workers.RANGE_BYTES  # several ranges
     assert fast == full
     assert diag.events == fdiag.events
     assert diag.prefiltered > fdiag.events // 2
@@ -111,7 +111,7 @@ def _dies(job: tuple[str, int, int, int]) -> object:
 def test_an_audit_worker_that_dies_is_a_failed_input_not_a_hang(
         generated: Path, block_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # With multiprocessing's pool the parent waited for the lost result for ever.
-    monkeypatch.setattr(engine_workers, "_pick_range", _dies)
+    monkeypatch.setattr(audit_workers, "_pick_range", _dies)
     alerts, diag = _scan(generated, "always", workers=2)
     assert alerts == []
     assert diag.failed == [f"{generated}: a worker process ended before sending its result"]

@@ -27,8 +27,9 @@ import orjson
 import pytest
 
 from credwatch.engine import workers as engine_workers
+from credwatch.engine.forked import split_ranges
 from credwatch.engine.scan import Scanner, compile_rules
-from credwatch.engine.workers import read_records, split_ranges
+from credwatch.engine.workers import read_records
 from credwatch.rules.loader import default_rule
 from credwatch.rules.model import Rule
 from credwatch.sources import prefiltered

@@ -12,32 +12,22 @@ in one place.
 In a worker, an NDJSON candidate line is decoded and evaluated; only the lines
 that would alert, or that need a diagnostic, come back, and the reader's
 ordinary path decodes the diagnostic ones again so that records, line numbers
-and diagnostics are exactly those of the full path. For audit logs, the
-events picked in a worker are reassembled there and dropped when they cannot
-alert; the rest come back as lines for the parent's reassembler.
+and diagnostics are exactly those of the full path. Audit logs go to
+:mod:`credwatch.engine.audit_workers` (imported for audit input only), where the
+events picked in a worker are reassembled and dropped when they cannot alert;
+the rest come back as lines for the parent's reassembler. The processes
+themselves are :mod:`credwatch.engine.forked`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import errno
-import os
-import pickle
-import signal
-import sys
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Literal, NoReturn, TypeVar
+from typing import IO, Literal
 
+from credwatch.engine import forked
 from credwatch.engine.parquet_read import is_parquet, parquet_records
-from credwatch.normalize.auditd import to_ecs
-from credwatch.sources import audit_prefiltered as audit_fast
-from credwatch.sources import auditd as raw
 from credwatch.sources import inputs
-from credwatch.sources import prefiltered as ndjson_fast
-from credwatch.sources.audit_prefiltered import AuditLineFilter
-from credwatch.sources.audit_records import numbered_audit_records
 from credwatch.sources.detect import prepare
 from credwatch.sources.diagnostics import Diagnostics
 from credwatch.sources.documents import check_types, line_records, line_records_checked
@@ -53,9 +43,6 @@ PrefilterMode = Literal["auto", "always", "never"]
 #: Bytes per work unit when an NDJSON file is split across workers (small units
 #: balance the workers).
 RANGE_BYTES = 8 << 20
-#: Bytes per audit work unit: each also reads ``WINDOW_BYTES`` of context on either
-#: side, so audit ranges are larger than NDJSON's.
-AUDIT_RANGE_BYTES = 128 << 20
 #: At most this many records per block come back from a worker decoded; the block's other
 #: matching lines come back as bytes with their evaluation (:class:`Judged`): a rule matching
 #: most events must not fill memory with decoded events.
@@ -96,110 +83,9 @@ class FastPath:
 
 # --- the workers -----------------------------------------------------------------------------
 
-def split_ranges(path: str, size: int, unit: int | None = None) -> list[tuple[int, int]]:
-    """Byte ranges of about ``unit`` bytes covering ``path``, each starting at a line start."""
-    unit = RANGE_BYTES if unit is None else unit
-    starts = [0]
-    with open(path, "rb") as fh:
-        pos = unit
-        while pos < size:
-            fh.seek(pos)
-            fh.readline()
-            nxt = fh.tell()
-            if nxt >= size:
-                break
-            if nxt > starts[-1]:
-                starts.append(nxt)
-            pos = nxt + unit
-    return [(lo, hi) for lo, hi in zip(starts, [*starts[1:], size], strict=True)]
-
-
-def _quiet_worker() -> None:
-    # Ctrl-C reaches the whole process group: the reader stops the workers, and they
-    # must not print a traceback each.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-_Job = TypeVar("_Job")
-_Result = TypeVar("_Result")
-
-
-def forked_results(func: Callable[[_Job], _Result], jobs: Sequence[_Job], workers: int
-                   ) -> Generator[_Result, None, None]:
-    """``func`` over ``jobs`` in ``workers`` forked processes, results in job order.
-
-    Job ``i`` runs in worker ``i % workers`` (the jobs are byte ranges of one size),
-    which sends its results in order through a pipe of its own. Unlike a
-    :class:`multiprocessing.pool.Pool`, the parent runs no helper threads: those
-    contend with it for the GIL while it builds alerts, and a job waits for one of
-    them to be dispatched. A worker runs ahead of a slow consumer only as far as its
-    pipe holds, so memory stays flat whatever the file size. A worker's exception (a
-    read error: :class:`OSError`) is raised here, in the parent.
-    """
-    procs: list[tuple[int, IO[bytes]]] = []
-    done = False
-    with contextlib.ExitStack() as pipes:
-        try:
-            for index in range(workers):
-                read_fd, write_fd = os.pipe()
-                pid = os.fork()
-                if pid == 0:  # the worker: never returns
-                    os.close(read_fd)
-                    _forked_worker(func, jobs[index::workers], write_fd, [fh.fileno() for _p, fh in procs])
-                os.close(write_fd)
-                procs.append((pid, pipes.enter_context(open(read_fd, "rb"))))
-            for index in range(len(jobs)):
-                yield _receive(procs[index % workers][1])
-            done = True
-        finally:
-            for pid, _fh in procs:
-                if not done:
-                    os.kill(pid, signal.SIGKILL)  # stopped early: the rest is not wanted
-                os.waitpid(pid, 0)
-
-
-def _forked_worker(func: Callable[[_Job], object], jobs: Sequence[_Job], write_fd: int,
-                   inherited: list[int]) -> NoReturn:
-    """Run ``jobs`` and send each result (or exception) to the parent; then exit."""
-    status = 1
-    try:
-        _quiet_worker()
-        for fd in inherited:  # the other workers' pipes: only the parent reads them
-            os.close(fd)
-        with open(write_fd, "wb") as out:
-            for job in jobs:
-                try:
-                    message: tuple[bool, object] = (True, func(job))
-                except Exception as exc:  # re-raised in the parent
-                    message = (False, exc)
-                data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-                out.write(len(data).to_bytes(8, "little"))
-                out.write(data)
-                out.flush()
-        status = 0
-    finally:
-        os._exit(status)  # no atexit handlers, no flushing of the parent's buffers
-
-
-def _receive(fh: IO[bytes]) -> Any:
-    """The next result a worker sent (its exception raised)."""
-    head = fh.read(8)
-    data = fh.read(int.from_bytes(head, "little")) if len(head) == 8 else b""
-    if not data:
-        raise OSError(errno.EIO, "a worker process ended before sending its result")
-    ok, value = pickle.loads(data)
-    if not ok:
-        raise value
-    return value
-
-
-def worker_count(fast: FastPath, path: str | None, size: int | None, unit: int | None = None) -> int:
-    """Processes to scan a file with: one per CPU (or ``fast.workers``) and per range, 1 off Linux."""
-    if path is None or size is None or not sys.platform.startswith("linux"):
-        return 1
-    wanted = fast.workers if fast.workers is not None else (os.cpu_count() or 1)
-    unit = RANGE_BYTES if unit is None else unit
-    return max(1, min(wanted, -(-size // unit)))
+def worker_count(fast: FastPath, path: str | None, size: int | None) -> int:
+    """Processes to scan an NDJSON file with: one per CPU (or ``fast.workers``) and per range."""
+    return forked.worker_count(fast.workers, path, size, RANGE_BYTES)
 
 
 # --- NDJSON: candidate lines decoded and evaluated -----------------------------------------
@@ -329,8 +215,8 @@ def scan_results(stream: IO[bytes], path: str | None, size: int | None,
     global _NDJSON_WORKER
     _NDJSON_WORKER = judge  # inherited by the forked workers
     try:
-        jobs = [(path, lo, hi) for lo, hi in split_ranges(path, size)]
-        yield from forked_results(_scan_range, jobs, workers)
+        jobs = [(path, lo, hi) for lo, hi in forked.split_ranges(path, size, RANGE_BYTES)]
+        yield from forked.forked_results(_scan_range, jobs, workers)
     finally:
         _NDJSON_WORKER = None
 
@@ -361,111 +247,6 @@ def ndjson_records(stream: IO[bytes], source: str, diag: Diagnostics, fast: Fast
             else:
                 yield from line_records_checked(line, source, base + n, diag)
         base += result.lines
-
-
-# --- audit logs: events picked, reassembled and dismissed in workers -----------------------
-
-@dataclass
-class _RangeLines:
-    lines: int
-    execve_lines: int
-    fed_execve_lines: int
-    picked: list[tuple[int, bytes | None]]
-
-
-_AUDIT_WORKER: tuple[AuditLineFilter, Callable[[Record], bool]] | None = None
-
-
-def _pick_range(job: tuple[str, int, int, int]) -> _RangeLines:
-    """Pick the lines of ``[lo, hi)``, reading ``WINDOW_BYTES`` of context either side."""
-    path, lo, hi, size = job
-    assert _AUDIT_WORKER is not None  # set before the workers fork
-    template, keep = _AUDIT_WORKER
-    picker = copy.copy(template)  # the compiled finders are shared; the counts are this range's
-    picker.execve_lines = picker.fed_execve_lines = picker.own_lines = 0
-    window = audit_fast.WINDOW_BYTES
-    with open(path, "rb", buffering=0) as fh:
-        start = max(0, lo - window)
-        fh.seek(start)
-        if start > 0:
-            start = min(start + len(fh.readline()), lo)  # context starts at a line start
-            fh.seek(start)
-
-        def blocks() -> Iterator[tuple[tuple[bytes, int, int] | None, bool]]:
-            for limit, own in ((lo - start, False), (hi - lo, True), (min(window, size - hi), False)):
-                for block in ndjson_fast.line_blocks(fh, limit):
-                    yield block, own
-
-        picked = list(picker.lines_of_blocks(blocks(), start, context=True))
-    picked = dismiss_events(picked, keep, path)
-    fed = sum(1 for _n, line in picked if line is not None and audit_fast.EXECVE in line)
-    return _RangeLines(picker.own_lines, picker.execve_lines, fed, picked)
-
-
-def dismiss_events(picked: list[tuple[int, bytes | None]], keep: Callable[[Record], bool],
-                   path: str) -> list[tuple[int, bytes | None]]:
-    """Drop the own lines of events that cannot alert; keep everything else in order.
-
-    ``picked`` holds own lines (numbered from 1) and context lines (numbered 0).
-    An event is dropped only when all its lines are own, none is malformed or
-    truncated, its records hold no ``EOE`` before the last, and its ECS form
-    does not match: anything else is passed on for the reader to reassemble
-    and report exactly as the full path would.
-    """
-    groups: dict[tuple[str | None, str, int], list[tuple[int, raw.AuditRecord]]] = {}
-    kept: set[int] = set()
-    for i, (n, line) in enumerate(picked):
-        if line is None:
-            kept.add(i)
-            continue
-        rec = raw.parse_line(line, path=path, lineno=n)
-        if isinstance(rec, str):
-            if n and rec not in ("blank", "separator"):
-                kept.add(i)
-            continue
-        groups.setdefault((rec.node, rec.stamp, rec.serial), []).append((i, rec))
-    for members in groups.values():
-        if _clean(picked, members) and not _may_alert([r for _i, r in members], keep, path):
-            continue
-        kept.update(i for i, _r in members)
-    return [picked[i] for i in sorted(kept) if picked[i][0]]
-
-
-def _clean(picked: list[tuple[int, bytes | None]], members: list[tuple[int, raw.AuditRecord]]) -> bool:
-    """True when an event is whole, in own lines, and reassembles without a diagnostic."""
-    records = [rec for _i, rec in members]
-    eoe = [j for j, rec in enumerate(records) if rec.type == "EOE"]
-    return (all(picked[i][0] for i, _r in members) and not any(r.truncated for r in records)
-            and all(j == len(records) - 1 for j in eoe)
-            and len(records) <= raw.DEFAULT_MAX_RECORDS_PER_EVENT)
-
-
-def _may_alert(records: list[raw.AuditRecord], keep: Callable[[Record], bool], path: str) -> bool:
-    body = [r for r in records if r.type != "EOE"]
-    first = body[0] if body else records[0]
-    event = raw.AuditEvent(node=first.node, stamp=first.stamp, serial=first.serial,
-                           time=first.time, records=body, path=path, lineno=first.lineno)
-    doc = to_ecs(event) if body else None
-    return doc is not None and keep(Record(doc, path, first.lineno))
-
-
-def parallel_lines(picker: AuditLineFilter, keep: Callable[[Record], bool], path: str, size: int,
-                   workers: int) -> Iterator[tuple[int, bytes | None]]:
-    """:meth:`AuditLineFilter.lines` over ``path``, picked and judged by forked workers."""
-    global _AUDIT_WORKER
-    ranges = split_ranges(path, size, AUDIT_RANGE_BYTES)
-    _AUDIT_WORKER = (picker, keep)  # inherited by the forked workers
-    try:
-        base = 0
-        jobs = [(path, lo, hi, size) for lo, hi in ranges]
-        for part in forked_results(_pick_range, jobs, min(workers, len(ranges))):
-            picker.execve_lines += part.execve_lines
-            picker.fed_execve_lines += part.fed_execve_lines
-            for n, line in part.picked:
-                yield base + n, line
-            base += part.lines
-    finally:
-        _AUDIT_WORKER = None
 
 
 # --- the engine's reading of inputs ----------------------------------------------------------
@@ -510,11 +291,12 @@ def _read_one(opened: OpenedInput, diag: Diagnostics, input_format: str,
         return
     needles = engaged.audit_needles if engaged is not None else None
     if engaged is not None and needles is not None and fmt == "auditd" and path is not None and size:
-        workers = worker_count(engaged, path, size, AUDIT_RANGE_BYTES)
+        # The audit readers load only for audit input (~10 ms of an NDJSON scan's start-up).
+        from credwatch.engine import audit_workers
+
+        workers = audit_workers.worker_count(engaged.workers, path, size)
         if workers > 1:
-            picker = AuditLineFilter(needles)
-            numbered = parallel_lines(picker, engaged.keep, path, size, workers)
-            yield from numbered_audit_records(numbered, source, diag, picker)
+            yield from audit_workers.records(needles, engaged.keep, path, size, workers, source, diag)
             return
     yield from read_prepared(source, stream, skipped, fmt, diag, literals=literals, audit_needles=needles)
 
