@@ -70,6 +70,17 @@ def json_unescape(line: bytes) -> str | None:
     return out.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
+def text_needles(literals: frozenset[str]) -> re.Pattern[str]:
+    """The literals and ``"hits"`` as one pattern over decoded text."""
+    return re.compile("|".join(re.escape(n) for n in sorted(literals | {HITS_NEEDLE})))
+
+
+def decoded_holds(raw: bytes, needles: re.Pattern[str]) -> bool:
+    """True when ``raw`` with its JSON escapes decoded holds a needle (or cannot be decoded)."""
+    text = json_unescape(raw)
+    return text is None or needles.search(text) is not None
+
+
 @dataclass
 class LiteralFilter:
     """``may_match(raw)``: False only when ``raw`` holds none of ``literals``, escaped or not.
@@ -87,9 +98,8 @@ class LiteralFilter:
     _text: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        needles = sorted(self.literals | {HITS_NEEDLE})
-        self._text = re.compile("|".join(re.escape(n) for n in needles))
-        self._bytes = re.compile(b"|".join(spelled_literal(n) for n in needles))
+        self._text = text_needles(self.literals)
+        self._bytes = re.compile(b"|".join(spelled_literal(n) for n in sorted(self.literals | {HITS_NEEDLE})))
         self._hiding = re.compile(hiding_escape(self.literals))
 
     def may_match_in(self, buf: bytes | bytearray, lo: int, hi: int) -> bool:
@@ -98,8 +108,7 @@ class LiteralFilter:
             return True
         if self._hiding.search(buf, lo, hi) is None:
             return False
-        text = json_unescape(bytes(buf[lo:hi]))
-        return text is None or self._text.search(text) is not None
+        return decoded_holds(bytes(buf[lo:hi]), self._text)
 
     def may_match(self, raw: bytes) -> bool:
         """True when ``raw`` must be decoded: it holds a literal, or may hide one in an escape."""

@@ -38,7 +38,13 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Protocol, cast
 
 from credwatch.sources import inputs
-from credwatch.sources.literal_filter import HITS_NEEDLE, hiding_escape, spelled_literal
+from credwatch.sources.literal_filter import (
+    HITS_NEEDLE,
+    decoded_holds,
+    hiding_escape,
+    spelled_literal,
+    text_needles,
+)
 from credwatch.sources.literal_filter import json_unescape as json_unescape
 
 if TYPE_CHECKING:
@@ -272,7 +278,7 @@ class RangeScanner:
 
     def __init__(self, literals: frozenset[str] | None) -> None:
         self.finder = make_finder(literals) if literals is not None else None
-        self.needles = re.compile("|".join(re.escape(n) for n in sorted((literals or set()) | {_HITS})))
+        self.needles = text_needles(literals or frozenset())
 
     def scan_stream(self, stream: IO[bytes], limit: int | None = None) -> Iterator[Scanned]:
         """Scan ``stream`` (up to ``limit`` bytes) block by block, in order.
@@ -326,8 +332,7 @@ class RangeScanner:
                 continue  # a blank line: no event
             if kind == _ESCAPE:
                 unescaped += 1
-                text = json_unescape(line)
-                if text is not None and self.needles.search(text) is None:
+                if not decoded_holds(line, self.needles):
                     passed += 1
                     continue
             lines_before += buf.count(b"\n", counted_to, start)
