@@ -273,48 +273,31 @@ _MAX_RULE_BLOCKS = 1024
 
 @dataclass(frozen=True, slots=True)
 class _RuleBlock:
-    """A rule's block, whole and without its null fields, with their JSON when that copies exactly."""
+    """A rule's block without its null fields, and its JSON when that copies exactly."""
 
     rule: Rule
-    block: dict[str, Any]
+    fields: dict[str, Any]
     data: bytes | None
-    set_fields: dict[str, Any]
-    set_data: bytes | None
 
 
-def _rule_block(rule: Rule, indices: Sequence[str] | None) -> _RuleBlock:
+def _set_rule_fields(rule: Rule, indices: Sequence[str] | None) -> dict[str, Any]:
+    """A fresh copy of the ``kibana.alert.rule.*`` block an alert of ``rule`` holds.
+
+    Computed once per rule (and indices) and copied for each alert, so that no
+    two alerts share a mutable value.
+    """
     key = (id(rule), None if indices is None else tuple(indices))
     hit = _RULE_BLOCKS.get(key)
     if hit is None or hit.rule is not rule:
         if len(_RULE_BLOCKS) >= _MAX_RULE_BLOCKS:
             _RULE_BLOCKS.clear()
-        block = _rule_fields(rule, indices)
-        set_fields = {k: v for k, v in block.items() if v is not None}
-        hit = _RuleBlock(rule, block, _json_bytes(block), set_fields, _json_bytes(set_fields))
+        fields = {k: v for k, v in _rule_fields(rule, indices).items() if v is not None}
+        hit = _RuleBlock(rule, fields, _json_bytes(fields))
         _RULE_BLOCKS[key] = hit
-    return hit
-
-
-def rule_fields(rule: Rule, *, indices: Sequence[str] | None = None) -> dict[str, Any]:
-    """The ``kibana.alert.rule.*`` block for ``rule`` (alert-independent fields).
-
-    Computed once per rule (and indices) and copied for each alert, so that no
-    two alerts share a mutable value.
-    """
-    hit = _rule_block(rule, indices)
     if hit.data is not None:
         fresh: dict[str, Any] = orjson.loads(hit.data)
         return fresh
-    return json_copy(hit.block)  # type: ignore[no-any-return]
-
-
-def _set_rule_fields(rule: Rule, indices: Sequence[str] | None) -> dict[str, Any]:
-    """A fresh copy of the rule's block without its null fields (an alert leaves those out)."""
-    hit = _rule_block(rule, indices)
-    if hit.set_data is not None:
-        fresh: dict[str, Any] = orjson.loads(hit.set_data)
-        return fresh
-    return json_copy(hit.set_fields)  # type: ignore[no-any-return]
+    return json_copy(hit.fields)  # type: ignore[no-any-return]
 
 
 def _json_bytes(value: dict[str, Any]) -> bytes | None:
