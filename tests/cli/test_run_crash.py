@@ -63,7 +63,7 @@ def _executions(db: Path) -> int:
 
 def _snapshot(db: Path) -> dict[str, Any]:
     with AlertStore(db) as store:
-        alerts = {a["kibana.alert.uuid"]: a for a in store.query()}
+        alerts = {a["kibana.alert.uuid"]: a for a in store.select()[0]}
         raw_count = store.count()
     conn = sqlite3.connect(db)
     try:

@@ -42,7 +42,7 @@ class Rig:
 
     def seqs(self) -> list[int]:
         """``labels.seq`` of every stored alert (one per alert)."""
-        return sorted(int(a["labels"]["seq"]) for a in self.store.query())
+        return sorted(int(a["labels"]["seq"]) for a in self.store.select()[0])
 
 
 def rig(tmp_path: Path, events: Sequence[dict[str, Any]], rule: Rule | None = None, *,

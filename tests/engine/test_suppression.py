@@ -28,14 +28,14 @@ def ev(seq: int, at: datetime, host: str | None, **kw: Any) -> dict[str, Any]:
 def suppressed(r: Rig) -> dict[str | None, dict[str, Any]]:
     """Stored alerts by their host term (None for the missing-field group)."""
     out: dict[str | None, dict[str, Any]] = {}
-    for a in r.store.query():
+    for a in r.store.select()[0]:
         if "kibana.alert.suppression.terms" in a:
             out[a["kibana.alert.suppression.terms"][0]["value"]] = a
     return out
 
 
 def plain(r: Rig) -> list[int]:
-    return sorted(a["labels"]["seq"] for a in r.store.query()
+    return sorted(a["labels"]["seq"] for a in r.store.select()[0]
                   if "kibana.alert.suppression.terms" not in a)
 
 
@@ -105,7 +105,7 @@ def test_duration_updates_the_open_alert_instead_of_creating_one(tmp_path: Path)
     assert n1["@timestamp"] == "2026-03-01T10:05:00.000Z"
     # 10:45: the alert was created at 10:05, before now-30m, so the group alerts afresh
     r.scheduler.run(until=t(10, 45))
-    node1 = [a for a in r.store.query()
+    node1 = [a for a in r.store.select()[0]
              if a.get("kibana.alert.suppression.terms", [{}])[0].get("value") == "node-1"]
     assert len(node1) == 2
     assert r.store.get(uuid)["kibana.alert.suppression.docs_count"] == 4  # type: ignore[index]

@@ -363,33 +363,6 @@ class AlertStore:
         _set_status(doc, row[1])
         return doc
 
-    def query(self, *, rule: str | None = None, host: str | None = None,
-              since: str | None = None, until: str | None = None, status: str | None = None,
-              limit: int | None = None) -> list[dict[str, Any]]:
-        """Alerts filtered by rule (id or name), host, alert time range and status, newest first."""
-        sql = "SELECT doc, workflow_status FROM alerts WHERE 1=1"
-        args: list[Any] = []
-        if rule:
-            sql += " AND (rule_id=? OR rule_name=?)"
-            args += [rule, rule]
-        if host:
-            sql += " AND host=?"
-            args.append(host)
-        if since:
-            sql += " AND alert_time>=?"
-            args.append(since)
-        if until:
-            sql += " AND alert_time<=?"
-            args.append(until)
-        if status:
-            sql += " AND workflow_status=?"
-            args.append(status)
-        sql += " ORDER BY alert_time DESC, uuid"
-        if limit:
-            sql += " LIMIT ?"
-            args.append(limit)
-        return [self._doc(r) for r in self.conn.execute(sql, args)]
-
     def select(self, *, rule: str | None = None, status: str | None = None,
                hosts: Sequence[str] | None = None, severities: Sequence[str] | None = None,
                event_since_ms: int | None = None, event_until_ms: int | None = None,
