@@ -185,13 +185,16 @@ def input_paths(args: argparse.Namespace) -> list[str]:
 
 def terminal_width(env: Env) -> int | None:
     """The terminal's width in columns (``$COLUMNS`` first), or None when stdout is not one."""
-    if not env.stdout_isatty:
-        return None
+    return _width(env, env.stdout) if env.stdout_isatty else None
+
+
+def _width(env: Env, stream: IO[str]) -> int:
+    """The width of the terminal ``stream`` writes to (``$COLUMNS`` first, else 80)."""
     cols = env.environ.get("COLUMNS", "")
     if cols.isdigit() and 20 <= int(cols) <= 10_000:
         return int(cols)
     try:
-        return os.get_terminal_size(env.stdout.fileno()).columns
+        return os.get_terminal_size(stream.fileno()).columns
     except (OSError, ValueError, AttributeError):
         return 80
 
@@ -252,13 +255,7 @@ def say(env: Env, text: str) -> None:
     ``text`` must already be escaped (:func:`terminal_text`) where it quotes input.
     """
     line = f"credwatch: {text}"
-    width = 0
-    if env.stderr_isatty:
-        cols = env.environ.get("COLUMNS", "")
-        try:
-            width = int(cols) if cols.isdigit() else os.get_terminal_size(env.stderr.fileno()).columns
-        except (OSError, ValueError, AttributeError):
-            width = 80
+    width = _width(env, env.stderr) if env.stderr_isatty else 0
     if width >= 20 and len(line) > width:
         import textwrap  # only for a line to wrap (start-up)
 
