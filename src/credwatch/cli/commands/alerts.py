@@ -9,7 +9,6 @@ stays exact (JSON-escaped).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from typing import IO, Any
 
 import orjson
@@ -32,7 +31,8 @@ from credwatch.cli.filters import AlertFilter, add_filter_args
 from credwatch.errors import ConfigError
 from credwatch.normalize.flatten import get_values
 from credwatch.sinks.output.fields import add_fields_args
-from credwatch.sinks.output.table import WIDE, matched_path
+from credwatch.sinks.output.rows import alert_time, matched_path
+from credwatch.sinks.output.table import WIDE
 
 EXAMPLES = """\
 examples:
@@ -93,10 +93,6 @@ def _first(doc: Any, field: str) -> str:
     return str(vals[0]) if vals else ""
 
 
-def _event_time(alert: Mapping[str, Any]) -> str:
-    return _first(alert, "kibana.alert.original_time") or _first(alert, "@timestamp")
-
-
 def run_list(args: argparse.Namespace, env: Env) -> int:
     """List stored alerts matching the filters, newest event first; "N of M" when cut."""
     alert_filter = AlertFilter.from_args(args, env.clock())
@@ -134,7 +130,7 @@ def _alert_table(alerts: list[dict[str, Any]], title: str, *, wide: bool) -> Tab
                 *(["rule"] if wide else [])):
         table.add_column(col, overflow="fold")
     for a in alerts:
-        when = _event_time(a).replace("T", " ")
+        when = alert_time(a).replace("T", " ")
         uuid = _first(a, "kibana.alert.uuid")
         cells = [uuid[:12] if wide else uuid[:8], when[:23] if wide else when[:16],
                  _first(a, "kibana.alert.workflow_status"),
