@@ -161,7 +161,7 @@ class LakeScan:
             raise UnsupportedError(f"{path}: Elasticsearch hits are not supported by --engine duckdb; "
                                    "run `credwatch convert` first, or use --engine python")
         wanted, self._rows = matching_rows(self.con, source, self.where(schema))
-        yield from self._lines(path, wanted, diag)
+        yield from self._lines(path, list(wanted), diag)
 
     def _lines(self, path: str, wanted: list[int], diag: Diagnostics) -> Iterator[Record]:
         """Decode only the ``wanted`` non-blank lines (DuckDB's row numbers) with the Python decoder."""
@@ -192,20 +192,22 @@ class LakeScan:
                     yield checked
 
 
-def matching_rows(con: duckdb.DuckDBPyConnection, source: str, where: str) -> tuple[list[int], int]:
-    """0-based row numbers of ``source`` where ``where`` holds, and the number of rows.
+def matching_rows(con: duckdb.DuckDBPyConnection, source: str, where: str,
+                  also: str = "FALSE") -> tuple[dict[int, bool], int]:
+    """The 0-based rows of ``source`` where ``where`` holds, and how many rows it has.
 
-    A projection, not ``row_number() OVER ()``: the window materialises every column of
+    Each row found maps to whether ``also`` holds there too (``run``: the rules, ``where``
+    being the time span). A projection, not ``row_number() OVER ()``: the window materialises every column of
     the file on one thread (x7 slower on 1M events); DuckDB keeps a projection in file
     order (``preserve_insertion_order``, on by default).
     """
-    cur = con.execute(f"SELECT COALESCE(({where}), FALSE) FROM {source}")
-    wanted: list[int] = []
+    cur = con.execute(f"SELECT COALESCE(({where}), FALSE), COALESCE(({also}), FALSE) FROM {source}")
+    wanted: dict[int, bool] = {}
     total = 0
     while batch := cur.fetchmany(FETCH_ROWS * 10):
-        for (hit,) in batch:
+        for hit, extra in batch:
             if hit:
-                wanted.append(total)
+                wanted[total] = bool(extra)
             total += 1
     return wanted, total
 

@@ -58,6 +58,7 @@ from credwatch.engine.lake import (
     classify,
     decode_rows,
     input_failure,
+    matching_rows,
 )
 from credwatch.engine.lake_plan import (
     META_COLS,
@@ -242,19 +243,10 @@ class DuckDbEngine(Engine):
             raise UnsupportedError("Elasticsearch hits are not supported by --engine duckdb; "
                                    "run `credwatch convert` first, or use --engine python")
         time_sql, match_sql = self._wheres(schema, fields, span)
-        # In file order, without row_number() OVER () (see lake.matching_rows): which rows are
-        # in the span, and whether the rules match each, in one pass.
-        cur = self.con.execute(f"SELECT COALESCE(({time_sql}), FALSE), COALESCE(({match_sql}), FALSE) "
-                               f"FROM {source}")
-        wanted: dict[int, bool] = {}
-        row = 0
-        while batch := cur.fetchmany(FETCH_ROWS * 10):
-            for inside, hit in batch:
-                if inside:
-                    wanted[row] = bool(hit)
-                row += 1
+        # Which rows are in the span, and whether the rules match each, in one pass.
+        wanted, total = matching_rows(self.con, source, time_sql, also=match_sql)
         report.rows += len(wanted)
-        report.scanned(row)
+        report.scanned(total)
         for rec, row in decode_rows(path, sorted(wanted), diag):
             yield rec, wanted[row]
 
