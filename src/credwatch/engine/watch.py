@@ -282,7 +282,7 @@ class Watcher:
                 self.stats.lines += 1
                 self._ndjson_line(fl, alerts)
             return
-        data = blk.data if blk.data[-1:] == b"\n" else blk.data + b"\n"
+        data = blk.terminated
         scanned = self.ndjson_filter.scan_block(data, 0, len(data))
         self.stats.lines += scanned.lines
         for (n, line), at in zip(scanned.candidates, scanned.starts, strict=True):
@@ -303,7 +303,7 @@ class Watcher:
         self.stats.lines += len(lines)
         wanted: set[int] | None = None
         if self.audit_filter is not None:
-            data = blk.data if blk.data[-1:] == b"\n" else blk.data + b"\n"
+            data = blk.terminated
             ends, _execve = self.audit_filter.candidates.scan(data, 0, len(data))
             ends_at = list(accumulate(len(line) + 1 for line in lines)) if ends else []
             wanted = {bisect_left(ends_at, end) for end in ends}

@@ -185,6 +185,11 @@ class LineBlock:
         """A block of one line."""
         return cls(line.line, line.file, line.lineno, line.start)
 
+    @property
+    def terminated(self) -> bytes:
+        """``data`` with a newline after its last line (the block scanners want one)."""
+        return self.data if self.data[-1:] == b"\n" else self.data + b"\n"
+
     def lines(self) -> list[FollowedLine]:
         """The block's lines, one object each."""
         out: list[FollowedLine] = []
