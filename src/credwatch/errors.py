@@ -67,6 +67,12 @@ class RuleLoadError(CredwatchError):
             where += f" [{field}]"
         super().__init__(f"{where}: {message}")
 
+    @classmethod
+    def invalid_kql(cls, exc: KqlSyntaxError, path: str | None, field: str) -> RuleLoadError:
+        """A rule whose query does not parse: the message once, then the caret excerpt."""
+        return cls(f"invalid KQL at query line {exc.line}, column {exc.column}: {exc.message}",
+                   path, field, exc.excerpt)
+
     def render(self) -> str:
         return f"{self}\n{self.detail}" if self.detail else str(self)
 

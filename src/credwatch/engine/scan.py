@@ -108,9 +108,7 @@ class CompiledRule:
             matcher = deriving(compile_query(rule.query))  # credwatch.normalized.* when used
         except KqlSyntaxError as exc:
             # The message once, then the caret excerpt (exc.render() would repeat the message).
-            raise RuleLoadError(f"invalid KQL at query line {exc.line}, column {exc.column}: "
-                                f"{exc.message}", rule.source or rule.rule_id, "query",
-                                exc.excerpt) from None
+            raise RuleLoadError.invalid_kql(exc, rule.source or rule.rule_id, "query") from None
         except KqlCompileError as exc:
             raise RuleLoadError(f"query cannot be evaluated: {exc}", rule.source or rule.rule_id,
                                 "query") from None

@@ -74,9 +74,7 @@ def check_query(rule: Rule) -> None:
     try:
         parse(rule.query)
     except KqlSyntaxError as exc:
-        raise RuleLoadError(
-            f"invalid KQL at query line {exc.line}, column {exc.column}: {exc.message}",
-            path=_path_of(rule), field=_field(rule, "query"), detail=exc.excerpt) from None
+        raise RuleLoadError.invalid_kql(exc, _path_of(rule), _field(rule, "query")) from None
 
 
 def validate(rule: Rule) -> Rule:
